@@ -1,0 +1,26 @@
+"""Thin typer commands: each parses arguments and calls one library function."""
+
+import importlib
+
+from sailvl.cli.app import app, main
+
+# One module per area; each registers its commands on the objects in sailvl.cli.app.
+COMMAND_MODULES = ["model", "synth", "data", "train", "curate", "evaluate", "demo"]
+_registered = False
+
+
+def register_commands() -> None:
+    """Import every command module once (modules that are not written yet are skipped)."""
+    global _registered
+    if _registered:
+        return
+    for name in COMMAND_MODULES:
+        try:
+            importlib.import_module(f"sailvl.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"sailvl.cli.{name}":
+                raise
+    _registered = True
+
+
+__all__ = ["app", "main", "register_commands"]
