@@ -1,0 +1,258 @@
+"""SailVLProcessor: images to normalised tiles, conversations to token ids and labels, save/load."""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from sailvl.config.constants import CHAT_TEMPLATE, DEFAULT_SYSTEM_PROMPT, IMG_CONTEXT
+from sailvl.data import template, tiling
+from sailvl.errors import SailvlError
+
+PROCESSOR_FILE = "sailvl_processor.json"
+_SETTINGS = (
+    "tile_size",
+    "patch_size",
+    "downsample_ratio",
+    "min_tiles",
+    "max_tiles",
+    "use_thumbnail",
+    "system_prompt",
+    "max_total_tiles",
+)
+
+
+@dataclass
+class EncodedSample:
+    """One training sample: `input_ids [L]`, `labels [L]` (-100 off assistant answers),
+    `pixel_values [n, 3, T, T]` (all tiles of all images, in order), `num_tiles` (tiles per image)."""
+
+    input_ids: torch.Tensor
+    labels: torch.Tensor
+    pixel_values: torch.Tensor
+    num_tiles: list[int] = field(default_factory=list)
+
+
+class SailVLProcessor:
+    """Turns (conversation, images) into model inputs for transformers' InternVL in the SAIL-VL format.
+
+    `tile_size` and `patch_size` are pixels; each tile becomes
+    `(tile_size / patch_size)^2 * downsample_ratio^2` image tokens. Images get between `min_tiles` and
+    `max_tiles` tiles (plus a thumbnail when `use_thumbnail` and more than one tile); with several images
+    each gets at most `max_total_tiles // n_images` (at least 1). `system_prompt=None` omits the system turn.
+    """
+
+    def __init__(
+        self,
+        tokenizer,
+        tile_size: int = 448,
+        patch_size: int = 14,
+        downsample_ratio: float = 0.5,
+        min_tiles: int = 1,
+        max_tiles: int = 12,
+        use_thumbnail: bool = True,
+        system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
+        max_total_tiles: int | None = 64,
+    ):
+        if tile_size % patch_size:
+            raise ValueError(f"tile_size {tile_size} must be a multiple of patch_size {patch_size}")
+        side = tile_size // patch_size * downsample_ratio
+        if side != int(side):
+            raise ValueError(
+                f"downsample_ratio {downsample_ratio} must divide {tile_size // patch_size} patches"
+            )
+        tiling.candidate_grids(min_tiles, max_tiles)  # validates the tile range
+        self.tokenizer = tokenizer
+        self.tile_size = tile_size
+        self.patch_size = patch_size
+        self.downsample_ratio = downsample_ratio
+        self.min_tiles = min_tiles
+        self.max_tiles = max_tiles
+        self.use_thumbnail = use_thumbnail
+        self.system_prompt = system_prompt
+        self.max_total_tiles = max_total_tiles
+        self.chat_template = CHAT_TEMPLATE
+        self.image_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
+        if self.image_token_id is None or self.image_token_id == tokenizer.unk_token_id:
+            raise SailvlError(
+                f"the tokenizer has no {IMG_CONTEXT} token; add the SAIL-VL special tokens first"
+            )
+
+    @property
+    def num_image_tokens(self) -> int:
+        """Image tokens per tile after pixel shuffle (256 for 448 px tiles, patch 14, ratio 0.5)."""
+        return int((self.tile_size // self.patch_size * self.downsample_ratio) ** 2)
+
+    @classmethod
+    def for_model(cls, tokenizer, model_config, **kwargs) -> "SailVLProcessor":
+        """A processor matching an InternVL config (tile and patch size from `vision_config`,
+        `downsample_ratio`); `kwargs` override any setting."""
+        vision = model_config.vision_config
+        settings = {
+            "tile_size": _side(vision.image_size),
+            "patch_size": _side(vision.patch_size),
+            "downsample_ratio": float(model_config.downsample_ratio),
+        }
+        settings.update(kwargs)
+        processor = cls(tokenizer, **settings)
+        expected = getattr(model_config, "image_token_id", None)
+        if expected is not None and expected != processor.image_token_id:
+            raise SailvlError(
+                f"the model's image_token_id is {expected} but the tokenizer's {IMG_CONTEXT} is "
+                f"{processor.image_token_id}"
+            )
+        return processor
+
+    def settings(self) -> dict:
+        """The image and prompt settings saved in `sailvl_processor.json`."""
+        return {name: getattr(self, name) for name in _SETTINGS}
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write the tokenizer (with the sailvl-chat template) and `sailvl_processor.json` to `directory`."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.chat_template = self.chat_template
+        self.tokenizer.save_pretrained(directory)
+        (directory / PROCESSOR_FILE).write_text(json.dumps(self.settings(), indent=2) + "\n")
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, **kwargs) -> "SailVLProcessor":
+        """Load the tokenizer and settings saved by `save_pretrained` (offline). A plain transformers
+        InternVL directory without `sailvl_processor.json` takes its tile settings from `config.json`."""
+        from transformers import AutoTokenizer
+
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise SailvlError(f"processor directory {directory} does not exist")
+        settings = _read_settings(directory)
+        settings.update(kwargs)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(directory))
+        except (OSError, ValueError) as err:
+            raise SailvlError(f"no loadable tokenizer in {directory}: {err}") from err
+        return cls(tokenizer, **settings)
+
+    def _tile_limit(self, num_images: int, max_tiles: int | None) -> int:
+        limit = self.max_tiles if max_tiles is None else max_tiles
+        if self.max_total_tiles and num_images > 1:
+            limit = min(limit, self.max_total_tiles // num_images)
+        return max(self.min_tiles, limit, 1)
+
+    def tile_image(
+        self, image: Image.Image, max_tiles: int | None = None, msac: bool = False
+    ) -> torch.Tensor:
+        """Normalised tiles `[n, 3, T, T]` of one image (MSAC second pass when `msac`, inference only)."""
+        limit = self.max_tiles if max_tiles is None else max_tiles
+        split = tiling.msac_tiles if msac else tiling.tile_image
+        tiles = split(image, self.tile_size, min(self.min_tiles, limit), limit, self.use_thumbnail)
+        return tiling.normalize(tiles)
+
+    def _images_to_pixels(
+        self, images: list[Image.Image], max_tiles: int | None, msac: bool
+    ) -> tuple[torch.Tensor | None, list[int]]:
+        if not images:
+            return None, []
+        limit = self._tile_limit(len(images), max_tiles)
+        per_image = [self.tile_image(image, limit, msac) for image in images]
+        return torch.cat(per_image), [len(p) for p in per_image]
+
+    def _messages(self, conversation: list[dict], num_tiles: list[int]) -> list[dict]:
+        messages = template.prepare_conversation(conversation, len(num_tiles), self.system_prompt)
+        return template.expand_image_tokens(messages, num_tiles, self.num_image_tokens)
+
+    def encode_sample(
+        self, conversation: list[dict], images: list[Image.Image], max_tiles: int | None = None
+    ) -> EncodedSample:
+        """Token ids, labels (assistant answers only) and tiles of one training conversation."""
+        pixels, num_tiles = self._images_to_pixels(images, max_tiles, msac=False)
+        messages = self._messages(conversation, num_tiles)
+        input_ids, labels = template.encode_messages(
+            self.tokenizer, messages, chat_template=self.chat_template
+        )
+        if pixels is None:
+            pixels = torch.zeros(0, 3, self.tile_size, self.tile_size)
+        return EncodedSample(input_ids=input_ids, labels=labels, pixel_values=pixels, num_tiles=num_tiles)
+
+    def encode_prompt(
+        self,
+        question_or_conversation: str | list[dict],
+        images: list[Image.Image] | None = None,
+        max_tiles: int | None = None,
+        msac: bool = False,
+    ) -> dict:
+        """A batch of one for `generate`: `input_ids [1, L]`, `attention_mask [1, L]`, `pixel_values`
+        (`[n, 3, T, T]`, or None without images), `num_tiles`; ends with the assistant generation prompt."""
+        return self.encode_prompts([question_or_conversation], [images or []], max_tiles=max_tiles, msac=msac)
+
+    def encode_prompts(
+        self,
+        questions_or_conversations: list[str | list[dict]],
+        images: list[list[Image.Image]] | None = None,
+        max_tiles: int | None = None,
+        msac: bool = False,
+    ) -> dict:
+        """A left-padded batch for `generate` (pad = the tokenizer's pad token): `input_ids [B, L]`,
+        `attention_mask [B, L]`, `pixel_values` (all tiles in prompt order, or None), `num_tiles`."""
+        images = images if images is not None else [[] for _ in questions_or_conversations]
+        if len(images) != len(questions_or_conversations):
+            raise ValueError("encode_prompts needs one image list per prompt")
+        rows, all_pixels, all_tiles = [], [], []
+        for prompt, prompt_images in zip(questions_or_conversations, images, strict=True):
+            conversation = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+            pixels, num_tiles = self._images_to_pixels(list(prompt_images), max_tiles, msac)
+            messages = self._messages(conversation, num_tiles)
+            ids, _ = template.encode_messages(
+                self.tokenizer, messages, add_generation_prompt=True, chat_template=self.chat_template
+            )
+            rows.append(ids)
+            all_tiles.append(num_tiles)
+            if pixels is not None:
+                all_pixels.append(pixels)
+        length = max(len(r) for r in rows)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        input_ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for i, row in enumerate(rows):
+            input_ids[i, length - len(row) :] = row
+            attention_mask[i, length - len(row) :] = 1
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "pixel_values": torch.cat(all_pixels) if all_pixels else None,
+            "num_tiles": all_tiles,
+        }
+
+
+def _side(size) -> int:
+    """A square side from an int or an [h, w] pair (transformers stores both forms)."""
+    if isinstance(size, int):
+        return size
+    height, width = size
+    if height != width:
+        raise SailvlError(f"non-square vision input {height}x{width} is not supported")
+    return int(height)
+
+
+def _read_settings(directory: Path) -> dict:
+    settings_path = directory / PROCESSOR_FILE
+    if settings_path.is_file():
+        settings = json.loads(settings_path.read_text())
+        unknown = set(settings) - set(_SETTINGS)
+        if unknown:
+            raise SailvlError(f"{settings_path} has unknown keys {sorted(unknown)}")
+        return settings
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise SailvlError(f"{directory} has neither {PROCESSOR_FILE} nor config.json")
+    config = json.loads(config_path.read_text())
+    vision = config.get("vision_config", {})
+    try:
+        return {
+            "tile_size": _side(vision["image_size"]),
+            "patch_size": _side(vision["patch_size"]),
+            "downsample_ratio": float(config["downsample_ratio"]),
+        }
+    except KeyError as err:
+        raise SailvlError(f"{config_path} lacks {err.args[0]}, needed for the image settings") from err

@@ -1,0 +1,132 @@
+"""The sailvl-chat conversation format: image placeholders, rendering, and assistant-only label masks."""
+
+import numpy as np
+import torch
+
+from sailvl.config.constants import (
+    CHAT_TEMPLATE,
+    IGNORE_INDEX,
+    IMAGE_PLACEHOLDER,
+    IMG_CONTEXT,
+    IMG_END,
+    IMG_START,
+)
+from sailvl.data.images import BadRecord
+
+ROLES = ("system", "user", "assistant")
+
+
+def prepare_conversation(
+    conversation: list[dict], num_images: int, system_prompt: str | None = None
+) -> list[dict]:
+    """Validated copy of `conversation` ready to render (the input is not modified).
+
+    Adds a system turn with `system_prompt` unless the conversation has one or the prompt is None/empty.
+    With images but no `<image>` placeholder, puts one `<image>\\n` per image at the start of the first
+    user turn. With several images, each placeholder gets an `Image-k: ` prefix unless it has one.
+    Raises `BadRecord("image_count_mismatch")` when placeholders and images differ in number.
+    """
+    messages = []
+    for index, turn in enumerate(conversation):
+        role, content = turn.get("role"), turn.get("content")
+        if role not in ROLES or not isinstance(content, str):
+            raise BadRecord(
+                "bad_conversation",
+                f"turn {index} must be {{'role': one of {ROLES}, 'content': str}}, got {turn!r:.120}",
+            )
+        messages.append({"role": role, "content": content})
+    if not any(m["role"] == "user" for m in messages):
+        raise BadRecord("bad_conversation", "the conversation has no user turn")
+    placeholders = sum(m["content"].count(IMAGE_PLACEHOLDER) for m in messages)
+    if num_images and not placeholders:
+        first_user = next(m for m in messages if m["role"] == "user")
+        first_user["content"] = f"{IMAGE_PLACEHOLDER}\n" * num_images + first_user["content"]
+        placeholders = num_images
+    if placeholders != num_images:
+        raise BadRecord(
+            "image_count_mismatch",
+            f"the conversation has {placeholders} {IMAGE_PLACEHOLDER} placeholders but {num_images} images",
+        )
+    if num_images > 1:
+        _add_image_prefixes(messages)
+    if system_prompt and not any(m["role"] == "system" for m in messages):
+        messages.insert(0, {"role": "system", "content": system_prompt})
+    return messages
+
+
+def _add_image_prefixes(messages: list[dict]) -> None:
+    """Write `Image-k: ` before the k-th placeholder (k from 1) where that exact prefix is missing."""
+    k = 0
+    for message in messages:
+        parts = message["content"].split(IMAGE_PLACEHOLDER)
+        for i in range(len(parts) - 1):
+            k += 1
+            if not parts[i].endswith(f"Image-{k}: "):
+                parts[i] += f"Image-{k}: "
+        message["content"] = IMAGE_PLACEHOLDER.join(parts)
+
+
+def expand_image_tokens(messages: list[dict], num_tiles: list[int], tokens_per_tile: int) -> list[dict]:
+    """Replace the k-th `<image>` with `<img>` + `<IMG_CONTEXT>` x (tokens_per_tile * num_tiles[k]) + `</img>`."""
+    remaining = iter(num_tiles)
+    out = []
+    for message in messages:
+        parts = message["content"].split(IMAGE_PLACEHOLDER)
+        text = parts[0]
+        for part in parts[1:]:
+            text += IMG_START + IMG_CONTEXT * (tokens_per_tile * next(remaining)) + IMG_END + part
+        out.append({"role": message["role"], "content": text})
+    return out
+
+
+def render(
+    tokenizer, messages: list[dict], add_generation_prompt: bool = False, chat_template: str = CHAT_TEMPLATE
+) -> str:
+    """The conversation as text in the chat template (sailvl-chat by default)."""
+    return tokenizer.apply_chat_template(
+        messages, chat_template=chat_template, tokenize=False, add_generation_prompt=add_generation_prompt
+    )
+
+
+def assistant_spans(
+    tokenizer, messages: list[dict], chat_template: str = CHAT_TEMPLATE
+) -> list[tuple[int, int]]:
+    """Character spans `[start, end)` in `render(messages)` of each assistant answer with its end marker.
+
+    Measured from the template itself: an answer starts where the rendering of the turns before it,
+    plus the generation prompt, ends, and stops where the rendering up to and including it ends.
+    """
+    full = render(tokenizer, messages, chat_template=chat_template)
+    spans = []
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        prefix = render(tokenizer, messages[:index], add_generation_prompt=True, chat_template=chat_template)
+        upto = render(tokenizer, messages[: index + 1], chat_template=chat_template)
+        if not (upto.startswith(prefix) and full.startswith(upto)):
+            raise ValueError("the chat template does not render conversations prefix by prefix")
+        spans.append((len(prefix), len(upto)))
+    return spans
+
+
+def encode_messages(
+    tokenizer, messages: list[dict], add_generation_prompt: bool = False, chat_template: str = CHAT_TEMPLATE
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids `[L]` of the rendered conversation and labels `[L]`: the id on assistant answers
+    (and their `<|im_end|>`), IGNORE_INDEX (-100) elsewhere. `messages` must already be expanded."""
+    text = render(
+        tokenizer, messages, add_generation_prompt=add_generation_prompt, chat_template=chat_template
+    )
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    input_ids = torch.tensor(encoding["input_ids"], dtype=torch.long)
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    spans = [] if add_generation_prompt else assistant_spans(tokenizer, messages, chat_template)
+    offsets = np.asarray(encoding["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+    tok_start, tok_end = offsets[:, 0], offsets[:, 1]
+    for start, end in spans:
+        for edge in (start, end):
+            if np.any((tok_start < edge) & (edge < tok_end)):
+                raise ValueError(f"a token straddles char {edge}, the edge of an assistant answer")
+        inside = (tok_start >= start) & (tok_end <= end) & (tok_end > tok_start)
+        labels[torch.from_numpy(inside)] = input_ids[torch.from_numpy(inside)]
+    return input_ids, labels
