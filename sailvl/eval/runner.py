@@ -1,0 +1,235 @@
+"""Eval runner: batched prediction with a per-index cache (resumable), scoring, results JSON, averages."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from sailvl.eval.aggregate import score_benchmark
+from sailvl.eval.prompts import build_prompt, tiles_for
+from sailvl.eval.registry import MAX_TILES_PER_SAMPLE, OPENCOMPASS_AVERAGE, BenchmarkSpec, resolve_benchmark
+from sailvl.eval.tsv import BenchItem, circular_items, read_benchmark
+
+# predict(items, prompts, max_tiles per image, max_new_tokens) -> one answer per item (greedy).
+Predictor = Callable[[list[BenchItem], list[str], int, int], list[str]]
+# judge(item, prediction) -> score in [0, 1], for benchmarks graded by an LLM judge.
+Judge = Callable[[BenchItem, str], float]
+
+PREDICTIONS_FILE = "predictions.jsonl"
+JUDGEMENTS_FILE = "judgements.jsonl"
+RESULTS_FILE = "results.json"
+
+
+def _iter_items(
+    spec: BenchmarkSpec, path: Path, decode_images: bool, limit: int | None
+) -> Iterator[BenchItem]:
+    items: Iterator[BenchItem] = read_benchmark(path, decode_images=decode_images)
+    if limit is not None:
+        items = (it for i, it in enumerate(items) if i < limit)
+    if spec.scorer == "mcq_circular":
+        items = circular_items(items)
+    return items
+
+
+def read_cache(path: Path) -> dict[str, object]:
+    """index -> cached value from a JSONL cache; a torn last line (killed mid-write) is ignored."""
+    cache: dict[str, object] = {}
+    if not path.is_file():
+        return cache
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            cache[str(record["index"])] = record["value"]
+    return cache
+
+
+def append_cache(path: Path, records: list[tuple[str, object]]) -> None:
+    """Append index/value records and fsync, so a crash loses at most the batch in flight."""
+    with open(path, "a", encoding="utf-8") as handle:
+        for index, value in records:
+            handle.write(json.dumps({"index": index, "value": value}, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def predict_benchmark(
+    spec: BenchmarkSpec,
+    path: Path,
+    bench_dir: Path,
+    predict: Predictor,
+    batch_size: int = 8,
+    max_tiles: int | None = None,
+    limit: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, str]:
+    """Run `predict` on every item not yet in `bench_dir/predictions.jsonl`, batch by batch.
+
+    Items are streamed from the TSV; a batch holds items that share one tile budget. Returns all
+    predictions (cached and new) by str(index). `progress(n)` is called with each batch's size."""
+    cache_path = bench_dir / PREDICTIONS_FILE
+    cached = read_cache(cache_path)
+    pending: list[tuple[BenchItem, str]] = []
+    pending_tiles: int | None = None
+
+    def flush() -> None:
+        items = [it for it, _ in pending]
+        answers = predict(items, [p for _, p in pending], pending_tiles, spec.max_new_tokens)
+        if len(answers) != len(items):
+            raise RuntimeError(f"predictor returned {len(answers)} answers for {len(items)} prompts")
+        records = [(str(it.index), str(ans)) for it, ans in zip(items, answers, strict=True)]
+        append_cache(cache_path, records)
+        cached.update(records)
+        if progress is not None:
+            progress(len(items))
+        pending.clear()
+
+    for item in _iter_items(spec, path, decode_images=True, limit=limit):
+        if str(item.index) in cached:
+            continue
+        tiles = tiles_for(spec, item, max_tiles, MAX_TILES_PER_SAMPLE)
+        if pending and (tiles != pending_tiles or len(pending) >= batch_size):
+            flush()
+        pending_tiles = tiles
+        pending.append((item, build_prompt(spec, item)))
+    if pending:
+        flush()
+    return {k: str(v) for k, v in cached.items()}
+
+
+def _judge_benchmark(
+    items: list[BenchItem], predictions: dict[str, str], bench_dir: Path, judge: Judge
+) -> dict:
+    cache_path = bench_dir / JUDGEMENTS_FILE
+    cached = read_cache(cache_path)
+    for item in items:
+        key = str(item.index)
+        if key not in cached:
+            score = float(judge(item, predictions.get(key, "")))
+            append_cache(cache_path, [(key, score)])
+            cached[key] = score
+    scores = [float(cached[str(it.index)]) for it in items]
+    per_cat: dict[str, list[float]] = {}
+    for item, score in zip(items, scores, strict=True):
+        per_cat.setdefault(item.category or "all", []).append(score)
+    return {
+        "n": len(items),
+        "score": round(100.0 * sum(scores) / max(1, len(scores)), 4),
+        "chance": None,
+        "per_category": {
+            c: {"accuracy": round(100.0 * sum(v) / len(v), 4), "n": len(v), "chance": None}
+            for c, v in sorted(per_cat.items())
+        },
+    }
+
+
+def evaluate_benchmark(
+    spec: BenchmarkSpec,
+    path: Path,
+    out_dir: Path,
+    predict: Predictor,
+    batch_size: int = 8,
+    max_tiles: int | None = None,
+    judge: Judge | None = None,
+    limit: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Predict (resuming from the cache) and score one benchmark; writes `out_dir/<name>/result.json`."""
+    bench_dir = out_dir / spec.name
+    if spec.needs_judge and judge is None:
+        return {
+            "benchmark": spec.name,
+            "status": "needs_judge",
+            "message": f"{spec.name} is graded by an LLM judge; pass --judge DIR to score it",
+        }
+    bench_dir.mkdir(parents=True, exist_ok=True)
+    predictions = predict_benchmark(spec, path, bench_dir, predict, batch_size, max_tiles, limit, progress)
+    items = list(_iter_items(spec, path, decode_images=False, limit=limit))
+    if spec.needs_judge:
+        result = {"benchmark": spec.name, "task": spec.task, "scorer": "judge"}
+        result.update(_judge_benchmark(items, predictions, bench_dir, judge))
+    else:
+        result = score_benchmark(spec, items, predictions)
+    result["status"] = "scored"
+    result["max_tiles"] = max_tiles if max_tiles is not None else spec.max_tiles
+    result["tsv"] = str(path)
+    (bench_dir / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return result
+
+
+def summarize(benchmarks: dict[str, dict]) -> dict:
+    """Averages over scored benchmarks: `average` (all scored), `opencompass_average` over the
+    OpenCompass set present, with `opencompass_partial` and the list of missing ones."""
+    scored = {name: r["score"] for name, r in benchmarks.items() if r.get("status") == "scored"}
+    present = [name for name in OPENCOMPASS_AVERAGE if name in scored]
+    missing = [name for name in OPENCOMPASS_AVERAGE if name not in scored]
+    return {
+        "average": round(sum(scored.values()) / len(scored), 4) if scored else None,
+        "opencompass_average": round(sum(scored[n] for n in present) / len(present), 4) if present else None,
+        "opencompass_partial": bool(missing),
+        "opencompass_missing": missing,
+    }
+
+
+def run_eval(
+    benches: list[str],
+    out_dir: str | Path,
+    predict: Predictor,
+    data_dir: str | Path | None = None,
+    batch_size: int = 8,
+    max_tiles: int | None = None,
+    judge: Judge | None = None,
+    limit: int | None = None,
+    model_info: dict | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> dict:
+    """Evaluate `predict` on each benchmark (a registered name under `data_dir`, or a TSV path).
+
+    Writes `out_dir/<bench>/predictions.jsonl` (the resumable cache), `out_dir/<bench>/result.json`
+    and `out_dir/results.json`, and returns the latter's content. `model_info` (model path,
+    tokens_seen, samples_seen, step) is copied into the results for `sailvl scaling fit`.
+    Scores are in percent (0-100); MME and OCRBench are normalised to 0-100 for the averages."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    resolved = [resolve_benchmark(b, data_dir) for b in benches]  # fail fast on a missing file
+    results: dict = dict(model_info or {})
+    results["benchmarks"] = {}
+    for spec, path in resolved:
+        bench_progress = (lambda n, name=spec.name: progress(name, n)) if progress else None
+        results["benchmarks"][spec.name] = evaluate_benchmark(
+            spec, path, out_dir, predict, batch_size, max_tiles, judge, limit, bench_progress
+        )
+    results.update(summarize(results["benchmarks"]))
+    (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return results
+
+
+def results_table(results: dict):
+    """A rich Table of a results dict: one row per benchmark plus the averages."""
+    from rich.table import Table
+
+    table = Table(title="sailvl eval")
+    for column in ("benchmark", "n", "score", "chance", "note"):
+        table.add_column(column, justify="left" if column in ("benchmark", "note") else "right")
+    for name, r in results["benchmarks"].items():
+        if r.get("status") != "scored":
+            table.add_row(name, "-", "-", "-", r.get("message", r.get("status", "")))
+            continue
+        chance = "-" if r.get("chance") is None else f"{r['chance']:.1f}"
+        note = f"MME total {r['mme_total']:.1f}" if "mme_total" in r else ""
+        note = note or (f"OCRBench {r['ocrbench_score']}" if "ocrbench_score" in r else "")
+        table.add_row(name, str(r["n"]), f"{r['score']:.2f}", chance, note)
+    if results.get("average") is not None:
+        table.add_row("average", "", f"{results['average']:.2f}", "", "all scored benchmarks")
+    if results.get("opencompass_average") is not None:
+        flag = (
+            "partial: missing " + ", ".join(results["opencompass_missing"])
+            if results["opencompass_partial"]
+            else ""
+        )
+        table.add_row("OpenCompass avg", "", f"{results['opencompass_average']:.2f}", "", flag)
+    return table
