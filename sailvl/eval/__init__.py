@@ -4,7 +4,13 @@
 `fit_results` turns the results JSONs of a checkpoint series into a score-vs-log(budget) fit."""
 
 from sailvl.eval.aggregate import score_benchmark
-from sailvl.eval.registry import BENCHMARKS, OPENCOMPASS_AVERAGE, BenchmarkSpec, get_benchmark, resolve_benchmark
+from sailvl.eval.registry import (
+    BENCHMARKS,
+    OPENCOMPASS_AVERAGE,
+    BenchmarkSpec,
+    get_benchmark,
+    resolve_benchmark,
+)
 from sailvl.eval.runner import results_table, run_eval
 from sailvl.eval.scaling import fit_log_linear, fit_results
 from sailvl.eval.tsv import BenchItem, read_benchmark, write_benchmark

@@ -1,0 +1,80 @@
+"""`sailvl eval`, `sailvl scaling fit` and `sailvl data quick-eval` commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from sailvl.cli.app import app, scaling_app
+
+
+@app.command("eval")
+def eval_command(
+    model: Path = typer.Option(
+        ..., "--model", help="Model directory (weights, config, tokenizer, processor)."
+    ),
+    bench: list[str] = typer.Option(
+        ..., "--bench", help="Benchmark name (looked up as DATA_DIR/NAME.tsv) or a .tsv path; repeatable."
+    ),
+    data_dir: Path = typer.Option(
+        None, "--data-dir", help="Directory holding the VLMEvalKit TSVs (default: current directory)."
+    ),
+    max_tiles: int = typer.Option(
+        None, "--max-tiles", help="Max tiles per image (default: each benchmark's VLMEvalKit value)."
+    ),
+    batch_size: int = typer.Option(8, "--batch-size", help="Prompts per generate call."),
+    out: Path = typer.Option(
+        None, "--out", help="Output directory for predictions and results.json (default: MODEL/eval)."
+    ),
+    judge: Path = typer.Option(
+        None, "--judge", help="Judge model directory for MMVet / MathVista (skipped without it)."
+    ),
+    limit: int = typer.Option(None, "--limit", help="Only the first N rows of each benchmark (smoke tests)."),
+    device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."),
+) -> None:
+    """Run a model on local benchmark TSVs; predictions are cached per index, so a rerun resumes."""
+    from rich.console import Console
+
+    from sailvl.eval.model_eval import evaluate_model
+    from sailvl.eval.runner import results_table
+
+    results = evaluate_model(model, bench, out, data_dir, max_tiles, batch_size, judge, limit, device)
+    Console().print(results_table(results))
+    typer.echo(f"results written to {(out or model / 'eval') / 'results.json'}")
+
+
+@scaling_app.command("fit")
+def scaling_fit_command(
+    results: list[Path] = typer.Argument(
+        ..., help="results.json files (or eval output dirs) of a checkpoint series."
+    ),
+    x: str = typer.Option(
+        "tokens", "--x", help="Budget axis: tokens or samples (from each checkpoint's trainer state)."
+    ),
+    target: list[float] = typer.Option(
+        None, "--target", help="Budget to predict the score at, e.g. 1e12; repeatable."
+    ),
+    metric: str = typer.Option(
+        "average", "--metric", help="average, opencompass_average, or a benchmark name."
+    ),
+    out: Path = typer.Option(
+        None, "--out", help="PNG plot path (default: scaling_fit.png next to the first results file)."
+    ),
+) -> None:
+    """Fit score = a + b*ln(budget) over checkpoints; prints a, b, R^2, 95% intervals and predictions."""
+    from sailvl.eval.scaling import fit_results
+
+    first = results[0] if results[0].is_dir() else results[0].parent
+    report = fit_results(results, x, target or [], metric, out or first / "scaling_fit.png")
+    fit = report["fit"]
+    typer.echo(f"score = {fit['a']:.4f} + {fit['b']:.4f} * ln({x})   R^2 = {fit['r2']:.4f}   n = {fit['n']}")
+    typer.echo(
+        f"a in [{fit['a_interval'][0]:.4f}, {fit['a_interval'][1]:.4f}], b in [{fit['b_interval'][0]:.4f}, {fit['b_interval'][1]:.4f}] (95%)"
+    )
+    for pred in fit["predictions"]:
+        band = "" if pred["low"] is None else f"  [{pred['low']:.2f}, {pred['high']:.2f}]"
+        typer.echo(f"at {pred['x']:.3g} {x}: {pred['score']:.2f}{band}")
+    typer.echo(f"plot written to {report['plot']}")
+    typer.echo(json.dumps(report["fit"]))
