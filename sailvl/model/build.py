@@ -1,0 +1,191 @@
+"""Building `InternVLForConditionalGeneration` from a preset, or from pretrained vision + LLM parts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    InternVLConfig,
+    InternVLForConditionalGeneration,
+)
+
+from sailvl.config.constants import IMG_CONTEXT, SPECIAL_TOKENS
+from sailvl.errors import SailvlError
+from sailvl.model.presets import get_preset_config
+
+_CONTIGUOUS_HOOK_FLAG = "_sailvl_contiguous_hook"
+
+
+def _make_outputs_contiguous(module: nn.Module, args, output):
+    # Aimv2VisionModel returns a transposed view of its patch embeddings all the way through, and InternVL's
+    # pixel_shuffle calls `.view` on it, which fails. Copying here fixes that without touching any class.
+    if getattr(output, "last_hidden_state", None) is not None:
+        output.last_hidden_state = output.last_hidden_state.contiguous()
+    if getattr(output, "hidden_states", None) is not None:
+        output.hidden_states = tuple(h.contiguous() if h is not None else h for h in output.hidden_states)
+    return output
+
+
+def apply_vision_fixes(model: InternVLForConditionalGeneration) -> InternVLForConditionalGeneration:
+    """Register the contiguity hook on the vision tower of `model` (once; idempotent); returns `model`."""
+    tower = model.model.vision_tower
+    if not getattr(tower, _CONTIGUOUS_HOOK_FLAG, False):
+        tower.register_forward_hook(_make_outputs_contiguous)
+        setattr(tower, _CONTIGUOUS_HOOK_FLAG, True)
+    return model
+
+
+def _seeded_init(seed: int | None):
+    if seed is not None:
+        torch.manual_seed(seed)
+
+
+def build_from_config(
+    config: InternVLConfig, device: str = "cpu", dtype: torch.dtype = torch.float32, seed: int | None = None
+) -> InternVLForConditionalGeneration:
+    """A randomly initialised model for `config` on `device` (`"meta"` allocates no weight memory)."""
+    _seeded_init(seed)
+    with torch.device(device):
+        model = InternVLForConditionalGeneration(config)
+    if device != "meta":
+        model = model.to(dtype)
+    return apply_vision_fixes(model)
+
+
+def build_model(
+    preset: str,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    seed: int | None = None,
+    tokenizer=None,
+) -> InternVLForConditionalGeneration:
+    """Random-init model of a named preset; with `tokenizer`, vocab size and `image_token_id` follow it."""
+    config = get_preset_config(preset)
+    if tokenizer is not None:
+        # Big presets keep their padded Qwen vocabulary when the tokenizer fits inside it; tiny follows it exactly.
+        vocab_size = (
+            len(tokenizer) if preset == "tiny" else max(len(tokenizer), config.text_config.vocab_size)
+        )
+        config = get_preset_config(preset, vocab_size=vocab_size, image_token_id=_image_token_id(tokenizer))
+    return build_from_config(config, device=device, dtype=dtype, seed=seed)
+
+
+def _image_token_id(tokenizer) -> int:
+    token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
+    if token_id is None or token_id == tokenizer.unk_token_id:
+        raise SailvlError(f"the tokenizer has no {IMG_CONTEXT} token; add sailvl's special tokens first")
+    return int(token_id)
+
+
+def add_special_tokens(tokenizer) -> int:
+    """Add `SPECIAL_TOKENS` (`<img>`, `</img>`, `<IMG_CONTEXT>`, ...) to `tokenizer`; returns how many were new."""
+    missing = [t for t in SPECIAL_TOKENS if t not in tokenizer.get_vocab()]
+    if not missing:
+        return 0
+    return tokenizer.add_special_tokens(
+        {"additional_special_tokens": missing}, replace_extra_special_tokens=False
+    )
+
+
+def _require_dir(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise SailvlError(f"{what} directory {path} does not exist")
+    if not (path / "config.json").is_file():
+        raise SailvlError(f"{what} directory {path} has no config.json")
+    return path
+
+
+def _load_vision_tower(vision_dir: Path, dtype: torch.dtype) -> tuple[nn.Module, bool]:
+    """The vision tower in `vision_dir` and whether it has a CLS token to drop (InternViT yes; AIMv2/SigLIP no).
+
+    `vision_dir` may also be a sailvl/InternVL model directory, whose vision tower is taken (ViT transfer).
+    """
+    config = AutoConfig.from_pretrained(vision_dir)
+    if isinstance(config, InternVLConfig):
+        from sailvl.model.loading import load_model
+
+        source = load_model(vision_dir, dtype=dtype)
+        return source.model.vision_tower, config.vision_feature_select_strategy == "default"
+    if hasattr(config, "vision_config") and config.model_type != config.vision_config.model_type:
+        raise SailvlError(
+            f"{vision_dir} holds a {config.model_type} model; save its vision model alone (e.g. SiglipVisionModel)"
+        )
+    tower = AutoModel.from_pretrained(vision_dir, dtype=dtype, use_safetensors=True)
+    if config.model_type == "aimv2_vision_model" and getattr(tower.config, "use_head", False):
+        tower.config.use_head = False
+        tower.use_head = False
+        del tower.head
+    return tower, config.model_type == "internvl_vision"
+
+
+def build_from_parts(
+    vision_dir: str | Path,
+    llm_dir: str | Path,
+    tokenizer_dir: str | Path | None = None,
+    downsample_ratio: float = 0.5,
+    dtype: torch.dtype = torch.float32,
+    seed: int | None = None,
+):
+    """Assemble a model from a local vision model dir and a local causal-LM dir, with a fresh projector.
+
+    `vision_dir`: an `AutoModel` vision tower (InternVL vision, AIMv2, SigLIP) saved alone, or a sailvl /
+    InternVL model directory whose vision tower is reused (SAILViT moved to a new LLM). `llm_dir`: a Qwen2 /
+    Qwen3 causal LM; its tokenizer is read from `tokenizer_dir` (default `llm_dir`). SPECIAL_TOKENS are added,
+    embeddings resized and `config.image_token_id` set to the id of `<IMG_CONTEXT>`. Returns (model, tokenizer).
+    """
+    vision_dir = _require_dir(vision_dir, "vision model")
+    llm_dir = _require_dir(llm_dir, "language model")
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir or llm_dir)
+    add_special_tokens(tokenizer)
+    tower, has_cls = _load_vision_tower(vision_dir, dtype)
+    llm = AutoModelForCausalLM.from_pretrained(llm_dir, dtype=dtype, use_safetensors=True)
+    if len(tokenizer) > llm.config.vocab_size:
+        llm.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+
+    text_config = llm.config
+    config = InternVLConfig(
+        vision_config=tower.config,
+        text_config=text_config,
+        image_token_id=_image_token_id(tokenizer),
+        downsample_ratio=downsample_ratio,
+        vision_feature_select_strategy="default" if has_cls else "full",
+        tie_word_embeddings=bool(getattr(text_config, "tie_word_embeddings", False)),
+    )
+    patch = config.vision_config.patch_size
+    patch = patch[0] if isinstance(patch, list | tuple) else patch
+    size = config.vision_config.image_size
+    size = size[0] if isinstance(size, list | tuple) else size
+    config.image_seq_length = int((size // patch) ** 2 * downsample_ratio**2)
+    model = build_from_config(config, device="meta", seed=seed)
+    # Only the projector is new: materialise it with a fresh init, then move the pretrained parts in.
+    model.model.vision_tower = tower
+    model.model.language_model = llm.model
+    model.lm_head = llm.lm_head
+    model.model.multi_modal_projector.to_empty(device="cpu")
+    _seeded_init(seed)
+    _init_projector(model.model.multi_modal_projector)
+    model.model.multi_modal_projector.to(dtype)
+    if config.tie_word_embeddings:
+        model.lm_head.weight = model.model.language_model.embed_tokens.weight
+    if getattr(tokenizer, "pad_token_id", None) is not None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if getattr(tokenizer, "eos_token_id", None) is not None:
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return apply_vision_fixes(model), tokenizer
+
+
+def _init_projector(projector: nn.Module, std: float = 0.02) -> None:
+    for module in projector.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=std)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)

@@ -1,0 +1,74 @@
+"""Strict loading and saving of sailvl / HF-native InternVL model directories (safetensors only)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from transformers import InternVLForConditionalGeneration
+
+from sailvl.errors import SailvlError
+from sailvl.model.build import apply_vision_fixes
+from sailvl.model.presets import config_from_dict
+
+
+def _check_model_dir(path: Path) -> dict:
+    if not path.is_dir():
+        raise SailvlError(f"model directory {path} does not exist")
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise SailvlError(f"model directory {path} has no config.json")
+    try:
+        model_type = json.loads(config_file.read_text()).get("model_type")
+    except (json.JSONDecodeError, AttributeError):
+        raise SailvlError(f"{config_file} is not a valid JSON config") from None
+    if model_type != "internvl":
+        hint = " (convert it with `sailvl convert --from sailvl-remote --to hf`)" if model_type else ""
+        raise SailvlError(f"{path} holds a {model_type!r} model, expected an 'internvl' model{hint}")
+    if not any(path.glob("*.safetensors")):
+        raise SailvlError(
+            f"model directory {path} has no .safetensors weights (other formats are not loaded)"
+        )
+    return json.loads(config_file.read_text())
+
+
+def load_model(
+    path: str | Path, device: str = "cpu", dtype: torch.dtype | None = None
+) -> InternVLForConditionalGeneration:
+    """Load an `InternVLForConditionalGeneration` from `path`; any missing, unexpected or mis-shaped key raises.
+
+    Only safetensors weights are read and remote code is never run. `dtype=None` keeps the saved dtype.
+    """
+    path = Path(path)
+    config = config_from_dict(_check_model_dir(path))
+    try:
+        model, info = InternVLForConditionalGeneration.from_pretrained(
+            path,
+            config=config,
+            dtype=dtype if dtype is not None else "auto",
+            use_safetensors=True,
+            trust_remote_code=False,
+            output_loading_info=True,
+        )
+    except (OSError, ValueError, RuntimeError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SailvlError(f"could not load the model in {path}: {first_line}") from exc
+    problems = []
+    for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
+        keys = sorted(str(k) for k in info.get(kind, []) or [])
+        if keys:
+            shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+            problems.append(f"{len(keys)} {kind.replace('_', ' ')} ({shown})")
+    if problems:
+        raise SailvlError(f"weights in {path} do not match the model config: {'; '.join(problems)}")
+    model = model.to(device).eval()
+    return apply_vision_fixes(model)
+
+
+def save_model(model: InternVLForConditionalGeneration, path: str | Path) -> Path:
+    """Save `model` (config, generation config, safetensors weights) to `path`; returns the directory."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    return path
