@@ -1,0 +1,71 @@
+"""Prompt formats (short answer, multiple choice, yes/no) and the curriculum scores of an SFT sample."""
+
+from __future__ import annotations
+
+import random
+
+from sailvl.synth.qa import MCQ_SUFFIX, QA, SHORT_SUFFIX, YESNO_SUFFIX
+
+LETTERS = "ABCD"
+
+
+def mcq_options(qa: QA, rng: random.Random) -> list[str] | None:
+    """Four distinct options containing the answer, shuffled; None when the answer space is too small."""
+    distractors = sorted(set(qa.choices) - {qa.answer})
+    if len(distractors) < 3:
+        return None
+    options = rng.sample(distractors, 3) + [qa.answer]
+    rng.shuffle(options)
+    return options
+
+
+def mcq_prompt(question: str, options: list[str], hint: str = "") -> str:
+    """The VLMEvalKit InternVL multiple-choice prompt: hint, question, lettered options, instruction."""
+    lines = ([hint] if hint else []) + [question]
+    lines += [f"{LETTERS[k]}. {opt}" for k, opt in enumerate(options)]
+    return "\n".join(lines + [MCQ_SUFFIX])
+
+
+def short_prompt(question: str) -> str:
+    return f"{question}\n{SHORT_SUFFIX}"
+
+
+def yesno_prompt(question: str) -> str:
+    return f"{question} {YESNO_SUFFIX}"
+
+
+def format_for_sft(qa: QA, style: str, rng: random.Random) -> tuple[str, str, str]:
+    """(prompt, answer, style actually used); MCQ falls back to short answer when options are lacking."""
+    if qa.answer in ("Yes", "No"):
+        return yesno_prompt(qa.question), qa.answer, "yesno"
+    if style == "mcq":
+        options = mcq_options(qa, rng)
+        if options is not None:
+            return mcq_prompt(qa.question, options), LETTERS[options.index(qa.answer)], "mcq"
+    if style == "open":
+        return qa.question, qa.answer, "open"
+    return short_prompt(qa.question), qa.answer, "short"
+
+
+def complexity_score(question: str, answer: str, steps: int) -> float:
+    """Data complexity on a 1-5 scale: reasoning steps plus question and answer length (in words)."""
+    raw = 1.0 + 0.6 * (steps - 1) + 0.03 * len(question.split()) + 0.05 * len(answer.split())
+    return round(min(5.0, raw), 2)
+
+
+def relevance_score(weak: bool, rng: random.Random) -> float:
+    """Image-text relevance on a 1-5 scale: 4.2-5 for grounded samples, 1-2.5 for deliberately weak ones."""
+    return round(rng.uniform(1.0, 2.5) if weak else rng.uniform(4.2, 5.0), 2)
+
+
+# Text-only questions whose answers do not depend on the image: the flagged weakly related SFT samples.
+WEAK_QUESTIONS = (
+    ("What is two plus three?", "5"),
+    ("What colour is the sky on a clear day?", "blue"),
+    ("How many days are in a week?", "7"),
+    ("What is the opposite of left?", "right"),
+    ("How many sides does a square have?", "4"),
+    ("What colour is grass?", "green"),
+    ("What is four minus one?", "3"),
+    ("Which shape has three corners?", "triangle"),
+)
