@@ -1,0 +1,113 @@
+"""Fitting encoded samples to max_tokens (truncate or drop) and best-fit packing into rows of max_tokens."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+import torch
+
+from sailvl.config.constants import IGNORE_INDEX
+
+
+@dataclass
+class PackItem:
+    """One encoded sample ready for packing; `draw` is its index in the worker's sample stream."""
+
+    draw: int
+    sample_id: str
+    input_ids: torch.Tensor  # [L] long
+    labels: torch.Tensor  # [L] long, IGNORE_INDEX off answers
+    pixel_values: torch.Tensor  # [n_tiles, 3, T, T]
+    num_tiles: int
+
+    @property
+    def length(self) -> int:
+        """Tokens in the sample."""
+        return int(self.input_ids.numel())
+
+
+def fit_to_length(
+    input_ids: torch.Tensor,
+    labels: torch.Tensor,
+    pixel_values: torch.Tensor,
+    num_tiles: list[int],
+    max_tokens: int,
+    img_start_id: int,
+    img_end_id: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int] | None:
+    """Cut a sample to `max_tokens` without splitting an image span; drops the tiles of images cut away.
+
+    Returns (input_ids, labels, pixel_values, total tiles) or None when nothing trainable remains.
+    """
+    if input_ids.numel() <= max_tokens:
+        return input_ids, labels, pixel_values, int(sum(num_tiles))
+    starts = (input_ids == img_start_id).nonzero().flatten().tolist()
+    ends = (input_ids == img_end_id).nonzero().flatten().tolist()
+    cut, kept_images = max_tokens, len(starts)
+    for k, (start, end) in enumerate(zip(starts, ends, strict=False)):
+        if end >= cut:  # the span does not fit whole: cut just before it, dropping it and later images
+            cut, kept_images = min(cut, start), k
+            break
+    labels = labels[:cut]
+    if not bool((labels[1:] != IGNORE_INDEX).any()):
+        return None
+    tiles = int(sum(num_tiles[:kept_images]))
+    return input_ids[:cut], labels, pixel_values[:tiles], tiles
+
+
+class BestFitPacker:
+    """Streams PackItems into packs of at most `max_tokens` tokens and `max_tiles` tiles.
+
+    Holds up to `buffer_size` items; each emitted pack starts with the oldest buffered item (so nothing waits
+    forever) and is filled with the longest buffered items that still fit. Deterministic for a given stream.
+    """
+
+    def __init__(self, max_tokens: int, max_tiles: int, buffer_size: int):
+        self.max_tokens = max_tokens
+        self.max_tiles = max_tiles
+        self.buffer_size = buffer_size
+        self._by_length: list[tuple[int, int]] = []  # (length, draw), sorted
+        self._items: dict[int, PackItem] = {}
+
+    def pending(self) -> list[PackItem]:
+        """Buffered items in stream order."""
+        return [self._items[d] for d in sorted(self._items)]
+
+    def add(self, item: PackItem) -> list[list[PackItem]]:
+        """Buffer one item (must fit max_tokens / max_tiles alone); returns the packs now complete."""
+        bisect.insort(self._by_length, (item.length, item.draw))
+        self._items[item.draw] = item
+        packs = []
+        while len(self._items) >= self.buffer_size:
+            packs.append(self._emit())
+        return packs
+
+    def flush(self) -> list[list[PackItem]]:
+        """Emit every buffered item (end of a finite stream)."""
+        packs = []
+        while self._items:
+            packs.append(self._emit())
+        return packs
+
+    def _take(self, length: int, draw: int) -> PackItem:
+        self._by_length.pop(bisect.bisect_left(self._by_length, (length, draw)))
+        return self._items.pop(draw)
+
+    def _emit(self) -> list[PackItem]:
+        oldest = self._items[min(self._items)]
+        pack = [self._take(oldest.length, oldest.draw)]
+        room, tiles_left = self.max_tokens - oldest.length, self.max_tiles - oldest.num_tiles
+        while room > 0 and self._by_length:
+            # Longest item that fits the remaining room; walk down past items with too many tiles.
+            i = bisect.bisect_right(self._by_length, (room, float("inf"))) - 1
+            while i >= 0 and self._items[self._by_length[i][1]].num_tiles > tiles_left:
+                i -= 1
+            if i < 0:
+                break
+            length, draw = self._by_length[i]
+            item = self._take(length, draw)
+            pack.append(item)
+            room, tiles_left = room - length, tiles_left - item.num_tiles
+        pack.sort(key=lambda it: it.draw)
+        return pack
