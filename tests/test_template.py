@@ -1,0 +1,179 @@
+"""Golden label-masking tests for the sailvl-chat template: only assistant answers and their <|im_end|> train."""
+
+import pytest
+import torch
+from PIL import Image
+
+from sailvl.config.constants import IGNORE_INDEX, IMG_CONTEXT
+from sailvl.data import template
+from sailvl.data.images import BadRecord
+
+SYS = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>"
+
+
+def image(width=224, height=112, colour="red") -> Image.Image:
+    return Image.new("RGB", (width, height), colour)
+
+
+def labelled_runs(tokenizer, sample) -> list[str]:
+    """Decode each contiguous run of labelled tokens."""
+    runs, current = [], []
+    for token, label in zip(sample.input_ids.tolist(), sample.labels.tolist(), strict=True):
+        if label == IGNORE_INDEX:
+            if current:
+                runs.append(current)
+            current = []
+        else:
+            assert label == token
+            current.append(token)
+    if current:
+        runs.append(current)
+    return [tokenizer.decode(run) for run in runs]
+
+
+def image_block(n_tiles: int, tokens_per_tile: int = 16) -> str:
+    return "<img>" + IMG_CONTEXT * (tokens_per_tile * n_tiles) + "</img>"
+
+
+def test_single_turn_with_image(tiny_processor, tiny_tokenizer):
+    conversation = [
+        {"role": "user", "content": "<image>\nWhat colour is the circle?"},
+        {"role": "assistant", "content": "It is red."},
+    ]
+    sample = tiny_processor.encode_sample(conversation, [image()])
+    assert sample.num_tiles == [3]  # (2, 1) grid + thumbnail
+    expected = (
+        SYS + "<|im_start|>user\n" + image_block(3) + "\nWhat colour is the circle?<|im_end|>"
+        "<|im_start|>assistant\nIt is red.<|im_end|>"
+    )
+    assert tiny_tokenizer.decode(sample.input_ids) == expected
+    assert labelled_runs(tiny_tokenizer, sample) == ["It is red.<|im_end|>"]
+    assert (sample.input_ids == tiny_processor.image_token_id).sum().item() == 16 * 3
+    assert sample.pixel_values.shape == (3, 3, 112, 112)
+    # The labels are exactly the tail after the last generation prompt.
+    prompt_ids = tiny_tokenizer("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
+    ids = sample.input_ids.tolist()
+    start = max(i for i in range(len(ids)) if ids[i : i + len(prompt_ids)] == prompt_ids) + len(prompt_ids)
+    assert (sample.labels[:start] == IGNORE_INDEX).all()
+    assert torch.equal(sample.labels[start:], sample.input_ids[start:])
+
+
+def test_multi_turn(tiny_processor, tiny_tokenizer):
+    conversation = [
+        {"role": "user", "content": "What colour is the square?"},
+        {"role": "assistant", "content": "It is blue."},
+        {"role": "user", "content": "How many shapes?"},
+        {"role": "assistant", "content": "There are 3 shapes."},
+        {"role": "user", "content": "And the star?"},
+        {"role": "assistant", "content": " A yellow star is on the left.\n"},
+    ]
+    sample = tiny_processor.encode_sample(conversation, [image()])
+    assert labelled_runs(tiny_tokenizer, sample) == [
+        "It is blue.<|im_end|>",
+        "There are 3 shapes.<|im_end|>",
+        " A yellow star is on the left.\n<|im_end|>",
+    ]
+    # The image placeholder was inserted at the start of the first user turn.
+    text = tiny_tokenizer.decode(sample.input_ids)
+    assert text.startswith(SYS + "<|im_start|>user\n" + image_block(3) + "\nWhat colour")
+
+
+def test_multi_image_prefixes(tiny_processor, tiny_tokenizer):
+    conversation = [
+        {"role": "user", "content": "Which is red?"},
+        {"role": "assistant", "content": "The first."},
+    ]
+    images = [image(), image(100, 100, "blue")]
+    sample = tiny_processor.encode_sample(conversation, images)
+    assert sample.num_tiles == [3, 1]
+    expected_user = f"Image-1: {image_block(3)}\nImage-2: {image_block(1)}\nWhich is red?"
+    assert f"<|im_start|>user\n{expected_user}<|im_end|>" in tiny_tokenizer.decode(sample.input_ids)
+    assert labelled_runs(tiny_tokenizer, sample) == ["The first.<|im_end|>"]
+    assert sample.pixel_values.shape[0] == 4
+
+
+def test_multi_image_existing_placeholders_keep_prefixes(tiny_processor, tiny_tokenizer):
+    conversation = [
+        {"role": "user", "content": "Image-1: <image>\nand <image>\nsame?"},
+        {"role": "assistant", "content": "No."},
+    ]
+    sample = tiny_processor.encode_sample(conversation, [image(100, 100), image(100, 100)])
+    text = tiny_tokenizer.decode(sample.input_ids)
+    assert f"user\nImage-1: {image_block(1)}\nand Image-2: {image_block(1)}\nsame?" in text
+    assert text.count("Image-1") == 1
+
+
+def test_text_only_and_no_system(tiny_tokenizer):
+    from sailvl.data.processor import SailVLProcessor
+
+    processor = SailVLProcessor(tiny_tokenizer, tile_size=112, max_tiles=4, system_prompt=None)
+    conversation = [{"role": "user", "content": "Say 7."}, {"role": "assistant", "content": "7"}]
+    sample = processor.encode_sample(conversation, [])
+    assert (
+        tiny_tokenizer.decode(sample.input_ids)
+        == "<|im_start|>user\nSay 7.<|im_end|><|im_start|>assistant\n7<|im_end|>"
+    )
+    assert labelled_runs(tiny_tokenizer, sample) == ["7<|im_end|>"]
+    assert sample.pixel_values.shape == (0, 3, 112, 112) and sample.num_tiles == []
+
+
+def test_own_system_turn_is_kept_and_never_labelled(tiny_processor, tiny_tokenizer):
+    conversation = [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "Colour?"},
+        {"role": "assistant", "content": "Green. Café ✓"},
+    ]
+    sample = tiny_processor.encode_sample(conversation, [])
+    text = tiny_tokenizer.decode(sample.input_ids)
+    assert text.startswith("<|im_start|>system\nAnswer briefly.<|im_end|><|im_start|>user")
+    assert "helpful" not in text
+    assert labelled_runs(tiny_tokenizer, sample) == ["Green. Café ✓<|im_end|>"]
+
+
+def test_empty_answer_labels_only_end_marker(tiny_processor, tiny_tokenizer):
+    sample = tiny_processor.encode_sample(
+        [{"role": "user", "content": "Nothing?"}, {"role": "assistant", "content": ""}], []
+    )
+    assert labelled_runs(tiny_tokenizer, sample) == ["<|im_end|>"]
+
+
+@pytest.mark.parametrize(
+    ("content", "n_images"),
+    [("<image>\n<image>\nTwo?", 1), ("<image>\nOne?", 0), ("<image>\nOne?", 2)],
+)
+def test_placeholder_count_mismatch(tiny_processor, content, n_images):
+    conversation = [{"role": "user", "content": content}, {"role": "assistant", "content": "x"}]
+    with pytest.raises(BadRecord) as err:
+        tiny_processor.encode_sample(conversation, [image()] * n_images)
+    assert err.value.reason == "image_count_mismatch"
+
+
+def test_bad_conversation(tiny_processor):
+    with pytest.raises(BadRecord) as err:
+        tiny_processor.encode_sample([{"role": "gpt", "content": "x"}], [])
+    assert err.value.reason == "bad_conversation"
+
+
+def test_spans_follow_the_template(tiny_tokenizer):
+    messages = [
+        {"role": "user", "content": "Q"},
+        {"role": "assistant", "content": "A1"},
+        {"role": "user", "content": "Q2"},
+        {"role": "assistant", "content": "A2"},
+    ]
+    text = template.render(tiny_tokenizer, messages)
+    spans = template.assistant_spans(tiny_tokenizer, messages)
+    assert [text[s:e] for s, e in spans] == ["A1<|im_end|>", "A2<|im_end|>"]
+    # A template that re-renders earlier turns differently is refused rather than mis-masked.
+    numbered = "{% for m in messages %}{{ messages|length }}{{ m['content'] }}{% endfor %}"
+    with pytest.raises(ValueError):
+        template.assistant_spans(tiny_tokenizer, messages, chat_template=numbered)
+
+
+def test_prompt_ends_with_generation_prompt(tiny_processor, tiny_tokenizer):
+    batch = tiny_processor.encode_prompt("What colour?", [image()])
+    text = tiny_tokenizer.decode(batch["input_ids"][0])
+    assert text.endswith(
+        "<|im_start|>user\n" + image_block(3) + "\nWhat colour?<|im_end|><|im_start|>assistant\n"
+    )
+    assert batch["pixel_values"].shape == (3, 3, 112, 112)
