@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from sailvl.cli.app import app, scaling_app
+from sailvl.cli.app import app, data_app, scaling_app
 
 
 @app.command("eval")
@@ -78,3 +78,63 @@ def scaling_fit_command(
         typer.echo(f"at {pred['x']:.3g} {x}: {pred['score']:.2f}{band}")
     typer.echo(f"plot written to {report['plot']}")
     typer.echo(json.dumps(report["fit"]))
+
+
+@data_app.command("quick-eval")
+def quick_eval_command(
+    recipe: str = typer.Argument(
+        ..., help="Training recipe (file or shipped name) whose stage each trial runs."
+    ),
+    overrides: list[str] = typer.Argument(
+        None, help="key=value recipe overrides, e.g. vars.model_dir=runs/tiny-model"
+    ),
+    candidate: list[Path] = typer.Option(
+        ..., "--candidate", help="Candidate data source (JSONL); repeatable, order matters for incremental."
+    ),
+    bench: list[str] = typer.Option(
+        ..., "--bench", help="Benchmark name or .tsv path scored after each trial; repeatable."
+    ),
+    protocol: str = typer.Option(
+        "quality", "--protocol", help="quality (rank candidates alone) or incremental (add one at a time)."
+    ),
+    base: list[Path] = typer.Option(
+        None, "--base", help="incremental: sources always kept (the starting mixture)."
+    ),
+    data_dir: Path = typer.Option(
+        None, "--data-dir", help="Directory holding benchmark TSVs named by --bench."
+    ),
+    stage: str = typer.Option(None, "--stage", help="Recipe stage to train (default: the last)."),
+    samples: int = typer.Option(
+        None, "--samples", help="Training samples per trial (default: the stage budget)."
+    ),
+    tolerance: float = typer.Option(
+        0.0, "--tolerance", help="incremental: keep a candidate if the score drops by at most this."
+    ),
+    metric: str = typer.Option("average", "--metric", help="Score compared: average or a benchmark name."),
+    limit: int = typer.Option(None, "--limit", help="Only the first N rows of each benchmark."),
+    out: Path = typer.Option(
+        Path("runs/quick-eval"), "--out", help="Output directory (one subdirectory per trial)."
+    ),
+) -> None:
+    """SAIL-VL SFT data selection: train the same budget per trial, evaluate, rank or keep/drop."""
+    from sailvl.errors import SailvlError
+    from sailvl.eval.quick_eval import (
+        bench_scorer,
+        incremental_eval,
+        quality_eval,
+        recipe_trainer,
+        source_entry,
+    )
+
+    if protocol not in ("quality", "incremental"):
+        raise SailvlError(f"--protocol must be quality or incremental, got {protocol!r}")
+    train = recipe_trainer(recipe, overrides or [], stage, samples)
+    score = bench_scorer(bench, data_dir, metric, limit=limit)
+    candidates = [source_entry(p) for p in candidate]
+    if protocol == "quality":
+        report = quality_eval(candidates, out, train, score)
+    else:
+        report = incremental_eval(
+            [source_entry(p) for p in base or []], candidates, out, train, score, tolerance
+        )
+    typer.echo(json.dumps(report, indent=2))
