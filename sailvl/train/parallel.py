@@ -1,0 +1,128 @@
+"""Process group, device mesh, FSDP2 sharding, activation checkpointing and precision choice."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass
+class DistInfo:
+    """Where this process sits: rank, world size, local rank, device, and the 1-D data-parallel mesh."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    mesh: object | None = None
+
+    @property
+    def is_main(self) -> bool:
+        """True on rank 0, which alone logs and writes shared files."""
+        return self.rank == 0
+
+
+def init_distributed(backend: str = "auto") -> DistInfo:
+    """Join the process group torchrun describes (RANK/WORLD_SIZE/LOCAL_RANK), or run as one process.
+
+    torchrun's launch variables are the launcher's protocol, not sailvl settings, so they are read here.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if world_size == 1:
+        return DistInfo(device=device)
+    if backend == "auto":
+        backend = "nccl" if cuda else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
+    from torch.distributed.device_mesh import init_device_mesh
+
+    mesh = init_device_mesh(device.type, (world_size,), mesh_dim_names=("dp",))
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device, mesh=mesh)
+
+
+def param_dtype(device: torch.device, mixed_precision: str) -> torch.dtype:
+    """Compute dtype: bf16 on GPU under `auto`, fp32 on CPU (bf16 kernels are far slower there)."""
+    if mixed_precision == "bf16":
+        return torch.bfloat16
+    if mixed_precision == "fp32":
+        return torch.float32
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def transformer_blocks(model: nn.Module) -> list[nn.Module]:
+    """Every repeated block (children of ModuleLists named `layer`/`layers`): ViT layers and decoder layers."""
+    blocks = []
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and name.rsplit(".", 1)[-1] in ("layer", "layers"):
+            blocks.extend(module)
+    return blocks
+
+
+def apply_activation_checkpointing(model: nn.Module) -> None:
+    """Recompute every transformer block in backward (HF's gradient checkpointing, non-reentrant)."""
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def parallelize(
+    model: nn.Module,
+    info: DistInfo,
+    dtype: torch.dtype,
+    activation_checkpointing: bool = False,
+    compile: bool = False,
+) -> nn.Module:
+    """Order as in torchtitan: activation checkpointing, compile, fully_shard per block, then the root.
+
+    With one process the model is only moved to the device (no wrapper); with several, every ViT and
+    decoder layer becomes an FSDP2 unit on the 1-D mesh, with bf16 params / fp32 reductions on GPU.
+    """
+    if activation_checkpointing:
+        apply_activation_checkpointing(model)
+    blocks = transformer_blocks(model)
+    if compile:
+        for block in blocks:
+            block.compile()
+    if info.world_size == 1:
+        return model.to(device=info.device) if model.device.type != "meta" else model
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mp = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
+    for block in blocks:
+        fully_shard(block, mesh=info.mesh, mp_policy=mp)
+    fully_shard(model, mesh=info.mesh, mp_policy=mp)
+    return model
+
+
+def materialize(model: nn.Module, device: torch.device) -> None:
+    """Allocate a meta-built (possibly sharded) model on `device` and run the HF weight init."""
+    model.to_empty(device=device)
+    with torch.no_grad():
+        for module in model.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        model.apply(model._init_weights)
+
+
+def all_reduce_sum(value: float | int, info: DistInfo) -> float:
+    """Sum a Python number over ranks (fp64 so token counts stay exact)."""
+    if info.world_size == 1:
+        return float(value)
+    t = torch.tensor([float(value)], dtype=torch.float64, device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return float(t.item())
+
+
+def barrier(info: DistInfo) -> None:
+    """Wait for every rank (no-op in a single process)."""
+    if info.world_size > 1:
+        dist.barrier()

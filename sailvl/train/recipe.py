@@ -1,0 +1,253 @@
+"""Recipe schema: model source, data defaults, parallelism and an ordered list of stages; YAML with `base:`."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from sailvl.config import SailConfig, apply_overrides, load_yaml, parse_config
+from sailvl.errors import ConfigError
+
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "config" / "recipes"
+
+
+class ModelSpec(SailConfig):
+    """Where the initial weights come from: exactly one of `preset`, `path`, or `vision` + `llm`."""
+
+    preset: str | None = Field(
+        None, description="sailvl.model preset name; random init with the recipe seed."
+    )
+    path: str | None = Field(None, description="HF-format model directory loaded strictly with load_model.")
+    vision: str | None = Field(
+        None, description="Pretrained vision tower directory (with `llm`: build_from_parts)."
+    )
+    llm: str | None = Field(None, description="Pretrained language model directory (with `vision`).")
+    tokenizer: str | None = Field(
+        None, description="Tokenizer directory for build_from_parts (default: llm)."
+    )
+    processor: str | None = Field(
+        None,
+        description="SailVLProcessor directory; default: `path`, else `tokenizer`/`llm` for build_from_parts.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        parts = self.vision is not None or self.llm is not None
+        n = sum([self.preset is not None, self.path is not None, parts])
+        if n != 1:
+            raise ValueError("set exactly one model source: preset, path, or vision + llm")
+        if parts and (self.vision is None or self.llm is None):
+            raise ValueError("build from parts needs both model.vision and model.llm")
+        if self.preset is not None and self.processor is None:
+            raise ValueError(
+                "a preset model needs model.processor (a directory with a saved SailVLProcessor)"
+            )
+        return self
+
+
+class ParallelConfig(SailConfig):
+    """How the model is placed on devices; FSDP2 shards over all ranks when more than one process runs."""
+
+    backend: Literal["auto", "gloo", "nccl"] = Field("auto", description="auto: nccl with CUDA, else gloo.")
+    mixed_precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="auto: bf16 params/compute on GPU, fp32 on CPU (bf16 is ~27x slower on CPU)."
+    )
+    activation_checkpointing: bool = Field(False, description="Recompute each ViT/decoder layer in backward.")
+    compile: bool = Field(
+        False, description="torch.compile each layer (off by default; slow to start on CPU)."
+    )
+    meta_init: bool = Field(False, description="Build a preset on the meta device, shard, then materialise.")
+    attn_implementation: str = Field("sdpa", description="Attention kernel for training: sdpa, eager, ...")
+
+
+class Budget(SailConfig):
+    """When a stage ends: the first of the given limits reached (at least one is required)."""
+
+    steps: int | None = Field(None, gt=0, description="Optimizer steps.")
+    samples: int | None = Field(None, gt=0, description="Training samples (all ranks).")
+    tokens: int | None = Field(None, gt=0, description="Non-pad training tokens (all ranks).")
+
+    @model_validator(mode="after")
+    def _any(self) -> Budget:
+        if self.steps is None and self.samples is None and self.tokens is None:
+            raise ValueError("a budget needs steps, samples or tokens")
+        return self
+
+
+class StageConfig(SailConfig):
+    """One training stage; its behaviour comes only from these fields."""
+
+    name: str = Field(description="Stage name; also its output subdirectory.")
+    trainable: list[str] = Field(
+        description="Globs over module-alias parameter names (vision.*, llm.*, ...)."
+    )
+    lr: float = Field(gt=0, description="Peak learning rate of parameters not matched by lr_groups.")
+    lr_groups: dict[str, float] = Field(
+        default_factory=dict, description="Glob -> peak LR for finer groups; the first matching glob wins."
+    )
+    weight_decay: float = Field(0.01, ge=0, description="AdamW decoupled weight decay (not on biases/norms).")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+    warmup: float = Field(0.03, ge=0, lt=1, description="Linear warm-up, as a fraction of the stage budget.")
+    schedule: Literal["cosine", "constant", "wsd"] = Field("cosine", description="LR shape after warm-up.")
+    decay_fraction: float = Field(
+        0.1, gt=0, le=1, description="wsd: final fraction of the budget spent decaying."
+    )
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="Final LR as a fraction of the peak.")
+    grad_clip: float = Field(1.0, gt=0, description="Clip the global grad norm to this value.")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step on each rank.")
+    budget: Budget = Field(description="Stage length.")
+    data: dict[str, Any] = Field(
+        default_factory=dict, description="sailvl.data DataConfig fields, merged over the recipe-level data."
+    )
+    max_tiles: int | None = Field(None, ge=1, description="Tiles per image for sources that set none.")
+    pack_length: int | None = Field(
+        None, ge=16, description="Tokens per packed sequence (sets data.max_tokens)."
+    )
+    init_from: str = Field(
+        "previous",
+        description="'previous' (export of the stage before, or the model spec), 'model', or a dir.",
+    )
+    reinit: list[str] = Field(
+        default_factory=list, description="Module aliases to re-initialise (projector)."
+    )
+    save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: only at the end).")
+    eval_every: int = Field(
+        0, ge=0, description="Write an HF export every N steps for `sailvl eval` (0: off)."
+    )
+    keep_last: int = Field(2, ge=1, description="Checkpoints kept on disk.")
+    max_bad_steps: int = Field(10, ge=0, description="Abort after this many non-finite (skipped) steps.")
+    log_every: int = Field(1, ge=1, description="Write metrics every N steps.")
+
+
+class Recipe(SailConfig):
+    """A training recipe: model + data defaults + parallelism + ordered stages."""
+
+    name: str = Field(description="Recipe name.")
+    seed: int = Field(0, description="Seed for init, data order and RNG.")
+    vars: dict[str, str] = Field(
+        default_factory=dict,
+        description="Values substituted for ${name} in every string (override: vars.x=..).",
+    )
+    model: ModelSpec
+    data: dict[str, Any] = Field(default_factory=dict, description="Data fields shared by all stages.")
+    parallel: ParallelConfig = Field(default_factory=ParallelConfig)
+    wandb: bool = Field(False, description="Also log to Weights & Biases when wandb is installed.")
+    peak_flops: float | None = Field(
+        None, description="Per-device peak FLOP/s for MFU (default: known GPUs)."
+    )
+    stages: list[StageConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_stage_names(self) -> Recipe:
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique, got {names}")
+        return self
+
+    def stage(self, name: str) -> StageConfig:
+        """The stage called `name` (ConfigError listing the names otherwise)."""
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise ConfigError(
+            f"recipe {self.name} has no stage {name!r}; stages: {[s.name for s in self.stages]}"
+        )
+
+    def stage_data(self, stage: StageConfig) -> dict[str, Any]:
+        """sailvl.data DataConfig fields: recipe data, then stage data; pack_length -> max_tokens, max_tiles -> sources."""
+        data = deep_merge(copy.deepcopy(self.data), stage.data)
+        if stage.max_tiles is not None:
+            for source in data.get("sources") or []:
+                if isinstance(source, dict) and source.get("max_tiles") is None:
+                    source["max_tiles"] = stage.max_tiles
+        if stage.pack_length is not None:
+            data["max_tokens"] = stage.pack_length
+        return data
+
+
+def deep_merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """Merge `child` into `base` (in place): mappings recursively, `stages` lists by stage name."""
+    for key, value in child.items():
+        if key == "stages" and isinstance(value, list) and isinstance(base.get(key), list):
+            base[key] = _merge_stages(base[key], value)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def _merge_stages(base: list[dict], child: list[dict]) -> list[dict]:
+    # A child stage with a base stage's name edits it; `drop: true` removes it; new names append.
+    by_name = {s.get("name"): i for i, s in enumerate(base)}
+    out = copy.deepcopy(base)
+    dropped = set()
+    for stage in child:
+        name = stage.get("name")
+        if name in by_name:
+            if stage.get("drop"):
+                dropped.add(name)
+            else:
+                deep_merge(out[by_name[name]], {k: v for k, v in stage.items() if k != "drop"})
+        else:
+            out.append(copy.deepcopy(stage))
+    return [s for s in out if s.get("name") not in dropped]
+
+
+def resolve_recipe_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
+    """A recipe file: a path (relative to `relative_to` first), or a shipped recipe name like `tiny-sailvit`."""
+    p = Path(name_or_path)
+    candidates = [p]
+    if relative_to is not None and not p.is_absolute():
+        candidates.insert(0, relative_to / p)
+    stem = p.name if p.suffix in (".yaml", ".yml") else f"{p.name}.yaml"
+    candidates.append(RECIPES_DIR / stem)
+    for c in candidates:
+        if c.is_file():
+            return c
+    shipped = sorted(f.stem for f in RECIPES_DIR.glob("*.yaml"))
+    raise ConfigError(f"recipe {name_or_path} is neither a file nor a shipped recipe ({', '.join(shipped)})")
+
+
+def load_recipe_dict(name_or_path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a recipe YAML and the chain of `base:` recipes it derives from, merged (child wins)."""
+    path = resolve_recipe_path(name_or_path, _seen[-1].parent if _seen else None)
+    if path in _seen:
+        raise ConfigError(f"recipe {path} derives from itself through `base:`")
+    data = load_yaml(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    return deep_merge(load_recipe_dict(base, (*_seen, path)), data)
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _substitute(node: Any, values: dict[str, str]) -> Any:
+    if isinstance(node, str):
+
+        def repl(m: re.Match) -> str:
+            if m.group(1) not in values:
+                raise ConfigError(f"${{{m.group(1)}}} is used but vars.{m.group(1)} is not set")
+            return str(values[m.group(1)])
+
+        return _VAR.sub(repl, node)
+    if isinstance(node, dict):
+        return {k: _substitute(v, values) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(v, values) for v in node]
+    return node
+
+
+def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Load a recipe (file or shipped name), apply `a.b=value` overrides, substitute ${vars}, validate."""
+    data = load_recipe_dict(name_or_path)
+    apply_overrides(data, overrides)
+    data["vars"] = {k: str(v) for k, v in (data.get("vars") or {}).items()}
+    data = _substitute(data, data["vars"])
+    return parse_config(Recipe, data)

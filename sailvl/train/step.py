@@ -1,0 +1,118 @@
+"""One optimizer step: token-summed loss normalised by the global target count, accumulation, clipping."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sailvl.config.constants import IGNORE_INDEX
+from sailvl.train.parallel import DistInfo, all_reduce_sum
+
+BATCH_TENSORS = ("input_ids", "labels", "position_ids", "attention_mask", "pixel_values")
+
+
+@dataclass
+class StepResult:
+    """What one optimizer step did; counts are summed over all ranks and micro-batches."""
+
+    loss: float  # mean CE per target token (nats)
+    grad_norm: float
+    target_tokens: int
+    real_tokens: int  # non-pad tokens
+    padded_tokens: int  # B * L summed, pad included
+    samples: int
+    tiles: int
+    skipped: bool
+
+
+def to_device(batch: dict, device: torch.device, dtype: torch.dtype) -> dict:
+    """Move the model inputs of a collated batch to `device` (pixels to the compute dtype)."""
+    out = {}
+    for key in BATCH_TENSORS:
+        value = batch.get(key)
+        if value is None:
+            continue
+        if key == "pixel_values":
+            value = value.to(device=device, dtype=dtype) if value.numel() else None
+        else:
+            value = value.to(device)
+        out[key] = value
+    return out
+
+
+def token_loss_sum(model: nn.Module, inputs: dict) -> torch.Tensor:
+    """Sum (not mean) of next-token cross entropy over target positions of one micro-batch (fp32, nats)."""
+    labels = inputs["labels"]
+    model_inputs = {k: v for k, v in inputs.items() if k != "labels"}
+    # Labels are not passed: HF would average per micro-batch, and we normalise by the global count.
+    logits = model(**model_inputs, use_cache=False).logits
+    shift_labels = labels[:, 1:]
+    mask = shift_labels != IGNORE_INDEX
+    target_logits = logits[:, :-1][mask].float()
+    return F.cross_entropy(target_logits, shift_labels[mask], reduction="sum")
+
+
+def _grad_sync(model: nn.Module, enabled: bool) -> None:
+    if hasattr(model, "set_requires_gradient_sync"):
+        model.set_requires_gradient_sync(enabled)
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    micro_batches: list[dict],
+    info: DistInfo,
+    compute_dtype: torch.dtype,
+    grad_clip: float,
+) -> StepResult:
+    """Forward/backward every micro-batch, then clip and step (or skip when the grad norm is not finite).
+
+    The loss of each micro-batch is sum-CE * world_size / (global target tokens): FSDP averages gradients
+    over ranks, so the applied gradient is exactly d(sum of all target CE) / (global target count),
+    independent of how tokens are split over ranks and micro-batches.
+    """
+    local_targets = sum(int(b["num_target_tokens"]) for b in micro_batches)
+    global_targets = all_reduce_sum(local_targets, info)
+    scale = info.world_size / max(global_targets, 1.0)
+    autocast = (
+        torch.autocast(info.device.type, dtype=compute_dtype)
+        if info.world_size == 1 and compute_dtype != torch.float32
+        else contextlib.nullcontext()
+    )
+    loss_sum = torch.zeros((), dtype=torch.float64, device=info.device)
+    tiles = 0
+    for i, batch in enumerate(micro_batches):
+        _grad_sync(model, i == len(micro_batches) - 1)
+        inputs = to_device(batch, info.device, compute_dtype if info.world_size == 1 else torch.float32)
+        tiles += 0 if inputs.get("pixel_values") is None else int(inputs["pixel_values"].shape[0])
+        with autocast:
+            mb_loss = token_loss_sum(model, inputs)
+        (mb_loss * scale).backward()
+        loss_sum += mb_loss.detach().double()
+    params = [p for p in model.parameters() if p.requires_grad]
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip, foreach=False)
+    if hasattr(grad_norm, "full_tensor"):
+        grad_norm = grad_norm.full_tensor()
+    grad_norm = float(grad_norm)
+    skipped = not math.isfinite(grad_norm) or global_targets == 0
+    if not skipped:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    padded = sum(int(b["input_ids"].numel()) for b in micro_batches)
+    real = sum(int(b["num_real_tokens"]) for b in micro_batches)
+    samples = sum(len(b["sample_ids"]) for b in micro_batches)
+    return StepResult(
+        loss=all_reduce_sum(float(loss_sum), info) / max(global_targets, 1.0),
+        grad_norm=grad_norm,
+        target_tokens=int(global_targets),
+        real_tokens=int(all_reduce_sum(real, info)),
+        padded_tokens=int(all_reduce_sum(padded, info)),
+        samples=int(all_reduce_sum(samples, info)),
+        tiles=int(all_reduce_sum(tiles, info)),
+        skipped=skipped,
+    )

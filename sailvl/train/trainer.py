@@ -1,0 +1,298 @@
+"""The one training loop: run a recipe's stages (load, re-init, freeze, shard, train, checkpoint, export)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from sailvl.errors import SailvlError
+from sailvl.train.checkpoint import AppState, CheckpointManager, latest_checkpoint
+from sailvl.train.export import export_hf, is_exported
+from sailvl.train.metrics import MetricsLogger, Progress, peak_flops, step_flops
+from sailvl.train.optim import build_optimizer, build_param_groups, lr_factor, set_lr
+from sailvl.train.parallel import DistInfo, init_distributed, materialize, parallelize, param_dtype
+from sailvl.train.recipe import Recipe, StageConfig
+from sailvl.train.step import train_step
+
+log = logging.getLogger("sailvl.train")
+
+
+@dataclass
+class StageContext:
+    """What a stage needs besides its config: the recipe, where to write, and how to resume."""
+
+    recipe: Recipe
+    out_dir: Path
+    info: DistInfo
+    resume: str | None  # None, "auto", or a checkpoint directory
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def stage_export_dir(out_dir: Path, stage_name: str) -> Path:
+    """Where the HF export of a finished stage lives."""
+    return Path(out_dir) / stage_name / "export"
+
+
+def _initial_source(ctx: StageContext, stage: StageConfig) -> str | None:
+    """Directory to load the stage's model from, or None to build from the recipe's model spec."""
+    if stage.init_from == "model":
+        return ctx.recipe.model.path
+    if stage.init_from != "previous":
+        return stage.init_from
+    names = [s.name for s in ctx.recipe.stages]
+    index = names.index(stage.name)
+    if index == 0:
+        return ctx.recipe.model.path
+    previous = stage_export_dir(ctx.out_dir, names[index - 1])
+    if not is_exported(previous):
+        raise SailvlError(
+            f"stage {stage.name} starts from stage {names[index - 1]}, but {previous} is not exported yet"
+        )
+    return str(previous)
+
+
+def load_stage_model(ctx: StageContext, stage: StageConfig) -> tuple[nn.Module, object]:
+    """The model (fp32, CPU or meta) and processor a stage starts from."""
+    from sailvl.data.processor import SailVLProcessor
+    from sailvl.model import build_from_parts, build_model, load_model
+
+    spec, seed = ctx.recipe.model, ctx.recipe.seed
+    source = _initial_source(ctx, stage)
+    if source is not None:
+        return load_model(source, dtype=torch.float32), SailVLProcessor.from_pretrained(
+            spec.processor or source
+        )
+    if spec.preset is not None:
+        processor = SailVLProcessor.from_pretrained(spec.processor)
+        device = "meta" if ctx.recipe.parallel.meta_init else "cpu"
+        return build_model(spec.preset, device=device, seed=seed, tokenizer=processor.tokenizer), processor
+    torch.manual_seed(seed)
+    model, tokenizer = build_from_parts(spec.vision, spec.llm, spec.tokenizer)
+    processor_dir = spec.processor
+    if processor_dir is not None:
+        return model, SailVLProcessor.from_pretrained(processor_dir)
+    return model, SailVLProcessor.for_model(tokenizer, model.config)
+
+
+def reinit_modules(model: nn.Module, aliases: list[str], seed: int) -> None:
+    """Re-initialise every module whose parameters all live under one of `aliases` (e.g. `projector`)."""
+    from sailvl.model.params import module_alias
+
+    torch.manual_seed(seed)
+    touched = set()
+    for name, module in model.named_modules():
+        params = list(module.named_parameters(recurse=False))
+        if not params or not hasattr(module, "reset_parameters"):
+            continue
+        prefix = f"{name}." if name else ""
+        if any(module_alias(prefix + p).split(".", 1)[0] in aliases for p, _ in params):
+            module.reset_parameters()
+            touched.add(name)
+    if not touched:
+        raise SailvlError(f"reinit {aliases} matched no module; use vision, projector or llm")
+
+
+def print_freeze_table(rows: list[dict], stage: str) -> None:
+    """The per-module parameter table printed at each stage start (rank 0)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"stage {stage}: parameters")
+    for col in ("module", "params", "trainable", "frozen", "state"):
+        table.add_column(col, justify="right" if col not in ("module", "state") else "left")
+    for r in rows:
+        state = "trainable" if r["frozen"] == 0 else ("frozen" if r["trainable"] == 0 else "partial")
+        table.add_row(r["module"], f"{r['params']:,}", f"{r['trainable']:,}", f"{r['frozen']:,}", state)
+    Console().print(table)
+
+
+def _progress(stage: StageConfig, state: dict) -> float:
+    b = stage.budget
+    fractions = [0.0]
+    if b.steps:
+        fractions.append(state["step"] / b.steps)
+    if b.samples:
+        fractions.append(state["samples_seen"] / b.samples)
+    if b.tokens:
+        fractions.append(state["tokens_seen"] / b.tokens)
+    return max(fractions)
+
+
+def _build_loader(ctx: StageContext, stage: StageConfig, processor, seed: int):
+    from sailvl.config import parse_config
+    from sailvl.data.config import DataConfig
+    from sailvl.data.loader import build_loader
+
+    data_config = parse_config(DataConfig, ctx.recipe.stage_data(stage))
+    return build_loader(data_config, processor, ctx.info.rank, ctx.info.world_size, seed)
+
+
+def run_stage(ctx: StageContext, stage: StageConfig) -> Path:
+    """Train one stage to its budget and export it; returns the export directory.
+
+    With `resume="auto"` a stage already exported is skipped and the newest complete checkpoint of
+    the stage is restored; with a directory, that checkpoint is restored.
+    """
+    info, recipe = ctx.info, ctx.recipe
+    stage_dir = Path(ctx.out_dir) / stage.name
+    export_dir = stage_dir / "export"
+    if ctx.resume == "auto" and is_exported(export_dir):
+        log.info("stage %s is already exported in %s; skipping", stage.name, export_dir)
+        return export_dir
+    stage_index = [s.name for s in recipe.stages].index(stage.name)
+    seed_everything(recipe.seed + stage_index)
+    model, processor = load_stage_model(ctx, stage)
+    if stage.reinit:
+        reinit_modules(model, stage.reinit, recipe.seed + stage_index)
+    from sailvl.model.params import set_trainable
+
+    rows = set_trainable(model, stage.trainable)
+    if info.is_main:
+        print_freeze_table(rows, stage.name)
+    dtype = param_dtype(info.device, recipe.parallel.mixed_precision)
+    meta = next(model.parameters()).device.type == "meta"
+    model.set_attn_implementation(recipe.parallel.attn_implementation)
+    model.train()
+    model = parallelize(model, info, dtype, recipe.parallel.activation_checkpointing, recipe.parallel.compile)
+    if meta:
+        materialize(model, info.device)
+    optimizer = build_optimizer(
+        build_param_groups(model, stage.lr, stage.weight_decay, stage.lr_groups), betas=stage.betas
+    )
+    loader = _build_loader(ctx, stage, processor, recipe.seed + stage_index)
+    state = {"stage": stage.name, "step": 0, "tokens_seen": 0, "samples_seen": 0, "bad_steps": 0}
+    app = AppState(model, optimizer, loader, state, info.rank)
+    ckpt = CheckpointManager(stage_dir / "checkpoints", info, stage.keep_last, model.config)
+    resume_from = latest_checkpoint(ckpt.root) if ctx.resume == "auto" else ctx.resume
+    if resume_from is not None:
+        ckpt.load(app, Path(resume_from))
+        log.info("stage %s resumed from %s at step %d", stage.name, resume_from, state["step"])
+    _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype)
+    export_hf(model, processor, export_dir, info, {**state, "done": True})
+    if info.is_main:
+        log.info("stage %s exported to %s", stage.name, export_dir)
+    return export_dir
+
+
+def _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype) -> None:
+    info, state = ctx.info, app.trainer
+    metrics = MetricsLogger(ctx.out_dir, info.is_main, ctx.recipe.wandb, f"{ctx.recipe.name}-{stage.name}")
+    bar = Progress(info.is_main, stage.name)
+    peak = peak_flops(info.device, ctx.recipe.peak_flops)
+    batches = iter(loader)
+    try:
+        while _progress(stage, state) < 1.0:
+            factor = lr_factor(
+                _progress(stage, state),
+                stage.schedule,
+                stage.warmup,
+                stage.min_lr_ratio,
+                stage.decay_fraction,
+            )
+            lrs = set_lr(optimizer, factor)
+            micro = [_next_batch(batches) for _ in range(stage.grad_accum)]
+            t0 = time.perf_counter()
+            result = train_step(model, optimizer, micro, info, dtype, stage.grad_clip)
+            seconds = time.perf_counter() - t0
+            state["step"] += 1
+            state["tokens_seen"] += result.real_tokens
+            state["samples_seen"] += result.samples
+            if result.skipped:
+                state["bad_steps"] += 1
+                log.warning("step %d skipped: grad norm %s", state["step"], result.grad_norm)
+                if state["bad_steps"] > stage.max_bad_steps:
+                    raise SailvlError(
+                        f"stage {stage.name}: {state['bad_steps']} non-finite steps (max_bad_steps="
+                        f"{stage.max_bad_steps}); lower the LR or check the data"
+                    )
+            if state["step"] % stage.log_every == 0:
+                _log_step(metrics, state, result, lrs, seconds, model.config, peak, info)
+            bar.update(_progress(stage, state), f"loss {result.loss:.4f}")
+            if stage.save_every and state["step"] % stage.save_every == 0:
+                ckpt.save(app)
+            if stage.eval_every and state["step"] % stage.eval_every == 0:
+                step_dir = Path(ctx.out_dir) / stage.name / "exports" / f"step-{state['step']:07d}"
+                export_hf(model, processor, step_dir, info, dict(state))
+        if not stage.save_every or state["step"] % stage.save_every:
+            ckpt.save(app)
+    finally:
+        bar.close()
+        metrics.close()
+
+
+def _next_batch(batches):
+    try:
+        return next(batches)
+    except StopIteration:
+        raise SailvlError("the data loader ran out before the stage budget was reached") from None
+
+
+def _log_step(metrics, state, result, lrs, seconds, model_config, peak, info) -> None:
+    record = {
+        "stage": state["stage"],
+        "step": state["step"],
+        "loss": result.loss,
+        "grad_norm": result.grad_norm,
+        "skipped": result.skipped,
+        "target_tokens": result.target_tokens,
+        "tokens_seen": state["tokens_seen"],
+        "samples_seen": state["samples_seen"],
+        "tokens_per_s": result.real_tokens / seconds,
+        "samples_per_s": result.samples / seconds,
+        "padding_ratio": 1.0 - result.real_tokens / max(result.padded_tokens, 1),
+        "step_seconds": seconds,
+    }
+    record.update({f"lr/{name}": lr for name, lr in lrs.items()})
+    if peak is not None:
+        context = result.padded_tokens / max(result.samples, 1)
+        flops = step_flops(model_config, result.padded_tokens, result.tiles, context)
+        record["mfu"] = flops / seconds / (peak * info.world_size)
+    metrics.log(record)
+
+
+def train_recipe(
+    recipe: Recipe, out_dir: str | Path, stage: str | None = None, resume: str | None = None
+) -> list[Path]:
+    """Run every stage of `recipe` in order (or only `stage`); returns the export directories.
+
+    Works as one process or under torchrun (FSDP2 over all ranks). `resume` is None, "auto"
+    (skip exported stages, continue from the newest complete checkpoint) or a checkpoint directory.
+    """
+    info = init_distributed(recipe.parallel.backend)
+    logging.basicConfig(level=logging.INFO if info.is_main else logging.WARNING, format="%(message)s")
+    out_dir = Path(out_dir)
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "recipe.yaml").write_text(_dump_recipe(recipe))
+    stages = [recipe.stage(stage)] if stage else recipe.stages
+    if resume not in (None, "auto") and len(stages) != 1:
+        raise SailvlError("--resume PATH needs --stage NAME (the stage that checkpoint belongs to)")
+    ctx = StageContext(recipe=recipe, out_dir=out_dir, info=info, resume=resume)
+    try:
+        return [run_stage(ctx, s) for s in stages]
+    finally:
+        if info.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _dump_recipe(recipe: Recipe) -> str:
+    import yaml
+
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
+
+
+__all__ = ["run_stage", "train_recipe"]
