@@ -1,0 +1,159 @@
+"""SFT quality scoring (task difficulty, data complexity, image-text relevance) and the curriculum split
+into stages whose means rise on every score, written as separate sources for a training recipe."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from sailvl.curation.base import register_step
+from sailvl.curation.judge import parse_score
+from sailvl.curation.records import caption_of, prompt_of
+from sailvl.curation.vlm import ModelStep, ModelStepParams, load_generate_fn
+from sailvl.errors import SailvlError
+
+# Judge prompts for the three SFT scores (SPEC 2: the published prompts are UNCONFIRMED).
+DEFAULT_SCORE_PROMPTS = {
+    "difficulty": "<image>\nQuestion: {question}\nAnswer: {answer}\nHow hard is this task for a vision-language "
+    "model, from 1 (trivial) to 5 (very hard)? Answer with one number.",
+    "complexity": "<image>\nQuestion: {question}\nAnswer: {answer}\nHow complex is this sample (reasoning steps, "
+    "detail), from 1 to 5? Answer with one number.",
+    "relevance": "<image>\nQuestion: {question}\nAnswer: {answer}\nHow much does answering depend on the image, "
+    "from 1 (not at all) to 5 (entirely)? Answer with one number.",
+}
+
+
+class SftScoringParams(ModelStepParams):
+    keys: list[str] = Field(
+        default_factory=lambda: ["difficulty", "complexity", "relevance"], description="Scores to attach."
+    )
+    prompts: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_SCORE_PROMPTS),
+        description="Judge prompt per key; `{question}` and `{answer}` are replaced.",
+    )
+    use_metadata: bool = Field(True, description="Take a score from a numeric metadata field when present.")
+    max_new_tokens: int = Field(8, ge=1, description="Judges answer in a word.")
+
+
+@register_step("sft_scoring")
+class SftScoring(ModelStep):
+    """Attach numeric `metadata[key]` for every key; the judge model loads only if a field is missing."""
+
+    Params = SftScoringParams
+
+    def setup(self) -> None:
+        pass  # the judge loads on first need: metadata-scored sets never touch a model
+
+    def process_batch(self, records: list[Any]) -> list[Any]:
+        p: SftScoringParams = self.params  # type: ignore[assignment]
+        scores: list[dict[str, float]] = [{} for _ in records]
+        for key in p.keys:
+            missing = []
+            for i, r in enumerate(records):
+                value = r.metadata.get(key)
+                if p.use_metadata and isinstance(value, int | float) and not isinstance(value, bool):
+                    scores[i][key] = float(value)
+                else:
+                    missing.append(i)
+            if not missing:
+                continue
+            if key not in p.prompts:
+                raise SailvlError(
+                    f"sft_scoring has no prompt for score {key!r} and some records lack that field"
+                )
+            if self.generate_fn is None:
+                self.generate_fn = load_generate_fn(p)
+            prompts = [
+                p.prompts[key]
+                .replace("{question}", prompt_of(records[i]))
+                .replace("{answer}", caption_of(records[i]))
+                for i in missing
+            ]
+            for i, answer in zip(missing, self.ask([records[i] for i in missing], prompts), strict=True):
+                value = parse_score(answer)
+                if value is not None:
+                    scores[i][key] = float(value)
+        results: list[Any] = []
+        for record, got in zip(records, scores, strict=True):
+            if len(got) < len(p.keys):
+                results.append("score_unparseable")
+                continue
+            record.metadata = {**record.metadata, **got}
+            results.append(record)
+        return results
+
+
+def _ranks(column: np.ndarray) -> np.ndarray:
+    order = np.argsort(column, kind="stable")
+    ranks = np.empty(len(column))
+    ranks[order] = np.arange(len(column))
+    # Ties share their average rank, so equal scores never push one sample ahead of another.
+    for value in np.unique(column):
+        mask = column == value
+        ranks[mask] = ranks[mask].mean()
+    return ranks / max(len(column) - 1, 1)
+
+
+def stage_means(stages: list[list[Any]], keys: list[str]) -> list[dict[str, float]]:
+    """Mean of each score per stage."""
+    return [{k: float(np.mean([s.metadata[k] for s in stage])) for k in keys} for stage in stages]
+
+
+def split_curriculum(
+    samples: list[Any], keys: list[str], n_stages: int, max_rounds: int = 30
+) -> list[list[Any]]:
+    """Split into `n_stages` equal-size stages (easiest first) whose means strictly rise on every key.
+
+    Samples are ordered by a weighted sum of per-key ranks; while some key does not rise, its weight is
+    doubled. Raises SailvlError when no weighting works (e.g. a key is constant or too few samples).
+    """
+    if len(samples) < n_stages:
+        raise SailvlError(f"cannot split {len(samples)} samples into {n_stages} curriculum stages")
+    for key in keys:
+        bad = [s.id for s in samples if not isinstance(s.metadata.get(key), int | float)]
+        if bad:
+            raise SailvlError(f"sample {bad[0]} has no numeric '{key}' score; run the sft_scoring step first")
+    values = np.array([[float(s.metadata[k]) for k in keys] for s in samples])
+    ranks = np.stack([_ranks(values[:, j]) for j in range(len(keys))], axis=1)
+    weights = np.ones(len(keys))
+    bounds = np.linspace(0, len(samples), n_stages + 1).round().astype(int)
+    for _ in range(max_rounds):
+        order = np.lexsort((np.arange(len(samples)), ranks @ weights))
+        chunks = [order[bounds[i] : bounds[i + 1]] for i in range(n_stages)]
+        means = np.array([values[c].mean(axis=0) for c in chunks])
+        rising = (np.diff(means, axis=0) > 0).all(axis=0)
+        if rising.all():
+            return [[samples[i] for i in c] for c in chunks]
+        weights[~rising] *= 2.0
+    raise SailvlError(f"no split into {n_stages} stages rises on all of {', '.join(keys)}; try fewer stages")
+
+
+def write_curriculum(
+    samples: list[Any], keys: list[str], n_stages: int, out_dir: str | Path
+) -> dict[str, Any]:
+    """Write `stage-K.jsonl` per stage and `curriculum.json` (paths, sizes, means, recipe source entries)."""
+    from sailvl.data.writers import write_jsonl
+
+    out_dir = Path(out_dir)
+    stages = split_curriculum(samples, keys, n_stages)
+    means = stage_means(stages, keys)
+    entries = []
+    for k, stage in enumerate(stages, start=1):
+        path = out_dir / f"stage-{k}.jsonl"
+        write_jsonl(stage, path)
+        entries.append(
+            {
+                "name": f"curriculum-stage-{k}",
+                "path": str(path.resolve()),
+                "format": "jsonl",
+                "records": len(stage),
+                "means": means[k - 1],
+            }
+        )
+    summary = {"keys": keys, "stages": entries}
+    (out_dir / "curriculum.json").write_text(json.dumps(summary, indent=1))
+    return summary
