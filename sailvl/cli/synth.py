@@ -1,0 +1,45 @@
+"""`sailvl synth`: generate the synthetic visual world (and optionally a tiny model directory for it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from sailvl.cli.app import app
+
+
+@app.command("synth")
+def synth(
+    out: Path = typer.Option(
+        ..., "--out", help="Output directory (empty, new, or an earlier world to overwrite)."
+    ),
+    n: int = typer.Option(2000, "--n", help="Number of training images."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives byte-identical files."),
+    size: int = typer.Option(112, "--size", help="Image side in pixels (112, 224, 448, ...)."),
+    tasks: str = typer.Option(
+        None,
+        "--tasks",
+        help="Comma-separated subset of colour,shape,count,position,digit,ocr,chart,caption (default: all).",
+    ),
+    n_bench: int = typer.Option(None, "--n-bench", help="Items per benchmark TSV (default n/5, 40..500)."),
+    tiny_model: Path = typer.Option(
+        None,
+        "--tiny-model",
+        help="Also write a loadable `tiny` model directory here: a BPE tokenizer trained on the world's text, "
+        "a random-init tiny InternVL and the processor settings.",
+    ),
+) -> None:
+    """Write images/, pretrain.jsonl, sft.jsonl, judge.jsonl, bench/*.tsv and README.md to --out."""
+    from sailvl.synth import generate_world
+
+    summary = generate_world(out, n=n, seed=seed, size=size, tasks=tasks, n_bench=n_bench)
+    typer.echo(
+        f"wrote {summary['images']} images, {summary['pretrain']} captions, {summary['sft']} SFT samples, "
+        f"{summary['judge']} judge pairs and {len(summary['bench'])} benchmarks to {out}"
+    )
+    if tiny_model is not None:
+        from sailvl.synth.tiny_model import make_tiny_model_dir
+
+        make_tiny_model_dir(out, tiny_model, seed=seed)
+        typer.echo(f"wrote a tiny model directory to {tiny_model}")
