@@ -151,7 +151,7 @@ def test_placeholder_count_mismatch(tiny_processor, content, n_images):
 def test_bad_conversation(tiny_processor):
     with pytest.raises(BadRecord) as err:
         tiny_processor.encode_sample([{"role": "gpt", "content": "x"}], [])
-    assert err.value.reason == "bad_conversation"
+    assert err.value.reason == "bad_schema"
 
 
 def test_spans_follow_the_template(tiny_tokenizer):
@@ -177,3 +177,23 @@ def test_prompt_ends_with_generation_prompt(tiny_processor, tiny_tokenizer):
         "<|im_start|>user\n" + image_block(3) + "\nWhat colour?<|im_end|><|im_start|>assistant\n"
     )
     assert batch["pixel_values"].shape == (3, 3, 112, 112)
+
+
+def test_literal_image_tokens_in_text_are_refused(tiny_processor):
+    conversation = [
+        {"role": "user", "content": "look <IMG_CONTEXT> here"},
+        {"role": "assistant", "content": "x"},
+    ]
+    with pytest.raises(BadRecord) as err:
+        tiny_processor.encode_sample(conversation, [])
+    assert err.value.reason == "bad_schema"
+
+
+def test_expand_image_ids_repeats_each_context_token():
+    ids = torch.tensor([1, 7, 2, 7, 3])
+    labels = torch.tensor([-100, -100, 2, 7, 3])
+    out_ids, out_labels = template.expand_image_ids(ids, labels, context_id=7, repeats=[2, 3])
+    assert out_ids.tolist() == [1, 7, 7, 2, 7, 7, 7, 3]
+    assert out_labels.tolist() == [-100, -100, -100, 2, -100, -100, -100, 3]  # image tokens never train
+    with pytest.raises(ValueError):
+        template.expand_image_ids(ids, labels, context_id=7, repeats=[2])

@@ -158,19 +158,32 @@ class SailVLProcessor:
         per_image = [self.tile_image(image, limit, msac) for image in images]
         return torch.cat(per_image), [len(p) for p in per_image]
 
-    def _messages(self, conversation: list[dict], num_tiles: list[int]) -> list[dict]:
-        messages = template.prepare_conversation(conversation, len(num_tiles), self.system_prompt)
-        return template.expand_image_tokens(messages, num_tiles, self.num_image_tokens)
+    def _encode(
+        self,
+        conversation: list[dict],
+        images: list[Image.Image],
+        max_tiles: int | None,
+        msac: bool,
+        prompt: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[int]]:
+        # Validate the conversation before the (much slower) tiling.
+        messages = template.prepare_conversation(conversation, len(images), self.system_prompt)
+        pixels, num_tiles = self._images_to_pixels(images, max_tiles, msac)
+        input_ids, labels = template.encode_messages(
+            self.tokenizer,
+            messages,
+            num_tiles,
+            self.num_image_tokens,
+            add_generation_prompt=prompt,
+            chat_template=self.chat_template,
+        )
+        return input_ids, labels, pixels, num_tiles
 
     def encode_sample(
         self, conversation: list[dict], images: list[Image.Image], max_tiles: int | None = None
     ) -> EncodedSample:
         """Token ids, labels (assistant answers only) and tiles of one training conversation."""
-        pixels, num_tiles = self._images_to_pixels(images, max_tiles, msac=False)
-        messages = self._messages(conversation, num_tiles)
-        input_ids, labels = template.encode_messages(
-            self.tokenizer, messages, chat_template=self.chat_template
-        )
+        input_ids, labels, pixels, num_tiles = self._encode(conversation, images, max_tiles, False, False)
         if pixels is None:
             pixels = torch.zeros(0, 3, self.tile_size, self.tile_size)
         return EncodedSample(input_ids=input_ids, labels=labels, pixel_values=pixels, num_tiles=num_tiles)
@@ -201,11 +214,7 @@ class SailVLProcessor:
         rows, all_pixels, all_tiles = [], [], []
         for prompt, prompt_images in zip(questions_or_conversations, images, strict=True):
             conversation = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-            pixels, num_tiles = self._images_to_pixels(list(prompt_images), max_tiles, msac)
-            messages = self._messages(conversation, num_tiles)
-            ids, _ = template.encode_messages(
-                self.tokenizer, messages, add_generation_prompt=True, chat_template=self.chat_template
-            )
+            ids, _, pixels, num_tiles = self._encode(conversation, list(prompt_images), max_tiles, msac, True)
             rows.append(ids)
             all_tiles.append(num_tiles)
             if pixels is not None:

@@ -31,12 +31,18 @@ def prepare_conversation(
         role, content = turn.get("role"), turn.get("content")
         if role not in ROLES or not isinstance(content, str):
             raise BadRecord(
-                "bad_conversation",
+                "bad_schema",
                 f"turn {index} must be {{'role': one of {ROLES}, 'content': str}}, got {turn!r:.120}",
             )
         messages.append({"role": role, "content": content})
+    for message in messages:
+        if any(token in message["content"] for token in (IMG_START, IMG_END, IMG_CONTEXT)):
+            raise BadRecord(
+                "bad_schema",
+                f"a turn contains a literal {IMG_START}/{IMG_END}/{IMG_CONTEXT} token; use <image>",
+            )
     if not any(m["role"] == "user" for m in messages):
-        raise BadRecord("bad_conversation", "the conversation has no user turn")
+        raise BadRecord("bad_schema", "the conversation has no user turn")
     placeholders = sum(m["content"].count(IMAGE_PLACEHOLDER) for m in messages)
     if num_images and not placeholders:
         first_user = next(m for m in messages if m["role"] == "user")
@@ -66,17 +72,25 @@ def _add_image_prefixes(messages: list[dict]) -> None:
         message["content"] = IMAGE_PLACEHOLDER.join(parts)
 
 
-def expand_image_tokens(messages: list[dict], num_tiles: list[int], tokens_per_tile: int) -> list[dict]:
-    """Replace the k-th `<image>` with `<img>` + `<IMG_CONTEXT>` x (tokens_per_tile * num_tiles[k]) + `</img>`."""
-    remaining = iter(num_tiles)
-    out = []
-    for message in messages:
-        parts = message["content"].split(IMAGE_PLACEHOLDER)
-        text = parts[0]
-        for part in parts[1:]:
-            text += IMG_START + IMG_CONTEXT * (tokens_per_tile * next(remaining)) + IMG_END + part
-        out.append({"role": message["role"], "content": text})
-    return out
+def compact_images(messages: list[dict]) -> list[dict]:
+    """Replace each `<image>` with `<img><IMG_CONTEXT></img>`: one context token per image, expanded later
+    on token ids (tokenising thousands of context tokens as text is the slowest part of encoding)."""
+    block = IMG_START + IMG_CONTEXT + IMG_END
+    return [{"role": m["role"], "content": m["content"].replace(IMAGE_PLACEHOLDER, block)} for m in messages]
+
+
+def expand_image_ids(
+    input_ids: torch.Tensor, labels: torch.Tensor, context_id: int, repeats: list[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Repeat the k-th `context_id` token `repeats[k]` times in `input_ids` and `labels` (label -100)."""
+    positions = (input_ids == context_id).nonzero().flatten()
+    if len(positions) != len(repeats):
+        raise ValueError(f"found {len(positions)} image context tokens for {len(repeats)} images")
+    counts = torch.ones_like(input_ids)
+    counts[positions] = torch.tensor(repeats, dtype=counts.dtype)
+    labels = labels.clone()
+    labels[positions] = IGNORE_INDEX
+    return input_ids.repeat_interleave(counts), labels.repeat_interleave(counts)
 
 
 def render(
@@ -110,10 +124,17 @@ def assistant_spans(
 
 
 def encode_messages(
-    tokenizer, messages: list[dict], add_generation_prompt: bool = False, chat_template: str = CHAT_TEMPLATE
+    tokenizer,
+    messages: list[dict],
+    num_tiles: list[int] | None = None,
+    tokens_per_tile: int = 0,
+    add_generation_prompt: bool = False,
+    chat_template: str = CHAT_TEMPLATE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids `[L]` of the rendered conversation and labels `[L]`: the id on assistant answers
-    (and their `<|im_end|>`), IGNORE_INDEX (-100) elsewhere. `messages` must already be expanded."""
+    """Token ids `[L]` of the rendered conversation and labels `[L]`: the id on assistant answers (and
+    their `<|im_end|>`), IGNORE_INDEX (-100) elsewhere. The k-th `<image>` in `messages` becomes `<img>`,
+    `tokens_per_tile * num_tiles[k]` `<IMG_CONTEXT>` tokens, `</img>`."""
+    messages = compact_images(messages)
     text = render(
         tokenizer, messages, add_generation_prompt=add_generation_prompt, chat_template=chat_template
     )
@@ -127,6 +148,8 @@ def encode_messages(
         for edge in (start, end):
             if np.any((tok_start < edge) & (edge < tok_end)):
                 raise ValueError(f"a token straddles char {edge}, the edge of an assistant answer")
-        inside = (tok_start >= start) & (tok_end <= end) & (tok_end > tok_start)
-        labels[torch.from_numpy(inside)] = input_ids[torch.from_numpy(inside)]
-    return input_ids, labels
+        inside = torch.from_numpy((tok_start >= start) & (tok_end <= end) & (tok_end > tok_start))
+        labels[inside] = input_ids[inside]
+    repeats = [tokens_per_tile * n for n in (num_tiles or [])]
+    context_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
+    return expand_image_ids(input_ids, labels, context_id, repeats)
