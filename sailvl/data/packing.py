@@ -76,6 +76,10 @@ class BestFitPacker:
 
     def add(self, item: PackItem) -> list[list[PackItem]]:
         """Buffer one item (must fit max_tokens / max_tiles alone); returns the packs now complete."""
+        if item.length > self.max_tokens or item.num_tiles > self.max_tiles:
+            raise ValueError(
+                f"sample {item.sample_id} does not fit one pack ({item.length} tokens, {item.num_tiles} tiles)"
+            )
         bisect.insort(self._by_length, (item.length, item.draw))
         self._items[item.draw] = item
         packs = []
