@@ -197,3 +197,46 @@ def test_expand_image_ids_repeats_each_context_token():
     assert out_labels.tolist() == [-100, -100, -100, 2, -100, -100, -100, 3]  # image tokens never train
     with pytest.raises(ValueError):
         template.expand_image_ids(ids, labels, context_id=7, repeats=[2])
+
+
+def qwen_style_tokenizer():
+    """A BPE tokenizer with Qwen2's pre-tokenizer split, whose `\\s*[\\r\\n]+` makes "\\n\\n" one piece."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from sailvl.config.constants import SPECIAL_TOKENS
+
+    pattern = (
+        r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+        r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+    )
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    core.decoder = decoders.ByteLevel()
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", *SPECIAL_TOKENS]
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    core.train_from_iterator(["assistant\n\nred\n\nblue\n\n"] * 50, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<|endoftext|>", eos_token="<|im_end|>")
+
+
+def test_answer_edge_never_merges_with_the_prompt():
+    tokenizer = qwen_style_tokenizer()
+    messages = [{"role": "user", "content": "red"}, {"role": "assistant", "content": "\nblue"}]
+    whole = tokenizer(template.render(tokenizer, messages), add_special_tokens=False)["input_ids"]
+    assert tokenizer.convert_tokens_to_ids("ĊĊ") in whole  # tokenising the whole text merges across the edge
+    input_ids, labels = template.encode_messages(tokenizer, messages)
+    target = input_ids[labels != IGNORE_INDEX]
+    assert tokenizer.decode(target) == "\nblue<|im_end|>"
+    prompt = template.render(tokenizer, messages[:1], add_generation_prompt=True)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    assert input_ids[: len(prompt_ids)].tolist() == prompt_ids  # the prefix is the generation prompt
+    assert (labels[: len(prompt_ids)] == IGNORE_INDEX).all() and (
+        labels[len(prompt_ids) :] != IGNORE_INDEX
+    ).all()

@@ -1,6 +1,5 @@
 """The sailvl-chat conversation format: image placeholders, rendering, and assistant-only label masks."""
 
-import numpy as np
 import torch
 
 from sailvl.config.constants import (
@@ -138,18 +137,19 @@ def encode_messages(
     text = render(
         tokenizer, messages, add_generation_prompt=add_generation_prompt, chat_template=chat_template
     )
-    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    input_ids = torch.tensor(encoding["input_ids"], dtype=torch.long)
-    labels = torch.full_like(input_ids, IGNORE_INDEX)
     spans = [] if add_generation_prompt else assistant_spans(tokenizer, messages, chat_template)
-    offsets = np.asarray(encoding["offset_mapping"], dtype=np.int64).reshape(-1, 2)
-    tok_start, tok_end = offsets[:, 0], offsets[:, 1]
-    for start, end in spans:
-        for edge in (start, end):
-            if np.any((tok_start < edge) & (edge < tok_end)):
-                raise ValueError(f"a token straddles char {edge}, the edge of an assistant answer")
-        inside = torch.from_numpy((tok_start >= start) & (tok_end <= end) & (tok_end > tok_start))
-        labels[inside] = input_ids[inside]
+    # Tokenise piece by piece, cut at the answer edges: a BPE merge across an edge (e.g. "\n" + an answer
+    # starting with "\n") cannot blur the mask, and answers are tokenised as generate() would emit them.
+    edges = [0, *(edge for span in spans for edge in span), len(text)]
+    pieces = [(text[lo:hi], i % 2 == 1) for i, (lo, hi) in enumerate(zip(edges, edges[1:], strict=False))]
+    pieces = [(piece, target) for piece, target in pieces if piece]
+    encoded = tokenizer([piece for piece, _ in pieces], add_special_tokens=False)["input_ids"]
+    ids_list, label_list = [], []
+    for (_, target), ids in zip(pieces, encoded, strict=True):
+        ids_list += ids
+        label_list += ids if target else [IGNORE_INDEX] * len(ids)
+    input_ids = torch.tensor(ids_list, dtype=torch.long)
+    labels = torch.tensor(label_list, dtype=torch.long)
     repeats = [tokens_per_tile * n for n in (num_tiles or [])]
     context_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
     return expand_image_ids(input_ids, labels, context_id, repeats)
