@@ -1,0 +1,78 @@
+"""CLI commands for models: `sailvl model info`, `sailvl convert`, `sailvl chat`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sailvl.cli.app import app, model_app
+
+
+@model_app.command("info")
+def model_info(
+    preset_or_dir: Annotated[
+        str, typer.Argument(help="A preset name (tiny, sailvl-2b, ...) or a model directory.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Parameter counts (vision, projector, llm, total) and image tokens per tile, built on the meta device."""
+    from sailvl.model.info import model_info as compute_info
+
+    info = compute_info(preset_or_dir)
+    if as_json:
+        print(json.dumps(info))
+        return
+    for key, value in info.items():
+        shown = f"{value:,} ({value / 1e6:.2f}M)" if key in ("vision", "projector", "llm", "total") else value
+        print(f"{key:>22}: {shown}")
+
+
+@app.command("convert")
+def convert(
+    src: Annotated[Path, typer.Argument(help="Source model directory.")],
+    dst: Annotated[Path, typer.Argument(help="Destination directory (created).")],
+    src_format: Annotated[
+        str, typer.Option("--from", help="Source layout: sailvl-remote or hf.")
+    ] = "sailvl-remote",
+    dst_format: Annotated[str, typer.Option("--to", help="Destination layout: hf or sailvl-remote.")] = "hf",
+) -> None:
+    """Convert between the released SAIL-VL / InternVL-chat layout and transformers' InternVL layout."""
+    from sailvl.model.convert import convert_checkpoint
+
+    out = convert_checkpoint(src, dst, src_format, dst_format)
+    print(f"wrote {dst_format} checkpoint to {out}")
+
+
+@app.command("chat")
+def chat(
+    question: Annotated[
+        str | None, typer.Argument(help="The question; without it an interactive prompt opens.")
+    ] = None,
+    model: Annotated[
+        Path, typer.Option("--model", help="Model directory (weights, tokenizer, processor).")
+    ] = Path("."),
+    image: Annotated[
+        list[Path] | None, typer.Option("--image", help="An image file; repeat for several.")
+    ] = None,
+    max_tiles: Annotated[
+        int | None, typer.Option(help="Most tiles per image (default: the processor's).")
+    ] = None,
+    msac: Annotated[bool, typer.Option("--msac", help="Add the MSAC second tiling pass.")] = False,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature; 0 means greedy.")] = 0.0,
+    max_new_tokens: Annotated[int, typer.Option(help="Most tokens per answer.")] = 256,
+    device: Annotated[str, typer.Option(help="cpu, cuda, or auto.")] = "auto",
+) -> None:
+    """Chat with a model about images, streaming the answer (greedy unless --temperature > 0)."""
+    from sailvl.infer.chat import ChatSettings, run_chat_command
+
+    settings = ChatSettings(
+        max_new_tokens=max_new_tokens,
+        do_sample=temperature > 0,
+        temperature=temperature,
+        max_tiles=max_tiles,
+        msac=msac,
+    )
+    run_chat_command(model, [str(p) for p in image or []], settings, question, device)

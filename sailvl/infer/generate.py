@@ -1,0 +1,139 @@
+"""Batched generation with transformers' `generate` (left padding, greedy or sampled)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from PIL import Image
+
+from sailvl.errors import SailvlError
+
+BACKENDS = ("transformers", "vllm")
+
+
+@dataclass
+class GenRequest:
+    """One prompt: `images` (PIL images, paths or encoded bytes) and either a `question` (one user turn with
+    `<image>` placeholders, or none: then one `<image>` per image is prepended) or a whole `conversation`."""
+
+    images: list[Any] = field(default_factory=list)
+    question: str | None = None
+    conversation: list[dict] | None = None
+
+    def prompt(self) -> str | list[dict]:
+        """The question or conversation handed to the processor."""
+        if (self.question is None) == (self.conversation is None):
+            raise SailvlError("a generation request needs exactly one of `question` or `conversation`")
+        return self.question if self.question is not None else self.conversation
+
+
+def _as_image(ref: Any) -> Image.Image:
+    if isinstance(ref, Image.Image):
+        return ref.convert("RGB")
+    from sailvl.data.images import load_image
+
+    return load_image(ref)
+
+
+def generation_kwargs(tokenizer, max_new_tokens: int, do_sample: bool, temperature: float) -> dict:
+    """Keyword arguments for `model.generate`: stop at `<|im_end|>`, pad with the pad token.
+
+    `temperature` (> 0) only matters with `do_sample`; `temperature == 0` means greedy decoding.
+    """
+    if max_new_tokens < 1:
+        raise SailvlError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    if temperature < 0:
+        raise SailvlError(f"temperature must be >= 0, got {temperature}")
+    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "eos_token_id": tokenizer.eos_token_id}
+    kwargs["pad_token_id"] = (
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    )
+    if do_sample and temperature > 0:
+        kwargs.update(do_sample=True, temperature=temperature)
+    else:
+        # Explicit values so a sampling-flavoured generation_config.json in the model dir cannot leak in.
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    return kwargs
+
+
+def model_inputs(model, processor, requests: list[GenRequest], max_tiles: int | None, msac: bool) -> dict:
+    """A left-padded batch on the model's device: `input_ids`, `attention_mask`, `pixel_values` (or absent)."""
+    prompts = [r.prompt() for r in requests]
+    images = [[_as_image(ref) for ref in r.images] for r in requests]
+    batch = processor.encode_prompts(prompts, images, max_tiles=max_tiles, msac=msac)
+    device = next(model.parameters()).device
+    inputs = {
+        "input_ids": batch["input_ids"].to(device),
+        "attention_mask": batch["attention_mask"].to(device),
+    }
+    if batch.get("pixel_values") is not None:
+        inputs["pixel_values"] = batch["pixel_values"].to(device=device, dtype=model.dtype)
+    return inputs
+
+
+@torch.no_grad()
+def generate_ids(
+    model,
+    processor,
+    requests: list[GenRequest],
+    max_new_tokens: int = 128,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    max_tiles: int | None = None,
+    msac: bool = False,
+) -> list[list[int]]:
+    """Generated token ids (prompt removed, stopping `<|im_end|>` and padding dropped) for one batch."""
+    inputs = model_inputs(model, processor, requests, max_tiles, msac)
+    kwargs = generation_kwargs(processor.tokenizer, max_new_tokens, do_sample, temperature)
+    output = model.generate(**inputs, **kwargs)
+    new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()
+    stop = {kwargs["eos_token_id"], kwargs["pad_token_id"]}
+    trimmed = []
+    for row in new_tokens:
+        end = next((i for i, t in enumerate(row) if t in stop), len(row))
+        trimmed.append(row[:end])
+    return trimmed
+
+
+def generate(
+    model,
+    processor,
+    requests: list[GenRequest],
+    max_new_tokens: int = 128,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    batch_size: int = 8,
+    max_tiles: int | None = None,
+    msac: bool = False,
+    backend: str = "transformers",
+) -> list[str]:
+    """Answer each request (in order) with the model; `batch_size` prompts per `generate` call.
+
+    `backend="vllm"` serves the model directory `model` was loaded from with vLLM (GPU, optional install).
+    Special tokens are removed from the answers.
+    """
+    if backend not in BACKENDS:
+        raise SailvlError(f"unknown generation backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if batch_size < 1:
+        raise SailvlError(f"batch_size must be at least 1, got {batch_size}")
+    if backend == "vllm":
+        from sailvl.infer.vllm_backend import generate_vllm
+
+        return generate_vllm(
+            model, processor, requests, max_new_tokens, do_sample, temperature, max_tiles, msac
+        )
+    answers: list[str] = []
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(requests), batch_size):
+            chunk = requests[start : start + batch_size]
+            ids = generate_ids(
+                model, processor, chunk, max_new_tokens, do_sample, temperature, max_tiles, msac
+            )
+            answers.extend(processor.tokenizer.batch_decode(ids, skip_special_tokens=True))
+    finally:
+        model.train(was_training)
+    return answers
