@@ -176,4 +176,13 @@ def build_step(spec: dict[str, Any]) -> Step:
 
 def _import_builtin_steps() -> None:
     # Imported here, not at module import, so `base` has no import-time side effects on others.
-    from sailvl.curation import dedup, image_checks, judge, qa_synthesis, recaption, scoring, text_checks  # noqa: F401
+    from sailvl.curation import (  # noqa: F401
+        dedup,
+        image_checks,
+        judge,
+        qa_synthesis,
+        recaption,
+        scoring,
+        select,
+        text_checks,
+    )

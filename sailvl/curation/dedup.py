@@ -78,23 +78,22 @@ def resolve_phash(items: Iterable[tuple[str, int]], threshold: int) -> dict[str,
     `threshold + 1` bands, so only records sharing a band are compared (exact, not approximate).
     """
     n_bands = min(threshold + 1, 64)
-    buckets: dict[tuple[int, int], list[tuple[str, int]]] = {}
+    buckets: dict[tuple[int, int], list[tuple[int, str, int]]] = {}
     duplicates: dict[str, str] = {}
+    n_kept = 0
     for rid, value in items:
         bands = _bands(value, n_bands)
-        match = None
-        for band in bands:
-            for kept_id, kept_value in buckets.get(band, ()):
-                if hamming(value, kept_value) <= threshold:
-                    match = kept_id
-                    break
-            if match:
-                break
+        # The earliest kept match wins, as in the brute-force order, so results do not depend on banding.
+        match = min(
+            (entry for band in bands for entry in buckets.get(band, ()) if hamming(value, entry[2]) <= threshold),
+            default=None,
+        )
         if match is not None:
-            duplicates[rid] = match
+            duplicates[rid] = match[1]
             continue
         for band in bands:
-            buckets.setdefault(band, []).append((rid, value))
+            buckets.setdefault(band, []).append((n_kept, rid, value))
+        n_kept += 1
     return duplicates
 
 

@@ -42,15 +42,21 @@ def parse_yes_no(text: str) -> bool | None:
     return match.group(1).lower() in _YES
 
 
+# The synthetic world's judge data asks alignment first, then richness as a second turn; these defaults
+# match it (tests check they stay equal) so a judge fine-tuned on judge.jsonl is asked what it learned.
+ITA_PROMPT = "<image>\nDoes this caption correctly describe the image? Caption: {caption}\nAnswer yes or no."
+VIR_PROMPT = (
+    "Rate the visual information richness of the caption from 1 (almost nothing) to 5 (every object and "
+    "attribute in the image). Answer with a single number."
+)
+
+
 class JudgeParams(ModelStepParams):
+    ita_prompt: str = Field(ITA_PROMPT, description="Alignment (yes/no) prompt; `{caption}` is replaced.")
     vir_prompt: str = Field(
-        "<image>\nCaption: {caption}\nRate how much visual information this caption gives about the image, "
-        "from 1 (almost none) to 5 (rich and detailed). Answer with one number.",
-        description="Richness prompt; `{caption}` is replaced by the caption.",
-    )
-    ita_prompt: str = Field(
-        "<image>\nCaption: {caption}\nDoes the caption correctly describe the image? Answer yes or no.",
-        description="Alignment prompt; `{caption}` is replaced by the caption.",
+        VIR_PROMPT,
+        description="Richness (1-5) prompt. Asked as a follow-up turn after the alignment exchange when both "
+        "are used; on its own it is prefixed with the image and caption unless it contains `{caption}`.",
     )
     min_score: int = Field(3, ge=1, le=5, description="Reject captions whose richness score is below this.")
     use_vir: bool = Field(True, description="Ask the richness question.")
@@ -64,15 +70,27 @@ class Judge(ModelStep):
 
     Params = JudgeParams
 
+    def _vir_prompts(self, captions: list[str], ita_prompts: list[str], ita: list[str] | None) -> list[Any]:
+        p: JudgeParams = self.params  # type: ignore[assignment]
+        if ita is not None:
+            return [
+                [
+                    {"role": "user", "content": q},
+                    {"role": "assistant", "content": a.strip()},
+                    {"role": "user", "content": p.vir_prompt.replace("{caption}", c)},
+                ]
+                for q, a, c in zip(ita_prompts, ita, captions, strict=True)
+            ]
+        if "{caption}" in p.vir_prompt:
+            return [p.vir_prompt.replace("{caption}", c) for c in captions]
+        return [f"<image>\nCaption: {c}\n{p.vir_prompt}" for c in captions]
+
     def process_batch(self, records: list[Any]) -> list[Any]:
         p: JudgeParams = self.params  # type: ignore[assignment]
         captions = [caption_of(r) for r in records]
-        vir = (
-            self.ask(records, [p.vir_prompt.replace("{caption}", c) for c in captions]) if p.use_vir else None
-        )
-        ita = (
-            self.ask(records, [p.ita_prompt.replace("{caption}", c) for c in captions]) if p.use_ita else None
-        )
+        ita_prompts = [p.ita_prompt.replace("{caption}", c) for c in captions]
+        ita = self.ask(records, ita_prompts) if p.use_ita else None
+        vir = self.ask(records, self._vir_prompts(captions, ita_prompts, ita)) if p.use_vir else None
         results: list[Any] = []
         for i, record in enumerate(records):
             meta = dict(record.metadata)

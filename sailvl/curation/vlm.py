@@ -9,7 +9,8 @@ from pydantic import Field
 
 from sailvl.curation.base import BatchStep, StepParams
 
-# (images of one request, prompt with `<image>` placeholders) -> generated text, for a whole batch.
+# fn(list of (images, prompt)) -> one answer per request. A prompt is a question with `<image>`
+# placeholders or a whole conversation (list of {role, content}) ending in a user turn.
 GenerateFn = Any
 
 
@@ -28,7 +29,6 @@ def load_generate_fn(p: ModelStepParams) -> GenerateFn:
     """Load the model once and return `fn(list[(images, prompt)]) -> list[str]` (greedy decoding)."""
     import torch
 
-    from sailvl.data.images import load_image
     from sailvl.data.processor import SailVLProcessor
     from sailvl.errors import ConfigError
     from sailvl.infer import GenRequest, generate
@@ -73,7 +73,7 @@ class ModelStep(BatchStep):
         if self.generate_fn is None:
             self.generate_fn = load_generate_fn(self.params)  # type: ignore[arg-type]
 
-    def ask(self, records: list[Any], prompts: list[str]) -> list[str]:
+    def ask(self, records: list[Any], prompts: list[Any]) -> list[str]:
         """One generated answer per (record images, prompt)."""
         assert self.generate_fn is not None
         return list(

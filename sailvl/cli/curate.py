@@ -1,0 +1,60 @@
+"""`sailvl curate PIPELINE.yaml [key=value ...]`, `sailvl curate report RUN_DIR`, `sailvl bench curate`."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from sailvl.cli.app import app, bench_app
+from sailvl.errors import SailvlError
+
+
+@app.command(
+    "curate",
+    context_settings={"allow_extra_args": False},
+    help="Run a curation pipeline: `sailvl curate PIPELINE.yaml [key=value ...]` (rerun to resume); "
+    "or print a run's funnel and write its plots: `sailvl curate report RUN_DIR`.",
+)
+def curate(
+    target: str = typer.Argument(..., metavar="PIPELINE.yaml|report", help="Pipeline YAML, or 'report'."),
+    args: list[str] = typer.Argument(None, metavar="[key=value ...]|RUN_DIR", help="Overrides, or the run dir."),
+) -> None:
+    args = list(args or [])
+    if target == "report":
+        if len(args) != 1:
+            raise SailvlError("usage: sailvl curate report RUN_DIR")
+        from sailvl.curation.report import format_funnel, write_report
+
+        report = write_report(args[0])
+        typer.echo(format_funnel(report))
+        typer.echo("plots: " + ", ".join(report["plots"]))
+        return
+    from sailvl.curation.config import load_pipeline
+    from sailvl.curation.executors import run_pipeline
+
+    cfg = load_pipeline(target, args)
+    manifest = run_pipeline(cfg)
+    typer.echo(
+        f"{manifest['input_records']} records in, {manifest['kept']} kept, {manifest['rejected']} rejected; "
+        f"run dir {cfg.output_dir} (see `sailvl curate report {cfg.output_dir}`)"
+    )
+
+
+@bench_app.command("curate", help="Records/s of the cheap curation steps vs same-run baselines.")
+def bench_curate(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON only."),
+    images: int = typer.Option(200, help="Number of 640x480 JPEGs to time."),
+    hashes: int = typer.Option(3000, help="Number of pHashes in the dedup-resolution timing."),
+) -> None:
+    from sailvl.curation.bench import bench_curation
+
+    result = bench_curation(images, hashes)
+    if as_json:
+        typer.echo(json.dumps(result, indent=1))
+        return
+    for name, row in result["steps"].items():
+        typer.echo(
+            f"{name:<28}{row['records_per_s']:>10.1f} rec/s   baseline ({row['baseline']}) "
+            f"{row['baseline_records_per_s']:.1f} rec/s   x{row['speedup']}"
+        )
