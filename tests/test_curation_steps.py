@@ -179,7 +179,7 @@ def test_curriculum_stage_means_strictly_rise(correlated, stages):
     assert sorted(s.id for stage in split for s in stage) == sorted(s.id for s in samples)
     means = stage_means(split, keys)
     for key in keys:
-        assert all(a[key] < b[key] for a, b in zip(means, means[1:])), (key, means)
+        assert all(a[key] < b[key] for a, b in zip(means[:-1], means[1:], strict=True)), (key, means)
 
 
 def test_curriculum_refuses_constant_key(tmp_path):

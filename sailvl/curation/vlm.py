@@ -40,11 +40,13 @@ def load_generate_fn(p: ModelStepParams) -> GenerateFn:
     model = load_model(p.model, device=device)
     model.eval()
     processor = SailVLProcessor.from_pretrained(p.model)
-    extra = {"backend": p.backend} if p.backend != "transformers" else {}
 
-    def fn(requests: list[tuple[list[Any], str]]) -> list[str]:
+    def fn(requests: list[tuple[list[Any], Any]]) -> list[str]:
         reqs = [
-            GenRequest(images=[load_image(im) for im in ims], question=prompt) for ims, prompt in requests
+            GenRequest(images=list(ims), question=prompt)
+            if isinstance(prompt, str)
+            else GenRequest(images=list(ims), conversation=prompt)
+            for ims, prompt in requests
         ]
         return generate(
             model,
@@ -53,7 +55,7 @@ def load_generate_fn(p: ModelStepParams) -> GenerateFn:
             max_new_tokens=p.max_new_tokens,
             batch_size=p.batch_size,
             max_tiles=p.max_tiles,
-            **extra,
+            backend=p.backend,
         )
 
     return fn
