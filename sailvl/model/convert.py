@@ -215,6 +215,8 @@ def convert_checkpoint(src: str | Path, dst: str | Path, src_format: str, dst_fo
     state = _read_state(src)
     try:
         if src_format == "sailvl-remote":
+            if config.get("model_type") == "internvl":
+                raise SailvlError(f"{src} is already in the hf layout (model_type 'internvl'); use --from hf")
             kind = _vision_kind(config["vision_config"])
             new_config, new_state = remote_config_to_hf(config), remote_to_hf(state, kind)
             if new_config["tie_word_embeddings"]:
