@@ -29,12 +29,10 @@ _PREFIX = "step-"
 
 
 def rng_state() -> dict[str, Any]:
-    """Python, NumPy and torch (CPU and current CUDA device) RNG states."""
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
+    """RNG states: torch CPU (and current CUDA device) as uint8 tensors, Python and NumPy as JSON text."""
+    np_state = np.random.get_state()
+    host = {"python": random.getstate(), "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]]}
+    state = {"torch": torch.get_rng_state(), "host": json.dumps(host)}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state()
     return state
@@ -42,8 +40,11 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what rng_state() returned."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    host = json.loads(state["host"])
+    version, internal, gauss = host["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, *rest = host["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"])
@@ -52,7 +53,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 class AppState:
     """Stateful bundle for DCP: model + optimizer (sharded tensors) and per-rank loader/RNG/trainer state.
 
-    Per-rank entries use rank-suffixed keys because DCP keeps one copy of each non-tensor key.
+    Per-rank entries use rank-suffixed keys because DCP keeps one copy of each non-tensor key. DCP loads
+    into the structure it is given, so variable-shape state (the loader's) travels as one JSON string.
     """
 
     def __init__(
@@ -72,7 +74,7 @@ class AppState:
             "model": get_model_state_dict(self.model),
             "optim": get_optimizer_state_dict(self.model, self.optimizer),
             "trainer": dict(self.trainer),
-            f"rank{self.rank}": {"loader": self.loader.state_dict(), "rng": rng_state()},
+            f"rank{self.rank}": {"loader": json.dumps(self.loader.state_dict()), "rng": rng_state()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -81,7 +83,7 @@ class AppState:
         set_optimizer_state_dict(self.model, self.optimizer, state["optim"])
         self.trainer.clear()
         self.trainer.update(state["trainer"])
-        self.loader.load_state_dict(state[f"rank{self.rank}"]["loader"])
+        self.loader.load_state_dict(json.loads(state[f"rank{self.rank}"]["loader"]))
         set_rng_state(state[f"rank{self.rank}"]["rng"])
 
 

@@ -271,6 +271,7 @@ def train_recipe(
 
     Works as one process or under torchrun (FSDP2 over all ranks). `resume` is None, "auto"
     (skip exported stages, continue from the newest complete checkpoint) or a checkpoint directory.
+    Non-zero ranks return an empty list (rank 0 reports).
     """
     info = init_distributed(recipe.parallel.backend)
     logging.basicConfig(level=logging.INFO if info.is_main else logging.WARNING, format="%(message)s")
@@ -283,7 +284,8 @@ def train_recipe(
         raise SailvlError("--resume PATH needs --stage NAME (the stage that checkpoint belongs to)")
     ctx = StageContext(recipe=recipe, out_dir=out_dir, info=info, resume=resume)
     try:
-        return [run_stage(ctx, s) for s in stages]
+        exports = [run_stage(ctx, s) for s in stages]
+        return exports if info.is_main else []
     finally:
         if info.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
