@@ -173,7 +173,7 @@ def generate_world(
         "pretrain": len(pretrain),
         "sft": len(sft),
         "sft_by_task": dict(sorted(Counter(r["task"] for r in sft).items())),
-        "sft_by_difficulty": dict(sorted(Counter(r["difficulty"] for r in sft).items())),
+        "sft_by_difficulty": {str(k): v for k, v in sorted(Counter(r["difficulty"] for r in sft).items())},
         "judge": len(judge),
         "judge_aligned": sum(r["aligned"] == "yes" for r in judge),
         "bench": {name: dict(sorted(c.items())) for name, c in bench_counts.items()},

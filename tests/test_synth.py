@@ -1,0 +1,251 @@
+"""Tests of the synthetic world: files, schema, determinism, ground truth, judge negatives, TSV benchmarks."""
+
+import base64
+import csv
+import io
+import json
+import random
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from sailvl.errors import SailvlError
+from sailvl.synth import generate_world
+from sailvl.synth.bench import MCQ_COLUMNS, QA_COLUMNS
+from sailvl.synth.captions import detailed_caption
+from sailvl.synth.digits import sample_digits_scene, split_indices
+from sailvl.synth.judge import corrupt_scene
+from sailvl.synth.qa import TASKS, make_qa
+from sailvl.synth.render import KINDS, render_scene, sample_scene
+from sailvl.synth.scenes import COLOURS, SHAPES, sample_shapes_scene
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    out = tmp_path_factory.mktemp("world")
+    summary = generate_world(out, n=60, seed=7, n_bench=42)
+    return out, summary
+
+
+def _jsonl(path):
+    return [json.loads(line) for line in open(path, encoding="utf-8")]
+
+
+def test_world_files_and_counts(world):
+    out, summary = world
+    assert len(list((out / "images").glob("*.png"))) == 60
+    for name in ("pretrain.jsonl", "sft.jsonl", "judge.jsonl", "README.md", "world.json"):
+        assert (out / name).is_file()
+    assert {p.name for p in (out / "bench").glob("*.tsv")} == {
+        "synth_mcq.tsv",
+        "synth_yesno.tsv",
+        "synth_vqa.tsv",
+        "synth_ocr.tsv",
+    }
+    readme = (out / "README.md").read_text()
+    assert f"{summary['sft']} instruction samples" in readme and "synth_yesno.tsv" in readme
+    assert json.loads((out / "world.json").read_text()) == summary
+
+
+def test_jsonl_records_follow_the_conversation_schema(world):
+    out, _ = world
+    for name in ("pretrain.jsonl", "sft.jsonl", "judge.jsonl"):
+        records = _jsonl(out / name)
+        assert len({r["id"] for r in records}) == len(records)
+        for r in records:
+            assert (out / r["image"]).is_file()
+            turns = r["conversations"]
+            assert [t["from"] for t in turns] == ["human", "gpt"] * (len(turns) // 2)
+            assert turns[0]["value"].startswith("<image>\n")
+            assert all(t["value"] for t in turns)
+    pretrain = _jsonl(out / "pretrain.jsonl")
+    types = [r["caption_type"] for r in pretrain]
+    assert types.count("alt") == types.count("detailed") == 60
+    detailed = [r["conversations"][1]["value"] for r in pretrain if r["caption_type"] == "detailed"]
+    alts = [r["conversations"][1]["value"] for r in pretrain if r["caption_type"] == "alt"]
+    assert sum(map(len, detailed)) > 3 * sum(map(len, alts))  # gold captions are much richer than alt-text
+
+
+def test_sft_metadata_supports_a_curriculum(world):
+    out, _ = world
+    sft = _jsonl(out / "sft.jsonl")
+    assert {r["task"] for r in sft} <= set(TASKS) | {"general"}
+    assert {r["difficulty"] for r in sft} == {1, 2, 3}
+    for r in sft:
+        assert 1.0 <= r["complexity"] <= 5.0 and 1.0 <= r["relevance"] <= 5.0
+        assert (r["relevance"] < 3) == r["weak_relevance"]
+    by_level = {d: [r["complexity"] for r in sft if r["difficulty"] == d] for d in (1, 3)}
+    assert sum(by_level[3]) / len(by_level[3]) > sum(by_level[1]) / len(by_level[1])
+    mcq = [r for r in sft if r["format"] == "mcq"]
+    assert mcq and all(r["conversations"][1]["value"] in "ABCD" for r in mcq)
+
+
+def test_judge_pairs_have_labels_and_one_attribute_negatives(world):
+    out, _ = world
+    judge = _jsonl(out / "judge.jsonl")
+    assert {r["aligned"] for r in judge} == {"yes", "no"}
+    assert all(1 <= r["richness"] <= 5 for r in judge)
+    corrupted = [r for r in judge if r["caption_source"] == "corrupted"]
+    assert corrupted and all(r["aligned"] == "no" and r["corrupted_attribute"] for r in corrupted)
+    for r in judge:
+        assert r["conversations"][1]["value"] == r["aligned"].capitalize()
+        assert r["conversations"][3]["value"] == str(r["richness"])
+
+
+def test_same_seed_same_bytes_and_other_seed_differs(tmp_path):
+    kwargs = dict(n=12, size=112, tasks="colour,digit,chart", n_bench=8)
+    a = generate_world(tmp_path / "a", seed=3, **kwargs)
+    b = generate_world(tmp_path / "b", seed=3, **kwargs)
+    assert a == b
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files
+    for rel in files:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    generate_world(tmp_path / "c", seed=4, **kwargs)
+    assert (tmp_path / "a" / "sft.jsonl").read_bytes() != (tmp_path / "c" / "sft.jsonl").read_bytes()
+
+
+def test_tsv_benchmarks_load_with_pandas_and_csv(world):
+    out, _ = world
+    csv.field_size_limit(1 << 30)
+    for path in sorted((out / "bench").glob("*.tsv")):
+        frame = pd.read_csv(path, sep="\t")
+        columns = MCQ_COLUMNS if path.stem == "synth_mcq" else QA_COLUMNS
+        assert list(frame.columns) == columns
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+        assert len(rows) == len(frame) > 0
+        assert [int(r["index"]) for r in rows] == list(range(len(rows)))
+        for row in rows[:10]:
+            image = Image.open(io.BytesIO(base64.b64decode(row["image"])))
+            assert image.format == "PNG" and image.size == (112, 112)
+        if path.stem == "synth_mcq":
+            for row in rows:
+                options = [row[k] for k in "ABCD"]
+                assert len(set(options)) == 4 and row["answer"] in "ABCD"
+        if path.stem == "synth_yesno":
+            answers = [r["answer"] for r in rows]
+            assert set(answers) == {"Yes", "No"} and abs(answers.count("Yes") - answers.count("No")) <= 6
+    vqa = pd.read_csv(out / "bench" / "synth_vqa.tsv", sep="\t")
+    assert set(vqa["category"]) == {"colour", "shape", "count", "position", "digit", "ocr", "chart"}
+
+
+def test_digit_split_is_held_out():
+    train, test = set(split_indices("train")), set(split_indices("test"))
+    assert train and test and not train & test and len(train) + len(test) == 1797
+    rng = random.Random(0)
+    for _ in range(30):
+        assert all(d.index in test for d in sample_digits_scene(rng, "test").digits)
+        assert all(d.index in train for d in sample_digits_scene(rng, "train").digits)
+
+
+@pytest.mark.parametrize("size", [112, 224, 448])
+def test_every_kind_renders_at_each_size(size):
+    for k, kind in enumerate(KINDS):
+        img = render_scene(sample_scene(random.Random(k), kind), size)
+        assert img.size == (size, size) and img.mode == "RGB"
+        assert len(img.getcolors(maxcolors=1 << 20)) > 2  # something was drawn on the background
+
+
+def test_rendered_colour_matches_the_ground_truth():
+    for seed in range(20):
+        scene = sample_shapes_scene(random.Random(seed), min_objects=1, max_objects=1)
+        obj = scene.objects[0]
+        pixel = render_scene(scene, 112).getpixel((round(obj.cx * 112), round(obj.cy * 112)))
+        base = COLOURS[obj.colour]
+        assert max(abs(p - b) for p, b in zip(pixel, base, strict=True)) <= 14, (obj, pixel)
+
+
+def test_captions_and_answers_follow_the_scene():
+    for seed in range(30):
+        rng = random.Random(seed)
+        scene = sample_shapes_scene(rng)
+        caption = detailed_caption(scene, rng)
+        for obj in scene.objects:
+            assert obj.name in caption
+        qa = make_qa(scene, "colour", rng)
+        assert qa.answer in {o.colour for o in scene.objects}
+        qa = make_qa(scene, "shape", rng)
+        assert qa.answer in SHAPES
+        count = make_qa(scene, "count", rng)
+        assert count.answer.isdigit() and int(count.answer) <= len(scene.objects)
+        assert make_qa(scene, "digit", rng) is None  # a shapes scene has no digit question
+
+
+def test_corruption_changes_exactly_one_attribute():
+    for seed in range(40):
+        rng = random.Random(seed)
+        scene = sample_shapes_scene(rng, min_objects=2)
+        bad, attribute = corrupt_scene(scene, rng)
+        if attribute == "count":
+            assert len(bad.objects) == len(scene.objects) - 1
+            continue
+        before = sorted((o.colour, o.shape, o.row, o.col) for o in scene.objects)
+        after = sorted((o.colour, o.shape, o.row, o.col) for o in bad.objects)
+        changed = [(a, b) for a, b in zip(sorted(before), sorted(after), strict=True) if a != b]
+        assert len(set(before) - set(after)) == 1, (attribute, changed)
+
+
+def test_user_mistakes_raise_clear_errors(tmp_path):
+    with pytest.raises(SailvlError, match="unknown synth task"):
+        generate_world(tmp_path / "w", n=2, seed=0, tasks=["colour", "smell"])
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("keep me")
+    with pytest.raises(SailvlError, match="not empty"):
+        generate_world(tmp_path / "foreign", n=2, seed=0)
+    assert (tmp_path / "foreign" / "notes.txt").read_text() == "keep me"
+
+
+def test_cli_writes_a_world_with_only_the_requested_tasks(tmp_path, capsys):
+    from sailvl.cli import main
+
+    main(
+        [
+            "synth",
+            "--out",
+            str(tmp_path / "w"),
+            "--n",
+            "10",
+            "--seed",
+            "1",
+            "--tasks",
+            "ocr",
+            "--n-bench",
+            "6",
+        ]
+    )
+    assert "wrote 10 images" in capsys.readouterr().out
+    sft = _jsonl(tmp_path / "w" / "sft.jsonl")
+    assert {r["task"] for r in sft} <= {"ocr", "general"}
+    assert {p.stem for p in (tmp_path / "w" / "bench").glob("*.tsv")} == {
+        "synth_mcq",
+        "synth_yesno",
+        "synth_vqa",
+        "synth_ocr",
+    }
+
+
+def test_tiny_model_dir_loads_and_runs_a_training_sample(world, tmp_path):
+    import torch
+
+    from sailvl.data.processor import SailVLProcessor
+    from sailvl.model import load_model
+    from sailvl.synth.tiny_model import make_tiny_model_dir
+
+    out, _ = world
+    model_dir = make_tiny_model_dir(out, tmp_path / "tiny", seed=0)
+    model = load_model(model_dir)
+    processor = SailVLProcessor.from_pretrained(model_dir)
+    assert processor.tile_size == 112 and len(processor.tokenizer) == model.config.text_config.vocab_size
+    record = _jsonl(out / "sft.jsonl")[0]
+    roles = {"human": "user", "gpt": "assistant"}
+    conversation = [{"role": roles[t["from"]], "content": t["value"]} for t in record["conversations"]]
+    sample = processor.encode_sample(conversation, [Image.open(out / record["image"]).convert("RGB")])
+    with torch.no_grad():
+        loss = model(
+            input_ids=sample.input_ids[None], pixel_values=sample.pixel_values, labels=sample.labels[None]
+        ).loss
+    assert torch.isfinite(loss) and loss.item() > 0
+    # The world's words are single tokens of the trained vocabulary, so answers stay short.
+    assert len(processor.tokenizer.tokenize(" purple")) == 1
