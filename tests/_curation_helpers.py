@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from sailvl.curation.base import Filter, StepParams, register_step
+from sailvl.curation.base import BatchStep, Filter, StepParams, register_step
 from sailvl.curation.config import PipelineConfig
+from sailvl.curation.records import caption_of, with_caption
 
 
 def png_bytes(img: Image.Image) -> bytes:
@@ -121,3 +122,18 @@ def png_bomb(width: int = 20000, height: int = 20000) -> bytes:
     body = b"".join(comp.compress(row * 500) for _ in range(height // 500)) + comp.flush()
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+@register_step("test_shout")
+class Shout(BatchStep):
+    """Test-only batched "model" step (uses_model=True, so Ray runs it as an actor pool): upper-cases
+    captions, and rejects captions that mention 'star' (reason model_says_no)."""
+
+    uses_model = True
+
+    def process_batch(self, records: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for r in records:
+            caption = caption_of(r)
+            out.append("model_says_no" if "star" in caption else with_caption(r, caption.upper()))
+        return out

@@ -44,9 +44,13 @@ def test_curate_run_resume_and_report(tmp_path, capsys):
     assert "text_empty" in out.out and "exact_duplicate" in out.out
     for name in ("judge_scores.png", "caption_lengths.png"):
         img = Image.open(tmp_path / "run" / "report" / name)
-        assert img.size == (600, 400) and len(np.unique(np.asarray(img.convert("L")))) > 10  # not a blank canvas
+        assert (
+            img.size == (600, 400) and len(np.unique(np.asarray(img.convert("L")))) > 10
+        )  # not a blank canvas
     funnel = json.loads((tmp_path / "run" / "report" / "funnel.json").read_text())
-    assert funnel["input"] == 12 and funnel["steps"][-1]["out"] == 7 and check_lineage(tmp_path / "run", ids).ok
+    assert (
+        funnel["input"] == 12 and funnel["steps"][-1]["out"] == 7 and check_lineage(tmp_path / "run", ids).ok
+    )
 
 
 def test_curate_user_errors(tmp_path, capsys):
@@ -68,7 +72,9 @@ def test_shipped_synthetic_pipeline(tmp_path, capsys):
     report = check_lineage(tmp_path / "run")
     assert report.ok and report.kept + report.rejected == 80
     # Alt-texts are short web captions: the text check drops them all, and every detailed caption passes.
-    assert report.rejected == sum(n for (step, _), n in report.by_reason.items() if step == "text_checks") == 40
+    assert (
+        report.rejected == sum(n for (step, _), n in report.by_reason.items() if step == "text_checks") == 40
+    )
     kept = list(read_kept(tmp_path / "run"))
     assert len(kept) == 40 and {s.metadata["caption_type"] for s in kept} == {"detailed"}
 

@@ -20,9 +20,20 @@ from sailvl.errors import SailvlError
 
 @pytest.mark.parametrize(
     "text,score",
-    [("4", 4), ("Score: 2/5", 2), ("**five**", 5), ("I would rate it 3 out of 5.", 3), ("5/5", 5),
-     ("Rating - 1", 1), ("out of 5, I give 4", 4), ("9", None), ("", None), ("great caption", None),
-     ("3.5", None), ("2.0", 2)],
+    [
+        ("4", 4),
+        ("Score: 2/5", 2),
+        ("**five**", 5),
+        ("I would rate it 3 out of 5.", 3),
+        ("5/5", 5),
+        ("Rating - 1", 1),
+        ("out of 5, I give 4", 4),
+        ("9", None),
+        ("", None),
+        ("great caption", None),
+        ("3.5", None),
+        ("2.0", 2),
+    ],
 )
 def test_parse_score(text, score):
     assert parse_score(text) == score
@@ -30,8 +41,17 @@ def test_parse_score(text, score):
 
 @pytest.mark.parametrize(
     "text,answer",
-    [("Yes", True), ("no.", False), ("  YES, it matches", True), ("No, the circle is blue", False),
-     ("The caption is aligned", True), ("not aligned", False), ("maybe", None), ("", None), ("nothing", None)],
+    [
+        ("Yes", True),
+        ("no.", False),
+        ("  YES, it matches", True),
+        ("No, the circle is blue", False),
+        ("The caption is aligned", True),
+        ("not aligned", False),
+        ("maybe", None),
+        ("", None),
+        ("nothing", None),
+    ],
 )
 def test_parse_yes_no(text, answer):
     assert parse_yes_no(text) is answer if answer is not None else parse_yes_no(text) is None

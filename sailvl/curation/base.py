@@ -104,6 +104,10 @@ class Filter(Step):
                 self.reject(record, reason)
 
 
+class BatchParams(StepParams):
+    batch_size: int = Field(8, ge=1, description="Records per `process_batch` call (prompts per generate).")
+
+
 class BatchStep(Step):
     """A step that works on batches (model inference): implement `process_batch`.
 
@@ -111,9 +115,11 @@ class BatchStep(Step):
     string reason to reject it.
     """
 
+    Params = BatchParams
+
     def batch_size(self) -> int:
         """Records per `process_batch` call."""
-        return int(getattr(self.params, "batch_size", 8))
+        return int(self.params.batch_size)  # type: ignore[attr-defined]
 
     def process_batch(self, records: list[Any]) -> list[Any]:
         raise NotImplementedError

@@ -48,7 +48,10 @@ class ExecutorConfig(SailConfig):
     )
     ray_num_cpus: int | None = Field(None, ge=1, description="Ray: CPUs for a locally started Ray.")
     model_replicas: int | None = Field(
-        None, ge=1, description="Ray: actors per model step; None: one per GPU (at least one)."
+        None,
+        ge=1,
+        description="Ray: actors per model step; None: one per GPU (at least one). Each replica holds one "
+        "CPU (and one GPU when the cluster has GPUs): leave CPUs free for the cheap steps.",
     )
     batch_size: int = Field(64, ge=1, description="Ray: records per map_batches call for cheap steps.")
 

@@ -85,7 +85,12 @@ def resolve_phash(items: Iterable[tuple[str, int]], threshold: int) -> dict[str,
         bands = _bands(value, n_bands)
         # The earliest kept match wins, as in the brute-force order, so results do not depend on banding.
         match = min(
-            (entry for band in bands for entry in buckets.get(band, ()) if hamming(value, entry[2]) <= threshold),
+            (
+                entry
+                for band in bands
+                for entry in buckets.get(band, ())
+                if hamming(value, entry[2]) <= threshold
+            ),
             default=None,
         )
         if match is not None:

@@ -7,18 +7,17 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from sailvl.curation.base import BatchStep, StepParams
+from sailvl.curation.base import BatchParams, BatchStep, StepParams
 
 # fn(list of (images, prompt)) -> one answer per request. A prompt is a question with `<image>`
 # placeholders or a whole conversation (list of {role, content}) ending in a user turn.
 GenerateFn = Any
 
 
-class ModelStepParams(StepParams):
+class ModelStepParams(BatchParams):
     model: str | None = Field(None, description="Model directory (weights + tokenizer + processor).")
     backend: Literal["transformers", "vllm"] = Field("transformers", description="Generation backend.")
     device: str = Field("auto", description="'auto' (cuda when available), 'cpu', 'cuda', 'cuda:1', ...")
-    batch_size: int = Field(8, ge=1, description="Prompts per generate call.")
     max_new_tokens: int = Field(128, ge=1, description="Generation length limit (tokens).")
     max_tiles: int | None = Field(
         None, ge=1, description="Tiles per image at inference (None: processor default)."
