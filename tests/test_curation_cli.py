@@ -77,6 +77,26 @@ def test_shipped_synthetic_pipeline(tmp_path, capsys):
     )
     kept = list(read_kept(tmp_path / "run"))
     assert len(kept) == 40 and {s.metadata["caption_type"] for s in kept} == {"detailed"}
+    # The SFT set through the curriculum pipeline: three stages rising on all three scores.
+    code, out = _run_cli(["curate", str(PIPELINES / "synth_sft_curriculum.yaml"), f"input.paths=[{world}/sft.jsonl]",
+                          f"output_dir={tmp_path / 'sft'}"], capsys)  # fmt: skip
+    assert code == 0, out.err
+    stages = json.loads((tmp_path / "sft" / "curriculum" / "curriculum.json").read_text())["stages"]
+    assert len(stages) == 3
+    for key in ("difficulty", "complexity", "relevance"):
+        assert stages[0]["means"][key] < stages[1]["means"][key] < stages[2]["means"][key]
+    sources = yaml.safe_load((tmp_path / "sft" / "curriculum" / "sources.yaml").read_text())
+    from sailvl.data.config import SourceConfig
+
+    assert SourceConfig(**sources["stage-2"]["sources"][0]).path.endswith("stage-2.jsonl")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in PIPELINES.glob("*.yaml")))
+def test_shipped_pipelines_validate(name):
+    from sailvl.curation.config import load_pipeline
+
+    cfg = load_pipeline(PIPELINES / name)
+    assert len(cfg.build_steps()) == len(cfg.steps)
 
 
 def test_bench_curate_json(capsys):

@@ -220,9 +220,20 @@ def _suffix(fmt: str) -> str:
 
 
 def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
-    """Run `cfg` with the executor it names; returns the manifest."""
+    """Run `cfg` with the executor it names, then the curriculum split if configured; returns the manifest."""
     if cfg.executor.type == "ray":
         from sailvl.curation.ray_executor import RayExecutor
 
-        return RayExecutor(cfg).run()
-    return LocalExecutor(cfg).run()
+        manifest = RayExecutor(cfg).run()
+    else:
+        manifest = LocalExecutor(cfg).run()
+    if cfg.curriculum is not None:
+        from sailvl.curation.report import kept_samples
+        from sailvl.curation.scoring import write_curriculum
+
+        samples = list(kept_samples(cfg.run_dir, cfg.output.format))
+        manifest["curriculum"] = write_curriculum(
+            samples, cfg.curriculum.keys, cfg.curriculum.stages, cfg.run_dir / "curriculum"
+        )
+        write_json_atomic(cfg.run_dir / MANIFEST_FILE, manifest)
+    return manifest

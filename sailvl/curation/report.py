@@ -61,7 +61,8 @@ def format_funnel(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _kept_samples(run_dir: Path, fmt: str) -> Iterator[Any]:
+def kept_samples(run_dir: Path, fmt: str) -> Iterator[Any]:
+    """Kept records of a run in any output format, in shard then offset order."""
     from sailvl.data.readers import read_source
 
     ext = {"jsonl": "jsonl", "webdataset": "tar", "parquet": "parquet"}[fmt]
@@ -111,7 +112,7 @@ def write_report(run_dir: str | Path) -> dict[str, Any]:
     out.mkdir(exist_ok=True)
     lengths: dict[str, list[float]] = {"kept": [], "rejected": []}
     scores: dict[str, list[float]] = {"kept": [], "rejected": []}
-    pairs = [("kept", s) for s in _kept_samples(run_dir, config["output"]["format"])]
+    pairs = [("kept", s) for s in kept_samples(run_dir, config["output"]["format"])]
     pairs += [("rejected", s) for _, s in _rejected_samples(run_dir)]
     for status, sample in pairs:
         lengths[status].append(len(caption_of(sample).split()))

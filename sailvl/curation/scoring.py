@@ -135,25 +135,23 @@ def split_curriculum(
 def write_curriculum(
     samples: list[Any], keys: list[str], n_stages: int, out_dir: str | Path
 ) -> dict[str, Any]:
-    """Write `stage-K.jsonl` per stage and `curriculum.json` (paths, sizes, means, recipe source entries)."""
+    """Write `stage-K.jsonl` per stage, `curriculum.json` (sizes and score means per stage) and
+    `sources.yaml` (per stage, a `sources:` list in the training recipe's data-source schema)."""
+    import yaml
+
     from sailvl.data.writers import write_jsonl
 
     out_dir = Path(out_dir)
     stages = split_curriculum(samples, keys, n_stages)
     means = stage_means(stages, keys)
-    entries = []
+    entries, recipe = [], {}
     for k, stage in enumerate(stages, start=1):
         path = out_dir / f"stage-{k}.jsonl"
         write_jsonl(stage, path)
-        entries.append(
-            {
-                "name": f"curriculum-stage-{k}",
-                "path": str(path.resolve()),
-                "format": "jsonl",
-                "records": len(stage),
-                "means": means[k - 1],
-            }
-        )
+        source = {"path": str(path.resolve()), "format": "jsonl", "name": f"curriculum-stage-{k}"}
+        entries.append({**source, "records": len(stage), "means": means[k - 1]})
+        recipe[f"stage-{k}"] = {"sources": [source]}
     summary = {"keys": keys, "stages": entries}
     (out_dir / "curriculum.json").write_text(json.dumps(summary, indent=1))
+    (out_dir / "sources.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
     return summary
