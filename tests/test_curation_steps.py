@@ -209,3 +209,15 @@ def test_curriculum_refuses_constant_key(tmp_path):
     summary = write_curriculum(samples, ["difficulty", "relevance"], 3, tmp_path)
     assert [s["records"] for s in summary["stages"]] == [10, 10, 10]
     assert (tmp_path / "stage-3.jsonl").read_text().count("\n") == 10
+
+
+def test_measure_judge_rates():
+    from sailvl.curation.judge import measure_judge
+
+    step = build_step({"type": "judge", "use_vir": False})
+    step.generate_fn = lambda reqs: ["No" if "wrong" in p else "Yes" for _, p in reqs]
+    labelled = [(_sample(0, "right one"), True), (_sample(1, "wrong one"), False), (_sample(2, "wrong too"), True),
+                (_sample(3, "wrong"), False), (_sample(4, "ok"), False)]  # fmt: skip
+    rates = measure_judge(step, labelled)
+    assert rates["keep_rate_good"] == 0.5 and rates["reject_rate_bad"] == pytest.approx(2 / 3)
+    assert rates["precision"] == 0.5 and rates["recall"] == 0.5

@@ -112,3 +112,24 @@ class Judge(ModelStep):
             record.metadata = meta  # kept in the rejected record too, for the report's histograms
             results.append(reason if reason else record)
         return results
+
+
+def measure_judge(step: Judge, labelled: list[tuple[Any, bool]]) -> dict[str, float]:
+    """Filter quality of a judge step on `(record, caption_is_correct)` pairs (e.g. judge.jsonl with
+    aligned == 'yes' and richness >= 3 as "correct"): share of bad captions rejected (`reject_rate_bad`),
+    share of good ones kept (`keep_rate_good`), and precision/recall of "kept" as a detector of good."""
+    rejected: set[str] = set()
+    step.set_sink(lambda rec, name, reason: rejected.add(rec.id))
+    list(step.run([rec for rec, _ in labelled]))
+    good = [rec.id for rec, ok in labelled if ok]
+    bad = [rec.id for rec, ok in labelled if not ok]
+    kept_good = sum(i not in rejected for i in good)
+    kept_bad = sum(i not in rejected for i in bad)
+    return {
+        "good": len(good),
+        "bad": len(bad),
+        "keep_rate_good": kept_good / max(len(good), 1),
+        "reject_rate_bad": (len(bad) - kept_bad) / max(len(bad), 1),
+        "precision": kept_good / max(kept_good + kept_bad, 1),
+        "recall": kept_good / max(len(good), 1),
+    }
