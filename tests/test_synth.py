@@ -249,3 +249,19 @@ def test_tiny_model_dir_loads_and_runs_a_training_sample(world, tmp_path):
     assert torch.isfinite(loss) and loss.item() > 0
     # The world's words are single tokens of the trained vocabulary, so answers stay short.
     assert len(processor.tokenizer.tokenize(" purple")) == 1
+
+
+def test_easy_world_has_one_large_shape_per_image(tmp_path):
+    from sailvl.synth.scenes import SIZE_RADIUS
+
+    for seed in range(20):
+        scene = sample_shapes_scene(random.Random(seed), 1, 1, object_scale=2.0)
+        (obj,) = scene.objects
+        radius = SIZE_RADIUS[obj.size] * 2.0
+        assert radius <= obj.cx <= 1 - radius and radius <= obj.cy <= 1 - radius
+        assert obj.location == scene.objects[0].location  # grid cell kept for position words
+        assert int(obj.cx * 3) == obj.col and int(obj.cy * 3) == obj.row
+    with pytest.raises(SailvlError, match="object_scale"):
+        generate_world(tmp_path / "w", n=2, seed=0, object_scale=3.0)
+    with pytest.raises(SailvlError, match="max_objects"):
+        generate_world(tmp_path / "w", n=2, seed=0, max_objects=1)  # position questions need two shapes

@@ -23,6 +23,10 @@ def synth(
         help="Comma-separated subset of colour,shape,count,position,digit,ocr,chart,caption (default: all).",
     ),
     n_bench: int = typer.Option(None, "--n-bench", help="Items per benchmark TSV (default n/5, 40..500)."),
+    max_objects: int = typer.Option(5, "--max-objects", help="Most shapes per shapes scene (1-5)."),
+    object_scale: float = typer.Option(
+        1.0, "--object-scale", help="Shape size multiplier (1-2); 2 with --max-objects 1 is an easy world."
+    ),
     tiny_model: Path = typer.Option(
         None,
         "--tiny-model",
@@ -33,7 +37,16 @@ def synth(
     """Write images/, pretrain.jsonl, sft.jsonl, judge.jsonl, bench/*.tsv and README.md to --out."""
     from sailvl.synth import generate_world
 
-    summary = generate_world(out, n=n, seed=seed, size=size, tasks=tasks, n_bench=n_bench)
+    summary = generate_world(
+        out,
+        n=n,
+        seed=seed,
+        size=size,
+        tasks=tasks,
+        n_bench=n_bench,
+        max_objects=max_objects,
+        object_scale=object_scale,
+    )
     typer.echo(
         f"wrote {summary['images']} images, {summary['pretrain']} captions, {summary['sft']} SFT samples, "
         f"{summary['judge']} judge pairs and {len(summary['bench'])} benchmarks to {out}"

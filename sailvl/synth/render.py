@@ -9,18 +9,24 @@ from PIL import Image
 
 from sailvl.synth.charts import render_chart, sample_chart_scene
 from sailvl.synth.digits import render_digits, sample_digits_scene
-from sailvl.synth.scenes import Scene, render_shapes, sample_shapes_scene
+from sailvl.synth.scenes import DEFAULT_SHAPES, Scene, ShapeOptions, render_shapes, sample_shapes_scene
 from sailvl.synth.text_ocr import render_text, sample_text_scene
 
 KINDS = ("shapes", "digits", "text", "chart")
 
 
 def sample_scene(
-    rng: random.Random, kind: str, digit_split: str = "train", at_least_two: bool = False
+    rng: random.Random,
+    kind: str,
+    digit_split: str = "train",
+    at_least_two: bool = False,
+    shapes: ShapeOptions = DEFAULT_SHAPES,
 ) -> Scene:
-    """A random scene of `kind`; `at_least_two` asks for two or more objects (relations need a pair)."""
+    """A random scene of `kind`; `at_least_two` asks for two or more objects (relations need a pair),
+    `shapes` sets the number and scale of shapes in a shapes scene."""
     if kind == "shapes":
-        return sample_shapes_scene(rng, min_objects=2 if at_least_two else 1)
+        low = min(2 if at_least_two else 1, shapes.max_objects)
+        return sample_shapes_scene(rng, low, shapes.max_objects, shapes.object_scale)
     if kind == "digits":
         return sample_digits_scene(rng, digit_split, min_digits=2 if at_least_two else 1)
     if kind == "text":

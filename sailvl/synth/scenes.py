@@ -59,6 +59,7 @@ class ShapeObject:
     cx: float
     cy: float
     rgb: tuple[int, int, int]
+    scale: float = 1.0
 
     @property
     def name(self) -> str:
@@ -155,8 +156,24 @@ def background_phrase(background: str) -> str:
     return f"{background} background"
 
 
-def sample_shapes_scene(rng: random.Random, min_objects: int = 1, max_objects: int = 5) -> Scene:
-    """Place 1-5 shapes in distinct cells of a 3x3 grid; colour+shape pairs are unique within a scene."""
+@dataclass(frozen=True)
+class ShapeOptions:
+    """Shapes scenes: at most `max_objects` (1-5) shapes, each `object_scale` times its nominal size."""
+
+    max_objects: int = 5
+    object_scale: float = 1.0
+
+
+DEFAULT_SHAPES = ShapeOptions()
+
+
+def sample_shapes_scene(
+    rng: random.Random, min_objects: int = 1, max_objects: int = 5, object_scale: float = 1.0
+) -> Scene:
+    """Place 1-5 shapes in distinct cells of a 3x3 grid; colour+shape pairs are unique within a scene.
+
+    With `object_scale` > 1 shapes may outgrow their cell (meant for one-object scenes); they stay inside
+    the image."""
     weights = [4, 3, 3, 2, 2][min_objects - 1 : max_objects]
     n = rng.choices(range(min_objects, max_objects + 1), weights=weights)[0]
     cells = rng.sample(range(9), n)
@@ -165,10 +182,12 @@ def sample_shapes_scene(rng: random.Random, min_objects: int = 1, max_objects: i
     for cell, (colour, shape) in zip(cells, pairs, strict=True):
         row, col = divmod(cell, 3)
         size = rng.choice(SIZES)
-        slack = 1 / 6 - SIZE_RADIUS[size]
-        cx = (col + 0.5) / 3 + rng.uniform(-slack, slack) * 0.8
-        cy = (row + 0.5) / 3 + rng.uniform(-slack, slack) * 0.8
-        objects.append(ShapeObject(colour, shape, size, row, col, cx, cy, jitter_rgb(rng, COLOURS[colour])))
+        radius = SIZE_RADIUS[size] * object_scale
+        slack = max(0.0, 1 / 6 - radius)
+        cx = min(1 - radius, max(radius, (col + 0.5) / 3 + rng.uniform(-slack, slack) * 0.8))
+        cy = min(1 - radius, max(radius, (row + 0.5) / 3 + rng.uniform(-slack, slack) * 0.8))
+        rgb = jitter_rgb(rng, COLOURS[colour])
+        objects.append(ShapeObject(colour, shape, size, row, col, cx, cy, rgb, object_scale))
     objects.sort(key=lambda o: (o.row, o.col))
     return Scene(kind="shapes", background=sample_background(rng), objects=tuple(objects))
 
@@ -182,7 +201,7 @@ def new_canvas(background: str, size: int) -> Image.Image:
 
 def draw_shape(draw: ImageDraw.ImageDraw, obj: ShapeObject, size: int) -> None:
     """Draw one shape onto a `size`-pixel canvas."""
-    r = SIZE_RADIUS[obj.size] * size
+    r = SIZE_RADIUS[obj.size] * obj.scale * size
     cx, cy = obj.cx * size, obj.cy * size
     if obj.shape == "circle":
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=obj.rgb)

@@ -15,6 +15,7 @@ from sailvl.synth.judge import judge_pairs
 from sailvl.synth.qa import QA, TASK_KIND, TASKS, make_qa
 from sailvl.synth.readme import write_readme
 from sailvl.synth.render import png_bytes, render_scene, sample_scene
+from sailvl.synth.scenes import DEFAULT_SHAPES, ShapeOptions
 from sailvl.synth.yesno import yesno_qa
 
 # Relative frequency of each scene kind when all its tasks are enabled.
@@ -70,11 +71,18 @@ def _sft_record(qa: QA, style: str, weak: bool, rng: random.Random) -> dict:
     }
 
 
-def image_records(i: int, seed: int, size: int, tasks: list[str], kinds: dict[str, float]):
+def image_records(
+    i: int,
+    seed: int,
+    size: int,
+    tasks: list[str],
+    kinds: dict[str, float],
+    shapes: ShapeOptions = DEFAULT_SHAPES,
+):
     """Render image `i` and build its records; returns (png bytes, scene kind, pretrain, sft, judge lists)."""
     rng = random.Random(f"sailvl-synth/{seed}/train/{i}")
     kind = rng.choices(list(kinds), weights=list(kinds.values()))[0]
-    scene = sample_scene(rng, kind, digit_split="train")
+    scene = sample_scene(rng, kind, digit_split="train", shapes=shapes)
     png = png_bytes(render_scene(scene, size))
     caption_seed = rng.getrandbits(32)
     sentences = caption_sentences(scene, random.Random(caption_seed))
@@ -136,15 +144,24 @@ def generate_world(
     size: int = 112,
     tasks: list[str] | str | None = None,
     n_bench: int | None = None,
+    max_objects: int = 5,
+    object_scale: float = 1.0,
 ) -> dict:
     """Write a synthetic world of `n` training images of `size` x `size` pixels into `out_dir`.
 
     Files: images/*.png, pretrain.jsonl, sft.jsonl, judge.jsonl, bench/*.tsv (`n_bench` items each, default
     n // 5 clipped to 40..500), README.md and world.json. Same arguments give the same bytes.
+    `max_objects` (1-5) caps the shapes per scene and `object_scale` (1-2) enlarges them: one large shape
+    per image (max_objects=1, object_scale=2) is an easy world a tiny model learns in a few hundred steps.
     Returns the summary stored in world.json (arguments and record counts)."""
     tasks = parse_tasks(tasks)
     if n < 1:
         raise SailvlError(f"--n must be a positive number of images, got {n}")
+    if not 1 <= max_objects <= 5 or (max_objects < 2 and "position" in tasks):
+        raise SailvlError(f"max_objects must be 1-5 (at least 2 with the position task), got {max_objects}")
+    if not 1.0 <= object_scale <= 2.0:
+        raise SailvlError(f"object_scale must be between 1 and 2, got {object_scale}")
+    shapes = ShapeOptions(max_objects, object_scale)
     if size < 56:
         raise SailvlError(f"--size must be at least 56 pixels, got {size}")
     n_bench = min(500, max(40, n // 5)) if n_bench is None else n_bench
@@ -153,7 +170,7 @@ def generate_world(
     kinds = scene_kinds(tasks)
     pretrain, sft, judge, kind_counts = [], [], [], Counter()
     for i in range(n):
-        png, kind, pre, qas, judged = image_records(i, seed, size, tasks, kinds)
+        png, kind, pre, qas, judged = image_records(i, seed, size, tasks, kinds, shapes)
         kind_counts[kind] += 1
         image = f"images/{i:06d}.png"
         (out / image).write_bytes(png)
@@ -163,12 +180,14 @@ def generate_world(
     _write_jsonl(out / "pretrain.jsonl", pretrain)
     _write_jsonl(out / "sft.jsonl", sft)
     _write_jsonl(out / "judge.jsonl", judge)
-    bench_counts = write_benchmarks(out / "bench", tasks, n_bench, seed, size)
+    bench_counts = write_benchmarks(out / "bench", tasks, n_bench, seed, size, shapes)
     summary = {
         "seed": seed,
         "size": size,
         "tasks": tasks,
         "images": n,
+        "max_objects": max_objects,
+        "object_scale": object_scale,
         "kinds": dict(sorted(kind_counts.items())),
         "pretrain": len(pretrain),
         "sft": len(sft),
