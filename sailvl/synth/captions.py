@@ -107,13 +107,12 @@ def _digits_sentences(scene: Scene, rng: random.Random) -> list[str]:
 def _text_sentences(scene: Scene, rng: random.Random) -> list[str]:
     bg = background_phrase(scene.background)
     style = FONTS[scene.words[0].font][1]
-    kind = lambda t: "number" if t.isdigit() else "word"  # noqa: E731
     if len(scene.words) == 1:
         w = scene.words[0]
         return [
             rng.choice(
                 [
-                    f'The {kind(w.text)} "{w.text}" is written in large {w.colour} {style} letters on a {bg}.',
+                    f'The {"number" if w.text.isdigit() else "word"} "{w.text}" is written in large {w.colour} {style} letters on a {bg}.',
                     f'Large {w.colour} {style} text on a {bg} reads "{w.text}".',
                 ]
             )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sailvl.synth.captions import relation
 from sailvl.synth.scenes import COLOURS, SHAPES, Scene, ShapeObject, location_phrase, location_prepositional
+from sailvl.synth.text_ocr import WORDS
 
 TASKS = ("colour", "shape", "count", "position", "digit", "ocr", "chart", "caption")
 LOCATIONS = tuple(location_phrase(r, c) for r in range(3) for c in range(3))
@@ -32,7 +33,7 @@ def numbers(lo: int, hi: int) -> tuple[str, ...]:
     return tuple(str(k) for k in range(lo, hi + 1))
 
 
-def _colourless_ref(o: ShapeObject, objs: tuple[ShapeObject, ...]) -> str:
+def colourless_ref(o: ShapeObject, objs: tuple[ShapeObject, ...]) -> str:
     """A unique description of `o` that does not name its colour."""
     if len(objs) == 1:
         return "the shape"
@@ -41,7 +42,7 @@ def _colourless_ref(o: ShapeObject, objs: tuple[ShapeObject, ...]) -> str:
     return f"the shape {location_prepositional(o.row, o.col)}"
 
 
-def _shapeless_ref(o: ShapeObject, objs: tuple[ShapeObject, ...]) -> str:
+def shapeless_ref(o: ShapeObject, objs: tuple[ShapeObject, ...]) -> str:
     """A unique description of `o` that does not name its shape."""
     if len(objs) == 1:
         return "the shape"
@@ -55,13 +56,13 @@ def _unique_relation(objs, rng) -> tuple[ShapeObject, str, ShapeObject] | None:
     triples = []
     for ref in objs:
         for rel in ("to the left of", "to the right of", "above", "below"):
-            hits = [o for o in objs if o is not ref and _holds(o, rel, ref)]
+            hits = [o for o in objs if o is not ref and relation_holds(o, rel, ref)]
             if len(hits) == 1:
                 triples.append((hits[0], rel, ref))
     return rng.choice(triples) if triples else None
 
 
-def _holds(o: ShapeObject, rel: str, ref: ShapeObject) -> bool:
+def relation_holds(o: ShapeObject, rel: str, ref: ShapeObject) -> bool:
     return {
         "to the left of": o.col < ref.col,
         "to the right of": o.col > ref.col,
@@ -77,7 +78,7 @@ def qa_colour(scene: Scene, rng: random.Random) -> QA | None:
         o, rel, ref = triple
         return QA("colour", f"What colour is the shape {rel} the {ref.name}?", o.colour, 2, 2, tuple(COLOURS))
     o = rng.choice(objs)
-    q = rng.choice(["What colour is {}?", "What is the colour of {}?"]).format(_colourless_ref(o, objs))
+    q = rng.choice(["What colour is {}?", "What is the colour of {}?"]).format(colourless_ref(o, objs))
     return QA("colour", q, o.colour, 1, 1, tuple(COLOURS))
 
 
@@ -88,7 +89,7 @@ def qa_shape(scene: Scene, rng: random.Random) -> QA | None:
         o, rel, ref = triple
         return QA("shape", f"What shape is {rel} the {ref.name}?", o.shape, 2, 2, SHAPES)
     o = rng.choice(objs)
-    q = rng.choice(["What shape is {}?", "Which shape is {}?"]).format(_shapeless_ref(o, objs))
+    q = rng.choice(["What shape is {}?", "Which shape is {}?"]).format(shapeless_ref(o, objs))
     return QA("shape", q, o.shape, 1, 1, SHAPES)
 
 
@@ -99,7 +100,7 @@ def qa_count(scene: Scene, rng: random.Random) -> QA | None:
         ref = rng.choice(objs)
         rel = rng.choice(["to the left of", "to the right of", "above", "below"])
         colour = rng.choice([o.colour for o in objs if o is not ref] + list(COLOURS)[:2])
-        k = sum(o.colour == colour and _holds(o, rel, ref) for o in objs if o is not ref)
+        k = sum(o.colour == colour and relation_holds(o, rel, ref) for o in objs if o is not ref)
         return QA("count", f"How many {colour} shapes are {rel} the {ref.name}?", str(k), 3, 3, numbers(0, 5))
     if mode == "colour":
         colour = rng.choice([o.colour for o in objs] + [rng.choice(list(COLOURS))])
@@ -130,7 +131,7 @@ def qa_position(scene: Scene, rng: random.Random) -> QA | None:
             q, ans = f"Is the {a.name} above or below the {b.name}?", relation(a, b)
         return QA("position", q, ans, 2, 2, ("left", "right", "above", "below"))
     rel = rng.choice(["to the left of", "to the right of", "above", "below"])
-    k = sum(_holds(o, rel, b) for o in objs if o is not b)
+    k = sum(relation_holds(o, rel, b) for o in objs if o is not b)
     return QA("position", f"How many shapes are {rel} the {b.name}?", str(k), 3, 3, numbers(0, 5))
 
 
@@ -148,9 +149,7 @@ def qa_digit(scene: Scene, rng: random.Random) -> QA | None:
     return QA("digit", f"What is the digit on the {d.side}?", str(d.value), 2, 2, numbers(0, 9))
 
 
-def _text_choices(text: str, rng: random.Random) -> tuple[str, ...]:
-    from sailvl.synth.text_ocr import WORDS
-
+def _text_choices(text: str) -> tuple[str, ...]:
     if text.isdigit():
         pool = {str(max(0, int(text) + d)) for d in (-10, -1, 1, 10, 100, 7)} - {text}
         return tuple(sorted(pool)) + (text,)
@@ -166,12 +165,12 @@ def qa_ocr(scene: Scene, rng: random.Random) -> QA | None:
             return QA("ocr", f"How many {unit} in the image have?", str(len(w.text)), 3, 2, numbers(1, 9))
         kind = "number" if w.text.isdigit() else "word"
         q = rng.choice([f"What {kind} is written in the image?", "What does the text in the image say?"])
-        return QA("ocr", q, w.text, 1, 1, _text_choices(w.text, rng))
+        return QA("ocr", q, w.text, 1, 1, _text_choices(w.text))
     w = rng.choice(words)
     if rng.random() < 0.25:
         unit = "digits" if w.text.isdigit() else "letters"
         return QA("ocr", f"How many {unit} are on the {w.line} line?", str(len(w.text)), 3, 3, numbers(1, 9))
-    return QA("ocr", f"What is written on the {w.line} line?", w.text, 2, 2, _text_choices(w.text, rng))
+    return QA("ocr", f"What is written on the {w.line} line?", w.text, 2, 2, _text_choices(w.text))
 
 
 def qa_chart(scene: Scene, rng: random.Random) -> QA | None:

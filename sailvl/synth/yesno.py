@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from sailvl.synth.qa import QA, TASK_KIND, _colourless_ref, _holds
+from sailvl.synth.qa import QA, TASK_KIND, colourless_ref, relation_holds
 from sailvl.synth.scenes import COLOURS, SHAPES, Scene
 from sailvl.synth.text_ocr import WORDS
 
@@ -28,7 +28,7 @@ def yesno_qa(scene: Scene, task: str, want_yes: bool, rng: random.Random) -> QA 
     if task == "colour":
         o = rng.choice(objs)
         colour = o.colour if want_yes else rng.choice([c for c in COLOURS if c != o.colour])
-        return _yn(task, f"Is {_colourless_ref(o, objs)} {colour}?", want_yes, 1, 1)
+        return _yn(task, f"Is {colourless_ref(o, objs)} {colour}?", want_yes, 1, 1)
     if task == "shape":
         # Existence, POPE-style; a negative reuses a colour and a shape that are present (adversarial).
         present = {(o.colour, o.shape) for o in objs}
@@ -47,7 +47,7 @@ def yesno_qa(scene: Scene, task: str, want_yes: bool, rng: random.Random) -> QA 
         if len(objs) < 2:
             return None
         a, b = rng.sample(objs, 2)
-        rels = [r for r in OPPOSITE if _holds(a, r, b)]
+        rels = [r for r in OPPOSITE if relation_holds(a, r, b)]
         rel = rng.choice(rels)
         rel = rel if want_yes else OPPOSITE[rel]
         return _yn(task, f"Is the {a.name} {rel} the {b.name}?", want_yes, 2, 2)
