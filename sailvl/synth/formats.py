@@ -20,8 +20,9 @@ def mcq_options(qa: QA, rng: random.Random) -> list[str] | None:
 
 
 def mcq_prompt(question: str, options: list[str], hint: str = "") -> str:
-    """The VLMEvalKit InternVL multiple-choice prompt: hint, question, lettered options, instruction."""
-    lines = ([hint] if hint else []) + [question]
+    """The VLMEvalKit InternVL multiple-choice prompt (as `sailvl.eval.prompts` builds it): hint, question,
+    lettered options, instruction, one per line."""
+    lines = ([f"Hint: {hint}"] if hint else []) + [question]
     lines += [f"{LETTERS[k]}. {opt}" for k, opt in enumerate(options)]
     return "\n".join(lines + [MCQ_SUFFIX])
 
@@ -31,7 +32,7 @@ def short_prompt(question: str) -> str:
 
 
 def yesno_prompt(question: str) -> str:
-    return f"{question} {YESNO_SUFFIX}"
+    return f"{question}\n{YESNO_SUFFIX}"
 
 
 def format_for_sft(qa: QA, style: str, rng: random.Random) -> tuple[str, str, str]:
