@@ -99,7 +99,7 @@ def test_tiny_model_learns_colours_from_the_synthetic_world(tmp_path):
     world = tmp_path / "world"
     generate_world(world, n=600, seed=0, tasks=["colour"], n_bench=48, max_objects=1, object_scale=2.0)
     model_dir = make_tiny_model_dir(world, tmp_path / "model", seed=0)
-    accuracy = train_and_score(world, model_dir, steps=500)
+    accuracy = train_and_score(world, model_dir, steps=800)
     chance = 1 / len(COLOURS)
-    # Measured 0.73 with these settings; 0.4 is over three times chance.
+    # Measured 0.94 after 800 steps (0.33-0.73 after 500, chance after 500 at lr 2e-3); 0.4 is 3x chance.
     assert accuracy >= 0.4, f"held-out colour accuracy {accuracy:.2f} (chance {chance:.2f})"
