@@ -69,7 +69,7 @@ def stream_records(
     stream: Iterator[Any] = read()
     for step in steps:
         step.ensure_setup()
-        stream = step.run(stream, rank=shard.index, world_size=0)
+        stream = step.run(stream, rank=shard.index, world_size=shard.total)
     return stream
 
 

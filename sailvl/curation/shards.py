@@ -3,6 +3,7 @@ the per-shard output (kept records, rejected records, lineage) committed atomica
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -24,13 +25,15 @@ _FORMAT_EXT = {"jsonl": ".jsonl", "webdataset": ".tar", "parquet": ".parquet"}
 
 @dataclass(frozen=True)
 class Shard:
-    """Records `[start, stop)` of one input file (`stop=None`: to the end); `index` orders the job."""
+    """Records `[start, stop)` of one input file (`stop=None`: to the end); `index` orders the job's
+    `total` shards (steps see them as rank and world size)."""
 
     index: int
     path: str
     format: str
     start: int = 0
     stop: int | None = None
+    total: int = 1
 
     @property
     def name(self) -> str:
@@ -76,7 +79,7 @@ def plan_shards(cfg: InputConfig) -> list[Shard]:
             total = min(total, cfg.limit)
         for start in range(0, max(total, 1), cfg.records_per_shard):
             shards.append(Shard(len(shards), path, fmt, start, min(start + cfg.records_per_shard, total)))
-    return shards
+    return [dataclasses.replace(s, total=len(shards)) for s in shards]
 
 
 def iter_shard(shard: Shard, image_root: str | None) -> Iterator[tuple[int, Sample | tuple[str, str]]]:
