@@ -12,13 +12,12 @@ from sailvl.errors import SailvlError
 
 @app.command(
     "curate",
-    context_settings={"allow_extra_args": False},
-    help="Run a curation pipeline: `sailvl curate PIPELINE.yaml [key=value ...]` (rerun to resume); "
+    help="Run a curation pipeline: `sailvl curate PIPELINE.yaml key=value ...` (overrides optional; rerun to resume); "
     "or print a run's funnel and write its plots: `sailvl curate report RUN_DIR`.",
 )
 def curate(
     target: str = typer.Argument(..., metavar="PIPELINE.yaml|report", help="Pipeline YAML, or 'report'."),
-    args: list[str] = typer.Argument(None, metavar="[key=value ...]|RUN_DIR", help="Overrides, or the run dir."),
+    args: list[str] = typer.Argument(None, metavar="key=value...|RUN_DIR", help="Overrides, or the run dir."),
 ) -> None:
     args = list(args or [])
     if target == "report":
