@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -45,16 +46,36 @@ def to_device(batch: dict, device: torch.device, dtype: torch.dtype) -> dict:
     return out
 
 
-def token_loss_sum(model: nn.Module, inputs: dict) -> torch.Tensor:
-    """Sum (not mean) of next-token cross entropy over target positions of one micro-batch (fp32, nats)."""
+def token_loss_sum(model: nn.Module, inputs: dict, target_logits_only: bool = True) -> torch.Tensor:
+    """Sum (not mean) of next-token cross entropy over target positions of one micro-batch (fp32, nats).
+
+    With `target_logits_only` (default) the LM head and the softmax run only at positions whose next label is a
+    target (transformers' boolean `logits_to_keep`): in SFT ~15-20% of positions, so most of the vocab projection
+    and its backward are skipped. The loss and gradients are the full-logits path's up to float rounding.
+    """
     labels = inputs["labels"]
     model_inputs = {k: v for k, v in inputs.items() if k != "labels"}
-    # Labels are not passed: HF would average per micro-batch, and we normalise by the global count.
-    logits = model(**model_inputs, use_cache=False).logits
     shift_labels = labels[:, 1:]
     mask = shift_labels != IGNORE_INDEX
-    target_logits = logits[:, :-1][mask].float()
+    if target_logits_only and _accepts_logits_to_keep(model):
+        # keep[b, t] is True when labels[b, t + 1] is a target; logits come back flattened [n_targets, V]
+        # in row-major order, the same order as shift_labels[mask].
+        keep = torch.zeros_like(labels, dtype=torch.bool)
+        keep[:, :-1] = mask
+        target_logits = model(**model_inputs, use_cache=False, logits_to_keep=keep).logits.float()
+    else:
+        # Labels are not passed: HF would average per micro-batch, and we normalise by the global count.
+        logits = model(**model_inputs, use_cache=False).logits
+        target_logits = logits[:, :-1][mask].float()
     return F.cross_entropy(target_logits, shift_labels[mask], reduction="sum")
+
+
+def _accepts_logits_to_keep(model: nn.Module) -> bool:
+    """Whether the model's forward takes `logits_to_keep` (HF causal-LM heads do; FSDP keeps the signature)."""
+    try:
+        return "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _grad_sync(model: nn.Module, enabled: bool) -> None:

@@ -1,0 +1,111 @@
+"""`sailvl bench train` reports consistent fields; the target-only logits path equals the full-logits path."""
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def bench_dir(tmp_path_factory):
+    """A small synthetic world and tiny model dir, reused by the bench (it skips generation when present)."""
+    from sailvl.synth import generate_world
+    from sailvl.synth.tiny_model import make_tiny_model_dir
+
+    root = tmp_path_factory.mktemp("bench_train")
+    generate_world(root / "world", 60, 0)
+    make_tiny_model_dir(root / "world", root / "model", seed=0)
+    return root
+
+
+def _packed_batch(bench_dir, max_tokens=256, packs_per_batch=2):
+    from sailvl.config import parse_config
+    from sailvl.data.config import DataConfig
+    from sailvl.data.loader import build_loader
+    from sailvl.data.processor import SailVLProcessor
+
+    processor = SailVLProcessor.from_pretrained(bench_dir / "model")
+    sources = [
+        {"path": str(bench_dir / "world" / n), "image_root": str(bench_dir / "world"), "max_tiles": 1}
+        for n in ("sft.jsonl", "pretrain.jsonl")
+    ]
+    config = parse_config(
+        DataConfig,
+        {
+            "sources": sources,
+            "num_workers": 0,
+            "packing": True,
+            "max_tokens": max_tokens,
+            "packs_per_batch": packs_per_batch,
+        },
+    )
+    return next(iter(build_loader(config, processor)))
+
+
+def _loss_and_grads(bench_dir, batch, target_logits_only):
+    from sailvl.model import load_model
+    from sailvl.train.parallel import DistInfo
+    from sailvl.train.step import to_device, token_loss_sum
+
+    model = load_model(bench_dir / "model", dtype=torch.float32).train()
+    loss = token_loss_sum(model, to_device(batch, DistInfo().device, torch.float32), target_logits_only)
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_target_only_logits_match_full_logits(bench_dir):
+    batch = _packed_batch(bench_dir)
+    assert batch["input_ids"].shape[0] == 2 and batch["num_target_tokens"] > 0
+    fast_loss, fast_grads = _loss_and_grads(bench_dir, batch, True)
+    full_loss, full_grads = _loss_and_grads(bench_dir, batch, False)
+    # Per-token mean within 1e-6 (the sum runs over hundreds of target tokens).
+    assert abs(float(fast_loss - full_loss)) / batch["num_target_tokens"] < 1e-6
+    assert fast_grads.keys() == full_grads.keys() and len(fast_grads) > 0
+    for name, grad in full_grads.items():
+        torch.testing.assert_close(fast_grads[name], grad, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_target_only_logits_equal_hf_loss(bench_dir):
+    """Sum-CE / target count equals transformers' own mean loss on the same batch (a second, independent path)."""
+    from sailvl.model import load_model
+    from sailvl.train.parallel import DistInfo
+    from sailvl.train.step import to_device, token_loss_sum
+
+    batch = _packed_batch(bench_dir, packs_per_batch=1)
+    model = load_model(bench_dir / "model", dtype=torch.float32).eval()
+    inputs = to_device(batch, DistInfo().device, torch.float32)
+    with torch.no_grad():
+        ours = float(token_loss_sum(model, inputs)) / batch["num_target_tokens"]
+        hf = float(model(**inputs, use_cache=False).loss)
+    assert ours == pytest.approx(hf, rel=1e-6, abs=1e-6)
+
+
+def test_bench_train_reports_consistent_fields(bench_dir):
+    from sailvl.train.bench import bench_train
+
+    result = bench_train(
+        "tiny", steps=3, work_dir=bench_dir, pack_tokens=256, packs_per_batch=2, batch_size=4
+    )
+    assert result["sailvl_steps"] == 3 and result["hf_padded_steps"] >= 1
+    # The baseline keeps pace in samples: within half a baseline batch of sailvl's count.
+    assert abs(result["hf_padded_samples"] - result["sailvl_samples"]) <= 2
+    for loop in ("sailvl", "hf_padded"):
+        tokens, seconds = result[f"{loop}_tokens"], result[f"{loop}_seconds"]
+        assert tokens > 0 and seconds > 0 and 0 <= result[f"{loop}_load_s"] <= seconds
+        assert result[f"{loop}_tokens_per_s"] == pytest.approx(tokens / seconds, rel=1e-3, abs=0.1)
+        assert 0.0 <= result[f"{loop}_padding_fraction"] < 1.0
+        assert 0 < result[f"{loop}_target_tokens"] < tokens
+    # Packing pads less than pad-to-longest batches of the same stream.
+    assert result["sailvl_padding_fraction"] < result["hf_padded_padding_fraction"]
+    expected = result["sailvl_tokens_per_s"] / result["hf_padded_tokens_per_s"]
+    assert result["ratio"] == pytest.approx(expected, rel=1e-2)
+    assert (result["pack_tokens"], result["packs_per_batch"], result["batch_size"]) == (256, 2, 4)
+    assert "256-token" in result["notes"]
+
+
+def test_bench_train_rejects_bad_arguments(bench_dir):
+    from sailvl.errors import SailvlError
+    from sailvl.train.bench import bench_train
+
+    with pytest.raises(SailvlError, match="unknown bench preset"):
+        bench_train("huge", work_dir=bench_dir)
+    with pytest.raises(SailvlError, match="pack-tokens"):
+        bench_train("tiny", work_dir=bench_dir, pack_tokens=0)
