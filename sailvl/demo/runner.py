@@ -1,0 +1,86 @@
+"""Run demo steps as real `sailvl` CLI commands in subprocesses, with logs, timings and a progress display."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sailvl.errors import SailvlError
+
+
+@dataclass
+class Command:
+    """One CLI invocation of a demo step: `sailvl <args>`, logged to `log_name`."""
+
+    title: str
+    args: list[str]
+    log_name: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    def shell(self) -> str:
+        """The command line a user can paste to rerun this step."""
+        prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
+        line = "sailvl " + " ".join(shlex.quote(a) for a in self.args)
+        return f"{prefix} {line}".strip()
+
+
+@dataclass
+class CommandResult:
+    """What running a Command did: wall seconds and the path of its log."""
+
+    command: Command
+    seconds: float
+    log: Path
+
+
+class StepRunner:
+    """Runs Commands one after another; a failing command stops the demo with the tail of its log."""
+
+    def __init__(self, out_dir: Path, console):
+        self.out_dir = out_dir
+        self.log_dir = out_dir / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.console = console
+        self.results: list[CommandResult] = []
+
+    def run(self, command: Command, stdout_file: Path | None = None) -> CommandResult:
+        """Run `python -m sailvl <args>` showing a status line; output goes to the log (stdout to
+        `stdout_file` instead when given, e.g. to keep a chat answer apart from loading messages)."""
+        log = self.log_dir / f"{command.log_name}.log"
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **command.env}
+        start = time.perf_counter()
+        with self.console.status(f"[bold]{command.title}[/] ...", spinner="dots"):
+            with open(log, "w", encoding="utf-8") as handle:
+                handle.write(f"$ {command.shell()}\n")
+                handle.flush()
+                out = open(stdout_file, "w", encoding="utf-8") if stdout_file else handle
+                proc = subprocess.run(
+                    [sys.executable, "-m", "sailvl", *command.args],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                )
+                if stdout_file:
+                    out.close()
+        seconds = time.perf_counter() - start
+        if proc.returncode != 0:
+            tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:])
+            raise SailvlError(
+                f"demo step '{command.title}' failed (exit {proc.returncode}); see {log}:\n{tail}"
+            )
+        self.console.print(f"[green]done[/] {command.title} [dim]({seconds:.0f} s, log {log})[/]")
+        result = CommandResult(command, seconds, log)
+        self.results.append(result)
+        return result
+
+    def output(self, command: Command) -> str:
+        """Run a command and return its standard output (e.g. a chat answer)."""
+        path = self.log_dir / f"{command.log_name}.stdout"
+        self.run(command, stdout_file=path)
+        return path.read_text(encoding="utf-8", errors="replace")
