@@ -1,4 +1,5 @@
-"""`sailvl curate PIPELINE.yaml [key=value ...]`, `sailvl curate report RUN_DIR`, `sailvl bench curate`."""
+"""`sailvl curate PIPELINE.yaml [key=value ...]`, `sailvl curate report RUN_DIR`, `sailvl curate judge-eval`,
+`sailvl bench curate`."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from sailvl.errors import SailvlError
 @app.command(
     "curate",
     help="Run a curation pipeline: `sailvl curate PIPELINE.yaml key=value ...` (overrides optional; rerun to resume); "
-    "or print a run's funnel and write its plots: `sailvl curate report RUN_DIR`.",
+    "or print a run's funnel and write its plots: `sailvl curate report RUN_DIR`; "
+    "or measure a judge on labelled pairs: `sailvl curate judge-eval JUDGE_DIR JUDGE.jsonl [OUT.json]`.",
 )
 def curate(
-    target: str = typer.Argument(..., metavar="PIPELINE.yaml|report", help="Pipeline YAML, or 'report'."),
+    target: str = typer.Argument(
+        ..., metavar="PIPELINE.yaml|report|judge-eval", help="Pipeline YAML, 'report' or 'judge-eval'."
+    ),
     args: list[str] = typer.Argument(None, metavar="key=value...|RUN_DIR", help="Overrides, or the run dir."),
 ) -> None:
     args = list(args or [])
@@ -28,6 +32,20 @@ def curate(
         report = write_report(args[0])
         typer.echo(format_funnel(report))
         typer.echo("plots: " + ", ".join(report["plots"]))
+        return
+    if target == "judge-eval":
+        if len(args) not in (2, 3):
+            raise SailvlError("usage: sailvl curate judge-eval JUDGE_MODEL_DIR JUDGE.jsonl [OUT.json]")
+        from sailvl.curation.judge_eval import evaluate_judge
+
+        result = evaluate_judge(args[0], args[1])
+        text = json.dumps(result, indent=1)
+        if len(args) == 3:
+            from pathlib import Path
+
+            Path(args[2]).parent.mkdir(parents=True, exist_ok=True)
+            Path(args[2]).write_text(text)
+        typer.echo(text)
         return
     from sailvl.curation.config import load_pipeline
     from sailvl.curation.executors import run_pipeline
