@@ -3,7 +3,10 @@ alignment (ITA, yes/no) of each caption; a caption is dropped when VIR < min_sco
 
 from __future__ import annotations
 
+import json
 import re
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -118,9 +121,19 @@ def measure_judge(step: Judge, labelled: list[tuple[Any, bool]]) -> dict[str, fl
     """Filter quality of a judge step on `(record, caption_is_correct)` pairs (e.g. judge.jsonl with
     aligned == 'yes' and richness >= 3 as "correct"): share of bad captions rejected (`reject_rate_bad`),
     share of good ones kept (`keep_rate_good`), and precision/recall of "kept" as a detector of good."""
+    return judge_rates(labelled, rejected_ids(step, [rec for rec, _ in labelled]))
+
+
+def rejected_ids(step: Judge, records: list[Any]) -> set[str]:
+    """Ids of the records `step` rejects (runs the judge model on all of them)."""
     rejected: set[str] = set()
     step.set_sink(lambda rec, name, reason: rejected.add(rec.id))
-    list(step.run([rec for rec, _ in labelled]))
+    list(step.run(records))
+    return rejected
+
+
+def judge_rates(labelled: list[tuple[Any, bool]], rejected: set[str]) -> dict[str, float]:
+    """keep_rate_good, reject_rate_bad, precision and recall of "kept" given the rejected ids."""
     good = [rec.id for rec, ok in labelled if ok]
     bad = [rec.id for rec, ok in labelled if not ok]
     kept_good = sum(i not in rejected for i in good)
@@ -133,3 +146,54 @@ def measure_judge(step: Judge, labelled: list[tuple[Any, bool]]) -> dict[str, fl
         "precision": kept_good / max(kept_good + kept_bad, 1),
         "recall": kept_good / max(len(good), 1),
     }
+
+
+def judge_file_pairs(
+    path: str | Path, image_root: str | Path | None = None, limit: int | None = None
+) -> tuple[list[tuple[Any, bool]], dict[str, str]]:
+    """Labelled `(record, caption_is_correct)` pairs from a synthetic-world `judge.jsonl` (correct: aligned ==
+    'yes' and richness >= 3, the SPEC keep rule; images relative to `image_root`, default the file's folder),
+    and each record id's `caption_source` (detailed, partial, corrupted, alt)."""
+    from sailvl.data.sample import Sample
+
+    root = Path(image_root) if image_root is not None else Path(path).parent
+    pairs, sources = [], {}
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            if limit is not None and i >= limit:
+                break
+            row = json.loads(line)
+            record = Sample(
+                id=str(row.get("id", f"judge-{i}")),
+                source="judge",
+                images=[str(root / row["image"])],
+                conversation=[
+                    {"role": "user", "content": "<image>\nDescribe the image in detail."},
+                    {"role": "assistant", "content": row["caption"]},
+                ],
+            )
+            pairs.append((record, row["aligned"] == "yes" and int(row["richness"]) >= 3))
+            sources[record.id] = str(row.get("caption_source", "unknown"))
+    return pairs, sources
+
+
+def measure_judge_file(
+    model: str,
+    path: str | Path,
+    image_root: str | Path | None = None,
+    limit: int | None = None,
+    **params: Any,
+) -> dict[str, Any]:
+    """`measure_judge` of the judge model directory `model` (extra `params` go to the judge step, e.g.
+    batch_size) on a labelled `judge.jsonl`, ideally of a held-out world, plus `rejected_by_source`: the
+    share of each caption source rejected."""
+    from sailvl.curation.base import build_step
+
+    pairs, sources = judge_file_pairs(path, image_root, limit)
+    rejected = rejected_ids(
+        build_step({"type": "judge", "model": str(model), **params}), [r for r, _ in pairs]
+    )
+    totals = Counter(sources.values())
+    hits = Counter(sources[i] for i in rejected)
+    by_source = {k: hits[k] / totals[k] for k in sorted(totals)}
+    return {**judge_rates(pairs, rejected), "rejected_by_source": by_source}
