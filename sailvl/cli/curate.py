@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 
@@ -36,13 +37,13 @@ def curate(
     if target == "judge-eval":
         if len(args) not in (2, 3):
             raise SailvlError("usage: sailvl curate judge-eval JUDGE_MODEL_DIR JUDGE.jsonl [OUT.json]")
-        from sailvl.curation.judge_eval import evaluate_judge
+        from sailvl.curation.judge import measure_judge_file
 
-        result = evaluate_judge(args[0], args[1])
+        if not Path(args[1]).is_file():
+            raise SailvlError(f"judge pairs file {args[1]} does not exist (expected a world's judge.jsonl)")
+        result = {"model": args[0], "pairs": args[1], **measure_judge_file(args[0], args[1], batch_size=32)}
         text = json.dumps(result, indent=1)
         if len(args) == 3:
-            from pathlib import Path
-
             Path(args[2]).parent.mkdir(parents=True, exist_ok=True)
             Path(args[2]).write_text(text)
         typer.echo(text)

@@ -128,6 +128,7 @@ def build_commands(paths: DemoPaths, size: DemoSize, seed: int) -> dict[str, Com
             [
                 "train",
                 "tiny-captioner",
+                f"vars.world={world}",
                 f"vars.model_dir={tiny}",
                 f"vars.data={kept(p.captions_split)}",
                 f"stages.0.budget.steps={s.captioner_steps}",
