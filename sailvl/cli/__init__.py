@@ -10,16 +10,12 @@ _registered = False
 
 
 def register_commands() -> None:
-    """Import every command module once (modules that are not written yet are skipped)."""
+    """Import every command module once; each registers its commands on the objects in sailvl.cli.app."""
     global _registered
     if _registered:
         return
     for name in COMMAND_MODULES:
-        try:
-            importlib.import_module(f"sailvl.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"sailvl.cli.{name}":
-                raise
+        importlib.import_module(f"sailvl.cli.{name}")
     _registered = True
 
 
