@@ -103,13 +103,35 @@ def stage_means(stages: list[list[Any]], keys: list[str]) -> list[dict[str, floa
     return [{k: float(np.mean([s.metadata[k] for s in stage])) for k in keys} for stage in stages]
 
 
+def _rising(ordered_values: np.ndarray, bounds) -> np.ndarray:
+    """Per key: do the stage means (stages cut at `bounds` of the ordered values) strictly rise?"""
+    means = np.array([ordered_values[bounds[k] : bounds[k + 1]].mean(axis=0) for k in range(len(bounds) - 1)])
+    return (np.diff(means, axis=0) > 0).all(axis=0)
+
+
+def _uneven_bounds(ordered_values: np.ndarray, n_stages: int, grid: int = 20) -> list[int] | None:
+    """Stage boundaries on a 1/grid lattice (each stage >= 1/grid of the data) under which every key rises,
+    maximising the smallest stage; None when there is none."""
+    from itertools import combinations
+
+    n = len(ordered_values)
+    best, best_size = None, 0
+    for cut in combinations(range(1, grid), n_stages - 1):
+        bounds = [0, *[round(n * c / grid) for c in cut], n]
+        smallest = min(b - a for a, b in zip(bounds, bounds[1:], strict=False))
+        if smallest > best_size and _rising(ordered_values, bounds).all():
+            best, best_size = bounds, smallest
+    return best
+
+
 def split_curriculum(
     samples: list[Any], keys: list[str], n_stages: int, max_rounds: int = 30
 ) -> list[list[Any]]:
-    """Split into `n_stages` equal-size stages (easiest first) whose means strictly rise on every key.
+    """Split into `n_stages` stages (easiest first) whose means strictly rise on every key.
 
     Samples are ordered by a weighted sum of per-key ranks; while some key does not rise, its weight is
-    doubled. Raises SailvlError when no weighting works (e.g. a key is constant or too few samples).
+    doubled. If no weighting works with equal-size stages, the boundaries move (uneven stage sizes).
+    Raises SailvlError when nothing works (e.g. a key is constant or too few samples).
     """
     if len(samples) < n_stages:
         raise SailvlError(f"cannot split {len(samples)} samples into {n_stages} curriculum stages")
@@ -120,15 +142,19 @@ def split_curriculum(
     values = np.array([[float(s.metadata[k]) for k in keys] for s in samples])
     ranks = np.stack([_ranks(values[:, j]) for j in range(len(keys))], axis=1)
     weights = np.ones(len(keys))
-    bounds = np.linspace(0, len(samples), n_stages + 1).round().astype(int)
+    equal = np.linspace(0, len(samples), n_stages + 1).round().astype(int)
     for _ in range(max_rounds):
         order = np.lexsort((np.arange(len(samples)), ranks @ weights))
-        chunks = [order[bounds[i] : bounds[i + 1]] for i in range(n_stages)]
-        means = np.array([values[c].mean(axis=0) for c in chunks])
-        rising = (np.diff(means, axis=0) > 0).all(axis=0)
+        rising = _rising(values[order], equal)
         if rising.all():
-            return [[samples[i] for i in c] for c in chunks]
+            return [[samples[i] for i in order[equal[k] : equal[k + 1]]] for k in range(n_stages)]
         weights[~rising] *= 2.0
+    # Equal sizes fail when one score is mostly tied (e.g. 90% of questions at difficulty 1): keep the
+    # balanced-rank order and move the stage boundaries instead, preferring the most even sizes.
+    order = np.lexsort((np.arange(len(samples)), ranks.sum(axis=1)))
+    bounds = _uneven_bounds(values[order], n_stages)
+    if bounds is not None:
+        return [[samples[i] for i in order[bounds[k] : bounds[k + 1]]] for k in range(n_stages)]
     raise SailvlError(f"no split into {n_stages} stages rises on all of {', '.join(keys)}; try fewer stages")
 
 
