@@ -31,7 +31,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(
+            f"config file {path} must hold a mapping at the top level, got {type(data).__name__}"
+        )
     return data
 
 
@@ -41,7 +43,9 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     for i, part in enumerate(parts[:-1]):
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"override {dotted!r}: {'.'.join(parts[: i + 1])} is not a valid list index")
+                raise ConfigError(
+                    f"override {dotted!r}: {'.'.join(parts[: i + 1])} is not a valid list index"
+                )
             node = node[int(part)]
             continue
         if part not in node or node[part] is None:

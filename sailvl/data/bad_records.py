@@ -49,7 +49,9 @@ class BadRecordCounter:
         if reason not in self.examples:
             self.examples[reason] = example_id
             if self.log:
-                logger.warning("skipping bad record %s (%s)%s", example_id, reason, f": {detail}" if detail else "")
+                logger.warning(
+                    "skipping bad record %s (%s)%s", example_id, reason, f": {detail}" if detail else ""
+                )
 
     def merge(self, other: BadRecordCounter | dict) -> None:
         """Add another counter (or its `state_dict()`) into this one."""

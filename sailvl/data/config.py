@@ -13,22 +13,34 @@ from sailvl.config import SailConfig
 class SourceConfig(SailConfig):
     """One data source of a mixture."""
 
-    path: str = Field(description="File, directory or glob of the source's files (an HF dataset directory for hf_disk).")
+    path: str = Field(
+        description="File, directory or glob of the source's files (an HF dataset directory for hf_disk)."
+    )
     format: Literal["jsonl", "webdataset", "parquet", "hf_disk"] = Field(
         default="jsonl", description="Storage format of the source."
     )
-    name: str | None = Field(default=None, description="Name used in sample ids and statistics (default: path stem).")
+    name: str | None = Field(
+        default=None, description="Name used in sample ids and statistics (default: path stem)."
+    )
     weight: float | None = Field(
-        default=None, gt=0, description="Relative sampling weight (default 1 when neither weight nor repeat is set)."
+        default=None,
+        gt=0,
+        description="Relative sampling weight (default 1 when neither weight nor repeat is set).",
     )
     repeat: float | None = Field(
         default=None,
         gt=0,
         description="Times the source is seen per mixture epoch; the weight becomes repeat x number of records.",
     )
-    max_tiles: int | None = Field(default=None, ge=1, description="Max tiles per image (default: the processor's).")
-    task: str | None = Field(default=None, description="Optional task tag copied into sample metadata['task'].")
-    image_root: str | None = Field(default=None, description="Directory relative image paths in JSONL are joined to.")
+    max_tiles: int | None = Field(
+        default=None, ge=1, description="Max tiles per image (default: the processor's)."
+    )
+    task: str | None = Field(
+        default=None, description="Optional task tag copied into sample metadata['task']."
+    )
+    image_root: str | None = Field(
+        default=None, description="Directory relative image paths in JSONL are joined to."
+    )
 
     @model_validator(mode="after")
     def _weight_or_repeat(self) -> SourceConfig:
@@ -47,12 +59,19 @@ class DataConfig(SailConfig):
 
     sources: list[SourceConfig] = Field(min_length=1, description="Sources mixed by weight or repeat count.")
     max_tokens: int = Field(default=16384, ge=16, description="Tokens per packed sequence (row length).")
-    max_tiles_per_pack: int = Field(default=64, ge=1, description="Cap on image tiles (thumbnails included) per pack.")
-    packing: bool = Field(default=True, description="Pack samples into max_tokens rows; False pads each batch to its longest sample.")
+    max_tiles_per_pack: int = Field(
+        default=64, ge=1, description="Cap on image tiles (thumbnails included) per pack."
+    )
+    packing: bool = Field(
+        default=True,
+        description="Pack samples into max_tokens rows; False pads each batch to its longest sample.",
+    )
     packs_per_batch: int = Field(default=1, ge=1, description="Packed rows per batch when packing.")
     batch_size: int = Field(default=8, ge=1, description="Samples per batch when not packing.")
     pack_buffer: int = Field(
-        default=128, ge=1, description="Samples held for best-fit packing (larger: fuller packs, more memory)."
+        default=128,
+        ge=1,
+        description="Samples held for best-fit packing (larger: fuller packs, more memory).",
     )
     long_samples: Literal["truncate", "drop"] = Field(
         default="truncate",
@@ -70,7 +89,9 @@ class DataConfig(SailConfig):
         ge=0,
         description="Records shuffled within consecutive blocks of this size (0: file order); a block is held in memory.",
     )
-    num_workers: int = Field(default=2, ge=0, description="DataLoader worker processes per rank (0: in the main process).")
+    num_workers: int = Field(
+        default=2, ge=0, description="DataLoader worker processes per rank (0: in the main process)."
+    )
     prefetch_factor: int = Field(default=2, ge=1, description="Batches prefetched per worker.")
     max_bad_fraction: float = Field(
         default=0.05, ge=0, le=1, description="Abort when more than this fraction of records seen were bad."

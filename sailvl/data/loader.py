@@ -266,7 +266,9 @@ class SailLoader:
 
     def bad_records(self) -> BadRecordCounter:
         """Bad-record counts summed over this rank's workers (as of the last batch consumed)."""
-        total = BadRecordCounter(self.config.max_bad_fraction, self.config.min_records_before_abort, log=False)
+        total = BadRecordCounter(
+            self.config.max_bad_fraction, self.config.min_records_before_abort, log=False
+        )
         for state in self.worker_states.values():
             total.merge(state["bad"])
         return total
@@ -293,11 +295,15 @@ class SailLoader:
         for key in ("seed", "rank", "world_size", "num_workers"):
             mine = getattr(self, key) if key != "num_workers" else self.config.num_workers
             if state.get(key) != mine:
-                raise SailvlError(f"loader state was saved with {key}={state.get(key)}, this loader has {mine}")
+                raise SailvlError(
+                    f"loader state was saved with {key}={state.get(key)}, this loader has {mine}"
+                )
         self.consumed = int(state["consumed"])
         self.worker_states = {int(w): s for w, s in state["workers"].items()}
 
 
-def build_loader(data_config: DataConfig, processor, rank: int = 0, world_size: int = 1, seed: int = 0) -> SailLoader:
+def build_loader(
+    data_config: DataConfig, processor, rank: int = 0, world_size: int = 1, seed: int = 0
+) -> SailLoader:
     """The loader for one rank; iterate it for batches, checkpoint `state_dict()`."""
     return SailLoader(data_config, processor, rank, world_size, seed)

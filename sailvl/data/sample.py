@@ -33,7 +33,10 @@ class Sample:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict: byte images become `{"bytes_b64": ...}`."""
-        images = [{"bytes_b64": base64.b64encode(im).decode("ascii")} if isinstance(im, bytes) else im for im in self.images]
+        images = [
+            {"bytes_b64": base64.b64encode(im).decode("ascii")} if isinstance(im, bytes) else im
+            for im in self.images
+        ]
         return {
             "id": self.id,
             "source": self.source,
@@ -49,7 +52,9 @@ class Sample:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Sample:
         """Inverse of `to_dict`."""
-        images = [base64.b64decode(im["bytes_b64"]) if isinstance(im, dict) else im for im in data.get("images", [])]
+        images = [
+            base64.b64decode(im["bytes_b64"]) if isinstance(im, dict) else im for im in data.get("images", [])
+        ]
         return cls(
             id=str(data["id"]),
             source=str(data.get("source", "")),
@@ -129,7 +134,9 @@ def sample_from_record(
             role = _ROLE_ALIASES.get(str(turn.get("from", turn.get("role", ""))).lower())
             if role is None:
                 raise ValueError(f"unknown speaker {turn.get('from')!r}")
-            conversation.append({"role": role, "content": str(turn.get("value", turn.get("content", "")) or "")})
+            conversation.append(
+                {"role": role, "content": str(turn.get("value", turn.get("content", "")) or "")}
+            )
     elif "messages" in record:
         typed_refs: list[str] = []
         for msg in record["messages"]:
@@ -151,4 +158,10 @@ def sample_from_record(
     known = {"id", "image", "images", "conversations", "messages", "source"}
     metadata = {k: v for k, v in record.items() if k not in known}
     sample_id = str(record["id"]) if record.get("id") is not None else default_id
-    return Sample(id=sample_id, source=str(record.get("source") or source), images=images, conversation=conversation, metadata=metadata)
+    return Sample(
+        id=sample_id,
+        source=str(record.get("source") or source),
+        images=images,
+        conversation=conversation,
+        metadata=metadata,
+    )
