@@ -68,12 +68,21 @@ def test_stage_one_step_freezes_vit_and_llm(world):
 
 
 def test_loss_curve_matches_checked_in(world, tmp_path):
-    """First 20 steps of tiny-sailvit stage I (CPU, seed 0) against tests/assets; a math change fails this."""
+    """First 20 steps of tiny-sailvit stage I (CPU, seed 0) against tests/assets; a math change fails this.
+
+    A deliberate change of the synthetic data or the recipe changes the curve too: rerun this test with
+    SAILVL_UPDATE_ASSETS=1 to rewrite the asset, and say why in the commit.
+    """
+    import os
+
     from sailvl.train.trainer import train_recipe
 
     out = tmp_path / "run"
     train_recipe(_recipe(world, "stages.0.budget.steps=20"), out, stage="warmup-adaptation")
     losses = [_losses(out)[s] for s in range(1, 21)]
+    if os.environ.get("SAILVL_UPDATE_ASSETS") == "1":
+        data = json.loads(ASSET.read_text()) | {"loss": losses}
+        ASSET.write_text(json.dumps(data, indent=1) + "\n")
     expected = json.loads(ASSET.read_text())
     assert expected["steps"] == 20
     assert losses == pytest.approx(expected["loss"], rel=2e-4, abs=2e-4)
