@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from torch import nn
 
 from sailvl.errors import ConfigError
@@ -155,3 +156,49 @@ def test_metrics_jsonl(tmp_path):
     assert any((tmp_path / "tb").iterdir())
     MetricsLogger(tmp_path / "off", enabled=False).log({"step": 1})
     assert not (tmp_path / "off").exists()
+
+
+@pytest.mark.parametrize("vision", ["internvit", "aimv2"])
+def test_materialize_initialises_like_the_class(vision):
+    """Meta build + materialize: every tensor finite, buffers and constants as a normal build, ties restored."""
+    from _model_helpers import tiny_aimv2_config, tiny_internvit_config, tiny_internvl_config
+
+    from sailvl.model.build import build_from_config
+    from sailvl.train.parallel import materialize
+
+    vision_config = tiny_internvit_config() if vision == "internvit" else tiny_aimv2_config()
+    config = tiny_internvl_config(vision_config, vocab_size=300, image_token_id=5)
+    model = build_from_config(config, device="meta", seed=0)
+    materialize(model, torch.device("cpu"))
+    assert model.lm_head.weight is model.model.language_model.embed_tokens.weight
+    for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+        assert tensor.device.type == "cpu" and torch.isfinite(tensor).all(), name
+        assert tensor.dtype == torch.long or float(tensor.abs().max()) < 1e3, name
+    reference = build_from_config(config, device="cpu", seed=0)
+    for name, buffer in reference.named_buffers():  # RoPE inv_freq, AIMv2 position ids
+        assert torch.equal(model.get_buffer(name), buffer), name
+    for name, param in reference.named_parameters():
+        mine = model.get_parameter(name)
+        if float(param.std()) == 0 or param.numel() == 1:
+            assert torch.equal(mine, param), name  # constants: zeros, ones, layer-scale values
+        else:
+            assert float(mine.std()) == pytest.approx(float(param.std()), rel=0.5), name
+
+
+def test_attention_auto_resolves_per_device_and_flex_is_refused_on_cpu():
+    from sailvl.errors import SailvlError
+    from sailvl.model import build_model
+    from sailvl.train.parallel import mask_format_for, resolve_attention, set_attention
+
+    assert resolve_attention("auto", torch.device("cpu")) == "sdpa"
+    assert resolve_attention("auto", torch.device("cuda", 0)) == "flex_attention"
+    assert resolve_attention("eager", torch.device("cuda", 0)) == "eager"
+    assert [mask_format_for(k) for k in ("sdpa", "eager", "flex_attention", "flash_attention_2")] == [
+        "bool", "bool", "flex", "none"
+    ]  # fmt: skip
+    model = build_model("tiny")
+    with pytest.raises(SailvlError, match="flex_attention cannot train on CPU"):
+        set_attention(model, "flex_attention", torch.device("cpu"))
+    set_attention(model, "flex_attention")  # forward-only use (and GPU training) is allowed
+    assert model.config.text_config._attn_implementation == "flex_attention"
+    assert model.config.vision_config._attn_implementation == "sdpa"
