@@ -24,10 +24,15 @@ def _encode_items(processor, samples):
 
 def _token_losses(model, batch):
     """Per-token next-token losses [B, L-1] (0 where the label is ignored)."""
+    mask = batch["attention_mask"]
+    if batch.get("segment_ids") is not None:
+        from sailvl.train.step import flex_block_mask
+
+        mask = flex_block_mask(batch["segment_ids"], batch["input_ids"].device)
     out = model(
         input_ids=batch["input_ids"],
         pixel_values=batch["pixel_values"],
-        attention_mask=batch["attention_mask"],
+        attention_mask=mask,
         position_ids=batch["position_ids"],
     )
     logits = out.logits[:, :-1]
@@ -41,16 +46,22 @@ def _token_losses(model, batch):
     return losses.view(labels.shape)
 
 
-@pytest.mark.parametrize(("attn", "mask_format"), [("sdpa", "bool"), ("eager", "additive")])
+@pytest.mark.parametrize(
+    ("attn", "mask_format"), [("sdpa", "bool"), ("eager", "additive"), ("flex_attention", "flex")]
+)
 def test_packed_losses_equal_one_by_one(tiny_tokenizer, tiny_processor, attn, mask_format):
+    from sailvl.train.parallel import set_attention
+
     torch.set_num_threads(1)
     items = _encode_items(tiny_processor, synthetic_samples(10, seed=1))
-    model = tiny_internvl(tiny_tokenizer, attn)
+    model = tiny_internvl(tiny_tokenizer)
+    set_attention(model, attn)
     packer = BestFitPacker(max_tokens=512, max_tiles=64, buffer_size=100)
     packs = [p for it in items for p in packer.add(it)] + packer.flush()
     assert sum(len(p) for p in packs) == 10 and max(len(p) for p in packs) >= 4
     batch = collate_packs(packs, 512, tiny_tokenizer.pad_token_id, mask_format)
     assert batch["pixel_values"].shape[0] == sum(it.num_tiles for it in items)
+    assert (batch["attention_mask"] is None) == (mask_format == "flex")
     with torch.no_grad():
         packed = _token_losses(model, batch)
         total_single, total_targets = 0.0, 0

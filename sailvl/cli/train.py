@@ -52,8 +52,24 @@ def export_vit_command(
 
 @bench_app.command("train")
 def bench_train_command(
-    preset: str = typer.Option("tiny", "--preset", help="Benchmark size (tiny: CPU, synthetic SFT mix)."),
-    steps: int = typer.Option(None, "--steps", help="Optimizer steps per loop (default: preset's)."),
+    preset: str = typer.Option(
+        "tiny",
+        "--preset",
+        help="tiny (CPU, two interleaved loops) or sailvl-2b (GPU: bf16, 448 px tiles, 8192-token packs, MFU).",
+    ),
+    steps: int = typer.Option(None, "--steps", help="Timed optimizer steps per loop (default: preset's)."),
+    pack_tokens: int = typer.Option(None, "--pack-tokens", help="Packed row length (default: preset's)."),
+    batch_size: int = typer.Option(
+        None, "--batch-size", help="Baseline samples per batch (default: preset's)."
+    ),
+    attn: list[str] = typer.Option(
+        None,
+        "--attn",
+        help="Attention kernel of sailvl's loop (sdpa, flex_attention, eager, ...); repeatable, first is the headline.",
+    ),
+    compile: bool = typer.Option(
+        False, "--compile", help="torch.compile every ViT and decoder block (GPU preset; both loops)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print only the JSON result."),
     work_dir: Path = typer.Option(
         None, "--work-dir", help="Reuse a directory for the synthetic world and model."
@@ -62,7 +78,15 @@ def bench_train_command(
     """Effective (non-pad) tokens/s of sailvl's packed loop vs a plain padded HF loop, same model and data."""
     from sailvl.train.bench import bench_train
 
-    result = bench_train(preset=preset, steps=steps, work_dir=work_dir)
+    result = bench_train(
+        preset=preset,
+        steps=steps,
+        work_dir=work_dir,
+        pack_tokens=pack_tokens,
+        batch_size=batch_size,
+        attn=attn or None,
+        compile=compile,
+    )
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return

@@ -42,7 +42,9 @@ def collate_packs(
 
     The first label of every sample is IGNORE_INDEX, so the shifted loss never predicts a sample's first token
     from the previous sample: per-token losses equal those of the samples run one by one.
-    `mask_format`: "bool" (4D bool), "additive" (4D float for eager) or "none" (attention_mask None; for
+    `mask_format`: "bool" (4D bool), "additive" (4D float for eager), "flex" (attention_mask None and
+    `segment_ids` `[B,L]`, which `sailvl.train.step.to_device` turns into a flex_attention BlockMask on the
+    device, so masked-out blocks are skipped rather than computed) or "none" (attention_mask None; for
     flash-attention varlen, which derives sequence boundaries from position_ids as transformers' flattening
     collator expects).
     """
@@ -76,7 +78,9 @@ def collate_packs(
         "sample_ids": sample_ids,
         "num_real_tokens": int((segments >= 0).sum()),
     }
-    if mask_format != "none":
+    if mask_format == "flex":
+        batch["segment_ids"] = segments
+    elif mask_format != "none":
         mask = block_causal_mask(segments)
         batch["attention_mask"] = as_additive_mask(mask) if mask_format == "additive" else mask
     return batch

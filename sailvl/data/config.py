@@ -77,11 +77,13 @@ class DataConfig(SailConfig):
         default="truncate",
         description="Samples over max_tokens: cut the text (never inside an image span) or drop them as too_long.",
     )
-    attention_mask: Literal["bool", "additive", "none"] = Field(
+    attention_mask: Literal["bool", "additive", "flex", "none"] = Field(
         default="bool",
         description=(
             "Packed attention mask: 4D bool block-diagonal causal (sdpa), 4D additive float (eager attention adds "
-            "the mask to the scores), or none (flash-attention varlen reads packed position_ids)."
+            "the mask to the scores), flex (segment ids -> a flex_attention BlockMask built on the device, which "
+            "skips masked blocks; set by the trainer when attn_implementation is flex_attention), or none "
+            "(flash-attention varlen reads packed position_ids)."
         ),
     )
     shuffle_block: int = Field(

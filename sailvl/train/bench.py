@@ -27,55 +27,158 @@ import torch
 
 from sailvl.train.parallel import DistInfo
 
+# tiny: the CPU comparison (two model copies, loops interleaved step by step against machine noise).
+# sailvl-2b: the GPU figure (SAIL-VL-2B shapes, random init, bf16 autocast over fp32 master weights, 448 px tiles,
+# 8192-token packs vs pad-to-longest batches of about the same samples per step; one model and optimizer shared
+# by the loops, interleaved step by step: two 2B copies with their AdamW states would not fit).
 PRESETS = {
-    "tiny": {"world_size": 300, "steps": 60, "pack_tokens": 256, "packs_per_batch": 3, "batch_size": 8},
+    "tiny": {
+        "model": "tiny",
+        "device": "cpu",
+        "image_size": 112,
+        "world_size": 300,
+        "steps": 60,
+        "warmup_steps": 1,
+        "pack_tokens": 256,
+        "packs_per_batch": 3,
+        "batch_size": 8,
+        "num_workers": 0,
+        "attn": ["sdpa"],
+    },
+    "sailvl-2b": {
+        "model": "sailvl-2b",
+        "device": "cuda",
+        "image_size": 448,
+        "world_size": 400,
+        "steps": 20,
+        "warmup_steps": 3,
+        "pack_tokens": 8192,
+        "packs_per_batch": 1,
+        "batch_size": 24,
+        "num_workers": 8,
+        "attn": ["flex_attention", "sdpa"],
+    },
 }
 
 NOTES = (
-    "non-pad tokens/s, one process, fp32, same model init, data stream, LR and ~samples/step; "
+    "non-pad tokens/s, same model init, data stream, LR and ~samples/step; "
     "sailvl: {pack_tokens}-token best-fit packs x {packs_per_batch} per step (block-diagonal attention, logits "
     "only at targets); baseline: pad-to-longest batches of {batch_size} samples, HF loss over full logits; "
-    "loops interleaved step by step; loading timed inside both; first step of each untimed (pack buffer fill)"
+    "loading timed inside both; first {warmup_steps} step(s) of each untimed"
+)
+GPU_NOTES = (
+    "; GPU: bf16 autocast, fp32 master weights, fused AdamW, loops interleaved on one model; "
+    "mfu = useful FLOPs (non-pad tokens: 6N + attention over each sample's length; ViT per tile) / step time / "
+    "dense bf16 peak"
 )
 
 
 class _Loop:
-    """One training loop: a batch iterator and a step function, with time and counts accumulated."""
+    """One training loop: a batch iterator and a step function, with time, counts and FLOPs accumulated."""
 
-    def __init__(self, batches, step_fn):
-        self.batches, self.step_fn = batches, step_fn
-        self.seconds = self.load_seconds = 0.0
-        self.steps = self.real = self.padded = self.samples = self.targets = 0
+    def __init__(self, batches, step_fn, device: torch.device, flops_fn=None):
+        self.batches, self.step_fn, self.device, self.flops_fn = batches, step_fn, device, flops_fn
+        self.seconds = self.load_seconds = self.flops = 0.0
+        self.steps = self.real = self.padded = self.samples = self.targets = self.tiles = 0
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def warm_up(self) -> None:
         self.step_fn(next(self.batches))
+        self._sync()
 
     def step(self) -> None:
         start = time.perf_counter()
         batch = next(self.batches)
         loaded = time.perf_counter()
         self.step_fn(batch)
+        self._sync()
         end = time.perf_counter()
         self.seconds += end - start
         self.load_seconds += loaded - start
         self.steps += 1
-        self.real += int(batch["num_real_tokens"])
+        real, samples = int(batch["num_real_tokens"]), len(batch["sample_ids"])
+        tiles = 0 if batch.get("pixel_values") is None else int(batch["pixel_values"].shape[0])
+        self.real += real
         self.padded += int(batch["input_ids"].numel())
-        self.samples += len(batch["sample_ids"])
+        self.samples += samples
+        self.tiles += tiles
         self.targets += int(batch["num_target_tokens"])
+        if self.flops_fn is not None:
+            self.flops += self.flops_fn(real, tiles, real / max(samples, 1))
 
-    def report(self, prefix: str) -> dict:
-        return {
+    def report(self, prefix: str, peak: float | None = None) -> dict:
+        out = {
             f"{prefix}_tokens_per_s": round(self.real / self.seconds, 1),
             f"{prefix}_samples_per_s": round(self.samples / self.seconds, 2),
             f"{prefix}_steps": self.steps,
             f"{prefix}_samples": self.samples,
             f"{prefix}_tokens": self.real,
+            f"{prefix}_tiles": self.tiles,
             f"{prefix}_target_tokens": self.targets,
             f"{prefix}_padding_fraction": round(1.0 - self.real / max(self.padded, 1), 4),
             f"{prefix}_seconds": round(self.seconds, 4),
             f"{prefix}_load_s": round(self.load_seconds, 4),
         }
+        if peak:
+            out[f"{prefix}_mfu"] = round(self.flops / self.seconds / peak, 4)
+        return out
+
+    def tokens_per_s(self) -> float:
+        return self.real / self.seconds
+
+
+def _settings(preset: str, overrides: dict) -> dict:
+    from sailvl.errors import SailvlError
+
+    if preset not in PRESETS:
+        raise SailvlError(f"unknown bench preset {preset!r}; presets: {', '.join(PRESETS)}")
+    cfg = dict(PRESETS[preset])
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key == "attn":
+            cfg[key] = list(value)
+            continue
+        if value < 1:
+            raise SailvlError(f"--{key.replace('_', '-')} must be positive, got {value}")
+        cfg[key] = value
+    if cfg["device"] == "cuda" and not torch.cuda.is_available():
+        raise SailvlError(f"bench preset {preset!r} needs a CUDA GPU; use --preset tiny on CPU")
+    return cfg
+
+
+def _world(work: Path, cfg: dict) -> Path:
+    """The synthetic world of the preset's image size (reused when present)."""
+    from sailvl.synth import generate_world
+
+    world = work / ("world" if cfg["image_size"] == 112 else f"world-{cfg['image_size']}")
+    if not (world / "sft.jsonl").is_file():
+        generate_world(world, cfg["world_size"], 0, size=cfg["image_size"])
+    return world
+
+
+def _data_configs(world: Path, cfg: dict, mask_format: str):
+    from sailvl.config import parse_config
+    from sailvl.data.config import DataConfig
+
+    # The SFT mix: short QA plus detailed captions, so sample lengths vary as in real SFT data.
+    sources = [
+        {"path": str(world / name), "image_root": str(world), "max_tiles": 1}
+        for name in ("sft.jsonl", "pretrain.jsonl")
+    ]
+    common = {"sources": sources, "num_workers": cfg["num_workers"], "shuffle_block": 256}
+    packed = {
+        **common,
+        "packing": True,
+        "max_tokens": cfg["pack_tokens"],
+        "packs_per_batch": cfg["packs_per_batch"],
+        "attention_mask": mask_format,
+    }
+    padded = {**common, "packing": False, "batch_size": cfg["batch_size"]}
+    return parse_config(DataConfig, packed), parse_config(DataConfig, padded)
 
 
 def bench_train(
@@ -85,102 +188,225 @@ def bench_train(
     pack_tokens: int | None = None,
     packs_per_batch: int | None = None,
     batch_size: int | None = None,
+    attn: list[str] | None = None,
+    compile: bool = False,
 ) -> dict:
-    """Train the same tiny model on the synthetic SFT mix with both loops; report non-pad tokens/s of each.
+    """Train the same model on the synthetic SFT mix with both loops; report non-pad tokens/s of each.
 
-    `steps` is sailvl's optimizer steps (the baseline steps in step with it until it has seen as many samples);
-    `pack_tokens`, `packs_per_batch`, `batch_size` override the preset. The world and model are generated in
-    `work_dir` (reused when present) or a temporary directory. Returns a JSON-safe dict; `ratio` is sailvl's
-    tokens/s over the baseline's.
+    `steps` is sailvl's timed optimizer steps (the baseline steps until it has seen as many samples);
+    `pack_tokens`, `packs_per_batch`, `batch_size` and `attn` (attention kernels of the sailvl loop, each
+    timed; the first is the headline) override the preset; `compile` compiles every ViT and decoder block
+    (sequential presets; the baseline then runs compiled blocks too). The world and model are generated in `work_dir`
+    (reused when present) or a temporary directory. Returns a JSON-safe dict; `ratio` is sailvl's tokens/s
+    over the baseline's (on GPU also `mfu` per loop, and `ratio_<kernel>` for every kernel timed).
     """
-    from sailvl.config import parse_config
-    from sailvl.data.config import DataConfig
-    from sailvl.data.loader import build_loader
-    from sailvl.data.processor import SailVLProcessor
-    from sailvl.errors import SailvlError
-    from sailvl.model import load_model
-    from sailvl.synth import generate_world
-    from sailvl.synth.tiny_model import make_tiny_model_dir
-    from sailvl.train.step import to_device, train_step
-
-    if preset not in PRESETS:
-        raise SailvlError(f"unknown bench preset {preset!r}; presets: {', '.join(PRESETS)}")
-    cfg = dict(PRESETS[preset])
-    for key, value in (
-        ("pack_tokens", pack_tokens),
-        ("packs_per_batch", packs_per_batch),
-        ("batch_size", batch_size),
-    ):
-        if value is not None:
-            if value < 1:
-                raise SailvlError(f"--{key.replace('_', '-')} must be positive, got {value}")
-            cfg[key] = value
-    steps = steps or cfg["steps"]
-    if steps < 1:
-        raise SailvlError(f"--steps must be positive, got {steps}")
+    cfg = _settings(
+        preset,
+        {
+            "steps": steps,
+            "pack_tokens": pack_tokens,
+            "packs_per_batch": packs_per_batch,
+            "batch_size": batch_size,
+            "attn": attn,
+        },
+    )
+    cfg["compile"] = compile
     tmp = None
     if work_dir is None:
         tmp = tempfile.TemporaryDirectory()
         work_dir = tmp.name
-    work = Path(work_dir)
     try:
-        if not (work / "world" / "sft.jsonl").is_file():
-            generate_world(work / "world", cfg["world_size"], 0)
-        if not (work / "model" / "config.json").is_file():
-            make_tiny_model_dir(work / "world", work / "model", seed=0)
-        processor = SailVLProcessor.from_pretrained(work / "model")
-        # The SFT mix: short QA plus detailed captions, so sample lengths vary as in real SFT data.
-        sources = [
-            {"path": str(work / "world" / name), "image_root": str(work / "world"), "max_tiles": 1}
-            for name in ("sft.jsonl", "pretrain.jsonl")
-        ]
-        common = {"sources": sources, "num_workers": 0, "shuffle_block": 256}
-        packed = parse_config(
-            DataConfig,
-            {
-                **common,
-                "packing": True,
-                "max_tokens": cfg["pack_tokens"],
-                "packs_per_batch": cfg["packs_per_batch"],
-            },
-        )
-        padded = parse_config(DataConfig, {**common, "packing": False, "batch_size": cfg["batch_size"]})
-        info = DistInfo()
-
-        sail_model = load_model(work / "model", dtype=torch.float32).train()
-        sail_opt = torch.optim.AdamW(sail_model.parameters(), lr=1e-3)
-        hf_model = load_model(work / "model", dtype=torch.float32).train()
-        hf_opt = torch.optim.AdamW(hf_model.parameters(), lr=1e-3)
-
-        def hf_step(batch):
-            inputs = to_device(batch, info.device, torch.float32)
-            loss = hf_model(**inputs, use_cache=False).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(hf_model.parameters(), 1.0)
-            hf_opt.step()
-            hf_opt.zero_grad(set_to_none=True)
-
-        sail = _Loop(
-            iter(build_loader(packed, processor)),
-            lambda b: train_step(sail_model, sail_opt, [b], info, torch.float32, 1.0),
-        )
-        hf = _Loop(iter(build_loader(padded, processor)), hf_step)
-        torch.manual_seed(0)
-        sail.warm_up()
-        hf.warm_up()
-        for _ in range(steps):
-            sail.step()
-            # The baseline keeps pace in samples, so both loops train on the same number of samples.
-            while hf.samples + cfg["batch_size"] / 2 <= sail.samples:
-                hf.step()
+        if cfg["device"] == "cpu":
+            result = _bench_interleaved(Path(work_dir), cfg)
+        else:
+            result = _bench_shared_model(
+                Path(work_dir), cfg, torch.device("cuda", torch.cuda.current_device())
+            )
     finally:
         if tmp is not None:
             tmp.cleanup()
-    result = {"preset": preset, "device": str(info.device), "threads": torch.get_num_threads()}
-    result.update(sail.report("sailvl"))
-    hf_report = hf.report("hf_padded")
-    result.update(hf_report)
-    result["ratio"] = round((sail.real / sail.seconds) / (hf.real / hf.seconds), 3)
+    result = {"preset": preset, **result}
     result.update({k: cfg[k] for k in ("pack_tokens", "packs_per_batch", "batch_size")})
-    result["notes"] = NOTES.format(**cfg)
+    result["notes"] = NOTES.format(**cfg) + (GPU_NOTES if cfg["device"] == "cuda" else "")
+    return result
+
+
+def _bench_interleaved(work: Path, cfg: dict) -> dict:
+    """Two copies of the tiny model, fp32, the loops interleaved step by step so machine noise hits both."""
+    from sailvl.data.loader import build_loader
+    from sailvl.data.processor import SailVLProcessor
+    from sailvl.model import load_model
+    from sailvl.synth.tiny_model import make_tiny_model_dir
+    from sailvl.train.parallel import set_attention
+    from sailvl.train.step import to_device, train_step
+
+    world = _world(work, cfg)
+    if not (work / "model" / "config.json").is_file():
+        make_tiny_model_dir(world, work / "model", seed=0)
+    processor = SailVLProcessor.from_pretrained(work / "model")
+    kernel = cfg["attn"][0]
+    packed, padded = _data_configs(world, cfg, _mask_format(kernel))
+    info = DistInfo()
+    sail_model = load_model(work / "model", dtype=torch.float32).train()
+    set_attention(sail_model, kernel)
+    sail_opt = torch.optim.AdamW(sail_model.parameters(), lr=1e-3)
+    hf_model = load_model(work / "model", dtype=torch.float32).train()
+    hf_opt = torch.optim.AdamW(hf_model.parameters(), lr=1e-3)
+
+    def hf_step(batch):
+        inputs = to_device(batch, info.device, torch.float32)
+        loss = hf_model(**inputs, use_cache=False).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(hf_model.parameters(), 1.0)
+        hf_opt.step()
+        hf_opt.zero_grad(set_to_none=True)
+
+    sail = _Loop(
+        iter(build_loader(packed, processor)),
+        lambda b: train_step(sail_model, sail_opt, [b], info, torch.float32, 1.0),
+        info.device,
+    )
+    hf = _Loop(iter(build_loader(padded, processor)), hf_step, info.device)
+    torch.manual_seed(0)
+    for _ in range(cfg["warmup_steps"]):
+        sail.warm_up()
+        hf.warm_up()
+    for _ in range(cfg["steps"]):
+        sail.step()
+        # The baseline keeps pace in samples, so both loops train on the same number of samples.
+        while hf.samples + cfg["batch_size"] / 2 <= sail.samples:
+            hf.step()
+    result = {"device": str(info.device), "threads": torch.get_num_threads(), "attn": kernel}
+    result.update(sail.report("sailvl"))
+    result.update(hf.report("hf_padded"))
+    result["ratio"] = round(sail.tokens_per_s() / hf.tokens_per_s(), 3)
+    return result
+
+
+def _mask_format(kernel: str) -> str:
+    from sailvl.train.parallel import mask_format_for
+
+    return mask_format_for(kernel)
+
+
+def _bench_shared_model(work: Path, cfg: dict, device: torch.device) -> dict:
+    """One random-init model of the preset built on the meta device and materialised on `device` (bf16 autocast
+    on GPU, fp32 on CPU); every sailvl kernel and the padded HF baseline train that one model, interleaved."""
+    from sailvl.data.loader import build_loader
+    from sailvl.data.processor import SailVLProcessor
+    from sailvl.model import build_model
+    from sailvl.synth.tiny_model import train_tokenizer, world_texts
+    from sailvl.train.metrics import peak_flops, step_flops
+    from sailvl.train.parallel import (
+        apply_activation_checkpointing,
+        materialize,
+        param_dtype,
+        set_attention,
+        transformer_blocks,
+    )
+    from sailvl.train.step import to_device, train_step
+
+    world = _world(work, cfg)
+    tokenizer = train_tokenizer(world_texts(world))
+    model = build_model(cfg["model"], device="meta", seed=0, tokenizer=tokenizer)
+    processor = SailVLProcessor.for_model(tokenizer, model.config)
+    info = DistInfo(device=device)
+    dtype = param_dtype(device, "auto")
+    torch.manual_seed(0)
+    materialize(model, device)
+    model.train()
+    if cfg.get("compile"):
+        for block in transformer_blocks(model):
+            block.compile()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
+    peak = peak_flops(device)
+
+    def flops(tokens, tiles, context):
+        return step_flops(model.config, tokens, tiles, context)
+
+    def hf_step(batch):
+        inputs = to_device(batch, device, dtype)
+        autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+        with autocast:
+            loss = model(**inputs, use_cache=False).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    result = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
+        "model": cfg["model"],
+        "params": sum(p.numel() for p in model.parameters()),
+        "peak_flops": peak,
+    }
+
+    def run_loops() -> dict:
+        """Every kernel's loop and the baseline, interleaved step by step (drift in clocks hits all alike)."""
+        out = {}
+        loops = {}
+        for kernel in cfg["attn"]:
+            packed, _ = _data_configs(world, cfg, _mask_format(kernel))
+            loop = _Loop(
+                iter(build_loader(packed, processor)),
+                lambda b: train_step(model, optimizer, [b], info, dtype, 1.0),
+                device,
+                flops,
+            )
+            try:
+                set_attention(model, kernel)
+                for _ in range(cfg["warmup_steps"]):
+                    loop.warm_up()
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as exc:  # a further kernel that fails (e.g. no compiler) must not lose the rest
+                if kernel == cfg["attn"][0]:
+                    raise
+                out[f"sailvl_{kernel}_error"] = f"{type(exc).__name__}: {exc}"[:500]
+                optimizer.zero_grad(set_to_none=True)
+                continue
+            loops[kernel] = loop
+        _, padded = _data_configs(world, cfg, "bool")
+        hf = _Loop(iter(build_loader(padded, processor)), hf_step, device, flops)
+        set_attention(model, "sdpa")
+        for _ in range(cfg["warmup_steps"]):
+            hf.warm_up()
+        headline = loops[cfg["attn"][0]]
+        for _ in range(cfg["steps"]):
+            for kernel, loop in loops.items():
+                set_attention(model, kernel)
+                loop.step()
+            set_attention(model, "sdpa")
+            # The baseline keeps pace in samples with the headline loop.
+            while hf.samples + cfg["batch_size"] / 2 <= headline.samples:
+                hf.step()
+        for kernel, loop in loops.items():
+            out.update(loop.report(f"sailvl_{kernel}", peak))
+        out.update(hf.report("hf_padded", peak))
+        if device.type == "cuda":
+            out["max_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 1)
+        for kernel, loop in loops.items():
+            out[f"ratio_{kernel}"] = round(loop.tokens_per_s() / hf.tokens_per_s(), 3)
+        out["ratio"] = out[f"ratio_{cfg['attn'][0]}"]
+        return out
+
+    checkpointing = cfg.get("activation_checkpointing", False)
+    if checkpointing:
+        apply_activation_checkpointing(model)
+    try:
+        timed = run_loops()
+    except torch.OutOfMemoryError:
+        if checkpointing:
+            raise
+        timed = None  # retried below, outside the handler, so the failed step's tensors are freed first
+    if timed is None:
+        optimizer.zero_grad(set_to_none=True)
+        torch.cuda.empty_cache()
+        checkpointing = True
+        apply_activation_checkpointing(model)
+        timed = run_loops()
+    result.update(timed)
+    result["activation_checkpointing"] = checkpointing
+    result["compile"] = bool(cfg.get("compile"))
+    result["attn"] = cfg["attn"][0]
     return result

@@ -61,7 +61,15 @@ class ParallelConfig(SailConfig):
         False, description="torch.compile each layer (off by default; slow to start on CPU)."
     )
     meta_init: bool = Field(False, description="Build a preset on the meta device, shard, then materialise.")
-    attn_implementation: str = Field("sdpa", description="Attention kernel for training: sdpa, eager, ...")
+    attn_implementation: str = Field(
+        "auto",
+        description=(
+            "Attention kernel for training: auto (flex_attention on GPU, sdpa on CPU), sdpa, eager, "
+            "flex_attention (GPU; LLM only; packed rows become a BlockMask that skips cross-sample blocks) or "
+            "flash_attention_2 (GPU, flash-attn installed; varlen from position_ids). The packed mask format "
+            "follows it unless data.attention_mask is set."
+        ),
+    )
 
 
 class Budget(SailConfig):

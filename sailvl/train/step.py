@@ -31,8 +31,29 @@ class StepResult:
     skipped: bool
 
 
+def flex_block_mask(segment_ids: torch.Tensor, device: torch.device):
+    """A flex_attention `BlockMask` on `device`: causal within each segment of `segment_ids` `[B,L]` (pad: -1).
+
+    The same rule as `sailvl.data.collate.block_causal_mask`, but flex_attention skips the blocks that are
+    fully masked, so a packed row costs the sum of its samples' attention instead of the full L x L square.
+    """
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    segments = segment_ids.to(device)
+    rows, length = segments.shape
+
+    def same_segment_causal(b, h, q, kv):
+        return (segments[b, q] == segments[b, kv]) & (kv <= q)
+
+    return create_block_mask(same_segment_causal, rows, None, length, length, device=device)
+
+
 def to_device(batch: dict, device: torch.device, dtype: torch.dtype) -> dict:
-    """Move the model inputs of a collated batch to `device` (pixels to the compute dtype)."""
+    """Move the model inputs of a collated batch to `device` (pixels to the compute dtype).
+
+    A batch collated with `attention_mask: flex` carries `segment_ids`; its BlockMask is built here, on the
+    device the attention runs on.
+    """
     out = {}
     for key in BATCH_TENSORS:
         value = batch.get(key)
@@ -43,6 +64,8 @@ def to_device(batch: dict, device: torch.device, dtype: torch.dtype) -> dict:
         else:
             value = value.to(device)
         out[key] = value
+    if batch.get("segment_ids") is not None and out.get("attention_mask") is None:
+        out["attention_mask"] = flex_block_mask(batch["segment_ids"], device)
     return out
 
 

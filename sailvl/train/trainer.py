@@ -18,7 +18,16 @@ from sailvl.train.checkpoint import AppState, CheckpointManager, latest_checkpoi
 from sailvl.train.export import export_hf, is_exported
 from sailvl.train.metrics import MetricsLogger, Progress, peak_flops, step_flops
 from sailvl.train.optim import build_optimizer, build_param_groups, lr_factor, set_lr
-from sailvl.train.parallel import DistInfo, init_distributed, materialize, parallelize, param_dtype
+from sailvl.train.parallel import (
+    DistInfo,
+    init_distributed,
+    mask_format_for,
+    materialize,
+    parallelize,
+    param_dtype,
+    resolve_attention,
+    set_attention,
+)
 from sailvl.train.recipe import Recipe, StageConfig
 from sailvl.train.step import train_step
 
@@ -132,12 +141,14 @@ def _progress(stage: StageConfig, state: dict) -> float:
     return max(fractions)
 
 
-def _build_loader(ctx: StageContext, stage: StageConfig, processor, seed: int):
+def _build_loader(ctx: StageContext, stage: StageConfig, processor, seed: int, attention: str):
     from sailvl.config import parse_config
     from sailvl.data.config import DataConfig
     from sailvl.data.loader import build_loader
 
-    data_config = parse_config(DataConfig, ctx.recipe.stage_data(stage))
+    data = ctx.recipe.stage_data(stage)
+    data.setdefault("attention_mask", mask_format_for(attention))
+    data_config = parse_config(DataConfig, data)
     return build_loader(data_config, processor, ctx.info.rank, ctx.info.world_size, seed)
 
 
@@ -165,7 +176,8 @@ def run_stage(ctx: StageContext, stage: StageConfig) -> Path:
         print_freeze_table(rows, stage.name)
     dtype = param_dtype(info.device, recipe.parallel.mixed_precision)
     meta = next(model.parameters()).device.type == "meta"
-    model.set_attn_implementation(recipe.parallel.attn_implementation)
+    attention = resolve_attention(recipe.parallel.attn_implementation, info.device)
+    set_attention(model, attention, info.device)
     model.train()
     model = parallelize(model, info, dtype, recipe.parallel.activation_checkpointing, recipe.parallel.compile)
     if meta:
@@ -173,7 +185,7 @@ def run_stage(ctx: StageContext, stage: StageConfig) -> Path:
     optimizer = build_optimizer(
         build_param_groups(model, stage.lr, stage.weight_decay, stage.lr_groups), betas=stage.betas
     )
-    loader = _build_loader(ctx, stage, processor, recipe.seed + stage_index)
+    loader = _build_loader(ctx, stage, processor, recipe.seed + stage_index, attention)
     state = {"stage": stage.name, "step": 0, "tokens_seen": 0, "samples_seen": 0, "bad_steps": 0}
     app = AppState(model, optimizer, loader, state, info.rank)
     ckpt = CheckpointManager(stage_dir / "checkpoints", info, stage.keep_last, model.config)
