@@ -153,7 +153,8 @@ def judge_file_pairs(
 ) -> tuple[list[tuple[Any, bool]], dict[str, str]]:
     """Labelled `(record, caption_is_correct)` pairs from a synthetic-world `judge.jsonl` (correct: aligned ==
     'yes' and richness >= 3, the SPEC keep rule; images relative to `image_root`, default the file's folder),
-    and each record id's `caption_source` (detailed, partial, corrupted, alt)."""
+    and each record id's `caption_source` (detailed, partial, corrupted, alt; a corrupted caption as
+    `corrupted:<attribute>`, the attribute its corruption changed)."""
     from sailvl.data.sample import Sample
 
     root = Path(image_root) if image_root is not None else Path(path).parent
@@ -173,7 +174,10 @@ def judge_file_pairs(
                 ],
             )
             pairs.append((record, row["aligned"] == "yes" and int(row["richness"]) >= 3))
-            sources[record.id] = str(row.get("caption_source", "unknown"))
+            source = str(row.get("caption_source", "unknown"))
+            if source == "corrupted" and row.get("corrupted_attribute"):
+                source = f"corrupted:{row['corrupted_attribute']}"
+            sources[record.id] = source
     return pairs, sources
 
 
@@ -186,14 +190,17 @@ def measure_judge_file(
 ) -> dict[str, Any]:
     """`measure_judge` of the judge model directory `model` (extra `params` go to the judge step, e.g.
     batch_size) on a labelled `judge.jsonl`, ideally of a held-out world, plus `rejected_by_source`: the
-    share of each caption source rejected."""
+    share of each caption source rejected (`corrupted` overall and `corrupted:<attribute>` per corrupted
+    attribute, which shows what the judge can and cannot see)."""
     from sailvl.curation.base import build_step
 
     pairs, sources = judge_file_pairs(path, image_root, limit)
     rejected = rejected_ids(
         build_step({"type": "judge", "model": str(model), **params}), [r for r, _ in pairs]
     )
-    totals = Counter(sources.values())
-    hits = Counter(sources[i] for i in rejected)
+    # Corrupted captions count under `corrupted` and under their attribute.
+    expand = lambda s: [s, "corrupted"] if s.startswith("corrupted:") else [s]  # noqa: E731
+    totals = Counter(k for s in sources.values() for k in expand(s))
+    hits = Counter(k for i in rejected for k in expand(sources[i]))
     by_source = {k: hits[k] / totals[k] for k in sorted(totals)}
     return {**judge_rates(pairs, rejected), "rejected_by_source": by_source}

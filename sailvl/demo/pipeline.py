@@ -31,8 +31,8 @@ class DemoSize:
 # One large object per image: the tiny model learns to find small objects only after many thousands of steps
 # (measured in tiny-sailvit.yaml's notes); colour, shape and digit are the tasks the demo reports.
 WORLD_FLAGS = ["--max-objects", "1", "--object-scale", "2.0", "--tasks", "colour,shape,digit"]
-FULL = DemoSize(1000, 100, 600, 600, 200, 100, None, None, 3)
-QUICK = DemoSize(400, 60, 150, 150, 40, 40, (20, 20, 1000), None, 2)
+FULL = DemoSize(1000, 100, 600, 600, 200, 100, (40, 30, 4000), None, 3)
+QUICK = DemoSize(400, 60, 150, 150, 40, 40, (20, 20, 2000), None, 2)
 
 
 @dataclass
@@ -52,6 +52,9 @@ class DemoPaths:
 
 
 SAILVIT_STAGES = ("warmup-adaptation", "fine-grained-alignment", "world-knowledge")
+CAPTION_SHARE = (
+    0.05  # share of captions among the samples of SAILViT stages II-III (the rest: SFT curriculum)
+)
 
 
 def export_dir(run: Path, stage: str) -> Path:
@@ -59,9 +62,25 @@ def export_dir(run: Path, stage: str) -> Path:
     return run / stage / "export"
 
 
-def write_curated_recipe(p: DemoPaths) -> Path:
+def _count_records(source: Path) -> int:
+    """Records in a curated output (a JSONL file, or a directory of JSONL shards)."""
+    files = sorted(source.glob("*.jsonl")) if source.is_dir() else [source]
+    count = 0
+    for path in files:
+        if path.is_file():
+            with open(path, encoding="utf-8") as f:
+                count += sum(1 for line in f if line.strip())
+    return count
+
+
+def write_curated_recipe(p: DemoPaths) -> tuple[Path, list[str]]:
     """A recipe deriving from the shipped `tiny-sailvit`, pointed at the curated data (a file users can edit):
-    stages I-II on gold + judged recaptions, stage III on those plus the 3-stage SFT curriculum."""
+    stage I on gold + judged recaptions, stages II-III on the 3-stage SFT curriculum with CAPTION_SHARE of
+    captions mixed in; within each group every curated record is equally likely.
+
+    Written after curation: a curated source that kept nothing (a strict judge on a short run can reject
+    every recaption) is left out of the recipe and named in the returned list and the file's header,
+    rather than failing the training step. Returns the recipe path and the dropped sources."""
     import yaml
 
     captions = [{"path": str(p.captions_split / "kept"), "image_root": "", "weight": 1.0},
@@ -70,7 +89,18 @@ def write_curated_recipe(p: DemoPaths) -> Path:
         {"path": str(p.sft / "curriculum" / f"stage-{k}.jsonl"), "image_root": "", "weight": 1.0}
         for k in (1, 2, 3)
     ]
-    mixed = captions + sft
+    for source in captions + sft:
+        source["weight"] = float(_count_records(Path(source["path"])))  # every record equally likely
+    dropped = [s["path"] for s in captions + sft if s["weight"] == 0]
+    captions = [s for s in captions if s["weight"] > 0]
+    sft = [s for s in sft if s["weight"] > 0]
+    # Stages II-III: detailed captions are ~20 answer tokens against 1-2 for a QA answer, and the loss is a
+    # mean over target tokens, so at their record share they would drown the questions (measured: held-out
+    # colour near chance). They keep CAPTION_SHARE of the samples; the SFT records share the rest evenly.
+    sft_records = sum(s["weight"] for s in sft)
+    caption_records = sum(s["weight"] for s in captions)
+    scale = CAPTION_SHARE / (1 - CAPTION_SHARE) * sft_records / max(caption_records, 1.0)
+    mixed = [{**s, "weight": round(s["weight"] * scale, 3)} for s in captions] + sft
     recipe = {
         "base": "tiny-sailvit",
         "name": "demo-sailvit",
@@ -85,8 +115,9 @@ def write_curated_recipe(p: DemoPaths) -> Path:
     header = (
         "# Written by `sailvl demo`: tiny-sailvit on the curated data. Copy and edit it for your own runs.\n"
     )
+    header += "".join(f"# left out, no records kept by curation: {d}\n" for d in dropped)
     path.write_text(header + yaml.safe_dump(recipe, sort_keys=False))
-    return path
+    return path, dropped
 
 
 def build_commands(paths: DemoPaths, size: DemoSize, seed: int) -> dict[str, Command]:
@@ -243,9 +274,12 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> Path:
     paths.report.mkdir(parents=True, exist_ok=True)
     runner = StepRunner(paths.out, console)
     commands = build_commands(paths, size, seed)
-    write_curated_recipe(paths)
     start = time.perf_counter()
     for key, command in commands.items():
+        if key == "sailvit":
+            _, dropped = write_curated_recipe(paths)
+            for source in dropped:
+                console.print(f"[yellow]curated source {source} kept no records; left out of the recipe[/]")
         if key != "scaling":
             runner.run(command)
     runner.run(commands["scaling"])

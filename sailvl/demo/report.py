@@ -93,6 +93,13 @@ def write_report(paths, results, chats: list[dict], seconds: float, size, seed: 
             if src.is_file():
                 shutil.copy(src, out / f"curation_{png}")
                 doc.image(f"curation_{png}", f"Recaption run: {png.removesuffix('.png').replace('_', ' ')}")
+    recipe = paths.out / "recipes" / "demo-sailvit.yaml"
+    prefix = "# left out, no records kept by curation: "
+    dropped = [line.removeprefix(prefix) for line in recipe.read_text().splitlines() if line.startswith(prefix)] if recipe.is_file() else []  # fmt: skip
+    if dropped:
+        doc.paragraph(
+            "Left out of the SAILViT recipe because curation kept no records: " + ", ".join(dropped)
+        )
     judge = _load(paths.judge_eval / "judge_quality.json")
     if judge:
         doc.paragraph(
@@ -101,6 +108,12 @@ def write_report(paths, results, chats: list[dict], seconds: float, size, seed: 
         doc.table(["good", "bad", "kept good (recall)", "rejected bad", "precision"],
                   [[judge["good"], judge["bad"], f"{judge['keep_rate_good']:.2f}", f"{judge['reject_rate_bad']:.2f}",
                     f"{judge['precision']:.2f}"]])  # fmt: skip
+        by_source = judge.get("rejected_by_source") or {}
+        if by_source:
+            doc.paragraph(
+                "Share of each held-out caption kind the judge rejects (corrupted: per changed attribute):"
+            )
+            doc.table(["caption kind", "rejected"], [[k, f"{v:.2f}"] for k, v in by_source.items()])
     curriculum = _load(paths.sft / "curriculum" / "curriculum.json")
     if curriculum:
         keys = curriculum["keys"]

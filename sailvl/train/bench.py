@@ -248,7 +248,7 @@ def _bench_interleaved(work: Path, cfg: dict) -> dict:
     packed, padded = _data_configs(world, cfg, _mask_format(kernel))
     info = DistInfo()
     sail_model = load_model(work / "model", dtype=torch.float32).train()
-    set_attention(sail_model, kernel)
+    set_attention(sail_model, kernel, info.device)
     sail_opt = torch.optim.AdamW(sail_model.parameters(), lr=1e-3)
     hf_model = load_model(work / "model", dtype=torch.float32).train()
     hf_opt = torch.optim.AdamW(hf_model.parameters(), lr=1e-3)
