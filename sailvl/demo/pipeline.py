@@ -52,9 +52,8 @@ class DemoPaths:
 
 
 SAILVIT_STAGES = ("warmup-adaptation", "fine-grained-alignment", "world-knowledge")
-CAPTION_SHARE = (
-    0.05  # share of captions among the samples of SAILViT stages II-III (the rest: SFT curriculum)
-)
+# Share of captions among the samples of SAILViT stages II-III (the rest: the SFT curriculum).
+CAPTION_SHARE = 0.05
 
 
 def export_dir(run: Path, stage: str) -> Path:
