@@ -1,7 +1,8 @@
 """`sailvl bench train`: non-pad tokens/s of sailvl's packed loop vs a plain padded HF loop, same model and data.
 
-Both loops train their own copy of the same tiny model (same initial weights, AdamW, same LR, fp32, grad clip 1.0,
-one process) on the same synthetic SFT mix (the world's `sft.jsonl` short answers + `pretrain.jsonl` captions, so
+On CPU (`--preset tiny`) both loops train their own copy of the same tiny model (same initial weights, AdamW, same
+LR, fp32, grad clip 1.0, one process); on GPU (`--preset sailvl-2b`) every sailvl attention kernel and the baseline
+train one meta-built SAIL-VL-2B-shaped model (bf16 autocast, MFU reported). Both read the same synthetic SFT mix (the world's `sft.jsonl` short answers + `pretrain.jsonl` captions, so
 sample lengths vary) read through `sailvl.data.build_loader` in the same stream order:
 
 - sailvl: best-fit packed rows (`pack_tokens` long, `packs_per_batch` rows per step, block-diagonal attention)
@@ -20,12 +21,12 @@ alike; data loading is inside the timed region of both, and reported separately 
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-from sailvl.train.parallel import DistInfo
+from sailvl.train.bench_loops import TimedLoop, bench_world, data_configs, padded_hf_step
+from sailvl.train.parallel import DistInfo, mask_format_for
 
 # tiny: the CPU comparison (two model copies, loops interleaved step by step against machine noise).
 # sailvl-2b: the GPU figure (SAIL-VL-2B shapes, random init, bf16 autocast over fp32 master weights, 448 px tiles,
@@ -44,6 +45,7 @@ PRESETS = {
         "batch_size": 8,
         "num_workers": 0,
         "attn": ["sdpa"],
+        "compile": False,
     },
     "sailvl-2b": {
         "model": "sailvl-2b",
@@ -57,6 +59,7 @@ PRESETS = {
         "batch_size": 24,
         "num_workers": 8,
         "attn": ["flex_attention", "sdpa"],
+        "compile": False,
     },
 }
 
@@ -71,63 +74,6 @@ GPU_NOTES = (
     "mfu = useful FLOPs (non-pad tokens: 6N + attention over each sample's length; ViT per tile) / step time / "
     "dense bf16 peak"
 )
-
-
-class _Loop:
-    """One training loop: a batch iterator and a step function, with time, counts and FLOPs accumulated."""
-
-    def __init__(self, batches, step_fn, device: torch.device, flops_fn=None):
-        self.batches, self.step_fn, self.device, self.flops_fn = batches, step_fn, device, flops_fn
-        self.seconds = self.load_seconds = self.flops = 0.0
-        self.steps = self.real = self.padded = self.samples = self.targets = self.tiles = 0
-
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-    def warm_up(self) -> None:
-        self.step_fn(next(self.batches))
-        self._sync()
-
-    def step(self) -> None:
-        start = time.perf_counter()
-        batch = next(self.batches)
-        loaded = time.perf_counter()
-        self.step_fn(batch)
-        self._sync()
-        end = time.perf_counter()
-        self.seconds += end - start
-        self.load_seconds += loaded - start
-        self.steps += 1
-        real, samples = int(batch["num_real_tokens"]), len(batch["sample_ids"])
-        tiles = 0 if batch.get("pixel_values") is None else int(batch["pixel_values"].shape[0])
-        self.real += real
-        self.padded += int(batch["input_ids"].numel())
-        self.samples += samples
-        self.tiles += tiles
-        self.targets += int(batch["num_target_tokens"])
-        if self.flops_fn is not None:
-            self.flops += self.flops_fn(real, tiles, real / max(samples, 1))
-
-    def report(self, prefix: str, peak: float | None = None) -> dict:
-        out = {
-            f"{prefix}_tokens_per_s": round(self.real / self.seconds, 1),
-            f"{prefix}_samples_per_s": round(self.samples / self.seconds, 2),
-            f"{prefix}_steps": self.steps,
-            f"{prefix}_samples": self.samples,
-            f"{prefix}_tokens": self.real,
-            f"{prefix}_tiles": self.tiles,
-            f"{prefix}_target_tokens": self.targets,
-            f"{prefix}_padding_fraction": round(1.0 - self.real / max(self.padded, 1), 4),
-            f"{prefix}_seconds": round(self.seconds, 4),
-            f"{prefix}_load_s": round(self.load_seconds, 4),
-        }
-        if peak:
-            out[f"{prefix}_mfu"] = round(self.flops / self.seconds / peak, 4)
-        return out
-
-    def tokens_per_s(self) -> float:
-        return self.real / self.seconds
 
 
 def _settings(preset: str, overrides: dict) -> dict:
@@ -150,37 +96,6 @@ def _settings(preset: str, overrides: dict) -> dict:
     return cfg
 
 
-def _world(work: Path, cfg: dict) -> Path:
-    """The synthetic world of the preset's image size (reused when present)."""
-    from sailvl.synth import generate_world
-
-    world = work / ("world" if cfg["image_size"] == 112 else f"world-{cfg['image_size']}")
-    if not (world / "sft.jsonl").is_file():
-        generate_world(world, cfg["world_size"], 0, size=cfg["image_size"])
-    return world
-
-
-def _data_configs(world: Path, cfg: dict, mask_format: str):
-    from sailvl.config import parse_config
-    from sailvl.data.config import DataConfig
-
-    # The SFT mix: short QA plus detailed captions, so sample lengths vary as in real SFT data.
-    sources = [
-        {"path": str(world / name), "image_root": str(world), "max_tiles": 1}
-        for name in ("sft.jsonl", "pretrain.jsonl")
-    ]
-    common = {"sources": sources, "num_workers": cfg["num_workers"], "shuffle_block": 256}
-    packed = {
-        **common,
-        "packing": True,
-        "max_tokens": cfg["pack_tokens"],
-        "packs_per_batch": cfg["packs_per_batch"],
-        "attention_mask": mask_format,
-    }
-    padded = {**common, "packing": False, "batch_size": cfg["batch_size"]}
-    return parse_config(DataConfig, packed), parse_config(DataConfig, padded)
-
-
 def bench_train(
     preset: str = "tiny",
     steps: int | None = None,
@@ -196,7 +111,7 @@ def bench_train(
     `steps` is sailvl's timed optimizer steps (the baseline steps until it has seen as many samples);
     `pack_tokens`, `packs_per_batch`, `batch_size` and `attn` (attention kernels of the sailvl loop, each
     timed; the first is the headline) override the preset; `compile` compiles every ViT and decoder block
-    (sequential presets; the baseline then runs compiled blocks too). The world and model are generated in `work_dir`
+    (shared-model presets; the baseline then runs compiled blocks too). The world and model are generated in `work_dir`
     (reused when present) or a temporary directory. Returns a JSON-safe dict; `ratio` is sailvl's tokens/s
     over the baseline's (on GPU also `mfu` per loop, and `ratio_<kernel>` for every kernel timed).
     """
@@ -210,7 +125,7 @@ def bench_train(
             "attn": attn,
         },
     )
-    cfg["compile"] = compile
+    cfg["compile"] = cfg["compile"] or compile
     tmp = None
     if work_dir is None:
         tmp = tempfile.TemporaryDirectory()
@@ -238,14 +153,14 @@ def _bench_interleaved(work: Path, cfg: dict) -> dict:
     from sailvl.model import load_model
     from sailvl.synth.tiny_model import make_tiny_model_dir
     from sailvl.train.parallel import set_attention
-    from sailvl.train.step import to_device, train_step
+    from sailvl.train.step import train_step
 
-    world = _world(work, cfg)
+    world = bench_world(work, cfg)
     if not (work / "model" / "config.json").is_file():
         make_tiny_model_dir(world, work / "model", seed=0)
     processor = SailVLProcessor.from_pretrained(work / "model")
     kernel = cfg["attn"][0]
-    packed, padded = _data_configs(world, cfg, _mask_format(kernel))
+    packed, padded = data_configs(world, cfg, mask_format_for(kernel))
     info = DistInfo()
     sail_model = load_model(work / "model", dtype=torch.float32).train()
     set_attention(sail_model, kernel, info.device)
@@ -253,20 +168,13 @@ def _bench_interleaved(work: Path, cfg: dict) -> dict:
     hf_model = load_model(work / "model", dtype=torch.float32).train()
     hf_opt = torch.optim.AdamW(hf_model.parameters(), lr=1e-3)
 
-    def hf_step(batch):
-        inputs = to_device(batch, info.device, torch.float32)
-        loss = hf_model(**inputs, use_cache=False).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(hf_model.parameters(), 1.0)
-        hf_opt.step()
-        hf_opt.zero_grad(set_to_none=True)
-
-    sail = _Loop(
+    sail = TimedLoop(
         iter(build_loader(packed, processor)),
         lambda b: train_step(sail_model, sail_opt, [b], info, torch.float32, 1.0),
         info.device,
     )
-    hf = _Loop(iter(build_loader(padded, processor)), hf_step, info.device)
+    hf_step = padded_hf_step(hf_model, hf_opt, info.device, torch.float32)
+    hf = TimedLoop(iter(build_loader(padded, processor)), hf_step, info.device)
     torch.manual_seed(0)
     for _ in range(cfg["warmup_steps"]):
         sail.warm_up()
@@ -281,12 +189,6 @@ def _bench_interleaved(work: Path, cfg: dict) -> dict:
     result.update(hf.report("hf_padded"))
     result["ratio"] = round(sail.tokens_per_s() / hf.tokens_per_s(), 3)
     return result
-
-
-def _mask_format(kernel: str) -> str:
-    from sailvl.train.parallel import mask_format_for
-
-    return mask_format_for(kernel)
 
 
 def _bench_shared_model(work: Path, cfg: dict, device: torch.device) -> dict:
@@ -304,9 +206,9 @@ def _bench_shared_model(work: Path, cfg: dict, device: torch.device) -> dict:
         set_attention,
         transformer_blocks,
     )
-    from sailvl.train.step import to_device, train_step
+    from sailvl.train.step import train_step
 
-    world = _world(work, cfg)
+    world = bench_world(work, cfg)
     tokenizer = train_tokenizer(world_texts(world))
     model = build_model(cfg["model"], device="meta", seed=0, tokenizer=tokenizer)
     processor = SailVLProcessor.for_model(tokenizer, model.config)
@@ -315,7 +217,7 @@ def _bench_shared_model(work: Path, cfg: dict, device: torch.device) -> dict:
     torch.manual_seed(0)
     materialize(model, device)
     model.train()
-    if cfg.get("compile"):
+    if cfg["compile"]:
         for block in transformer_blocks(model):
             block.compile()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
@@ -324,15 +226,7 @@ def _bench_shared_model(work: Path, cfg: dict, device: torch.device) -> dict:
     def flops(tokens, tiles, context):
         return step_flops(model.config, tokens, tiles, context)
 
-    def hf_step(batch):
-        inputs = to_device(batch, device, dtype)
-        autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
-        with autocast:
-            loss = model(**inputs, use_cache=False).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+    hf_step = padded_hf_step(model, optimizer, device, dtype)
 
     result = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
@@ -346,8 +240,8 @@ def _bench_shared_model(work: Path, cfg: dict, device: torch.device) -> dict:
         out = {}
         loops = {}
         for kernel in cfg["attn"]:
-            packed, _ = _data_configs(world, cfg, _mask_format(kernel))
-            loop = _Loop(
+            packed, _ = data_configs(world, cfg, mask_format_for(kernel))
+            loop = TimedLoop(
                 iter(build_loader(packed, processor)),
                 lambda b: train_step(model, optimizer, [b], info, dtype, 1.0),
                 device,
@@ -366,8 +260,8 @@ def _bench_shared_model(work: Path, cfg: dict, device: torch.device) -> dict:
                 optimizer.zero_grad(set_to_none=True)
                 continue
             loops[kernel] = loop
-        _, padded = _data_configs(world, cfg, "bool")
-        hf = _Loop(iter(build_loader(padded, processor)), hf_step, device, flops)
+        _, padded = data_configs(world, cfg, "bool")
+        hf = TimedLoop(iter(build_loader(padded, processor)), hf_step, device, flops)
         set_attention(model, "sdpa")
         for _ in range(cfg["warmup_steps"]):
             hf.warm_up()
@@ -390,14 +284,10 @@ def _bench_shared_model(work: Path, cfg: dict, device: torch.device) -> dict:
         out["ratio"] = out[f"ratio_{cfg['attn'][0]}"]
         return out
 
-    checkpointing = cfg.get("activation_checkpointing", False)
-    if checkpointing:
-        apply_activation_checkpointing(model)
+    checkpointing = False  # the fastest setting; recompute blocks only when the steps do not fit
     try:
         timed = run_loops()
     except torch.OutOfMemoryError:
-        if checkpointing:
-            raise
         timed = None  # retried below, outside the handler, so the failed step's tensors are freed first
     if timed is None:
         optimizer.zero_grad(set_to_none=True)
@@ -407,6 +297,6 @@ def _bench_shared_model(work: Path, cfg: dict, device: torch.device) -> dict:
         timed = run_loops()
     result.update(timed)
     result["activation_checkpointing"] = checkpointing
-    result["compile"] = bool(cfg.get("compile"))
+    result["compile"] = cfg["compile"]
     result["attn"] = cfg["attn"][0]
     return result

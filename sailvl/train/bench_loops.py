@@ -1,0 +1,114 @@
+"""Pieces shared by the `sailvl bench train` loops: a timed loop, the synthetic SFT mix, the padded HF step."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+
+class TimedLoop:
+    """One training loop: a batch iterator and a step function, with time, counts and FLOPs accumulated."""
+
+    def __init__(self, batches, step_fn, device: torch.device, flops_fn=None):
+        self.batches, self.step_fn, self.device, self.flops_fn = batches, step_fn, device, flops_fn
+        self.seconds = self.load_seconds = self.flops = 0.0
+        self.steps = self.real = self.padded = self.samples = self.targets = self.tiles = 0
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def warm_up(self) -> None:
+        self.step_fn(next(self.batches))
+        self._sync()
+
+    def step(self) -> None:
+        start = time.perf_counter()
+        batch = next(self.batches)
+        loaded = time.perf_counter()
+        self.step_fn(batch)
+        self._sync()
+        end = time.perf_counter()
+        self.seconds += end - start
+        self.load_seconds += loaded - start
+        self.steps += 1
+        real, samples = int(batch["num_real_tokens"]), len(batch["sample_ids"])
+        tiles = 0 if batch.get("pixel_values") is None else int(batch["pixel_values"].shape[0])
+        self.real += real
+        self.padded += int(batch["input_ids"].numel())
+        self.samples += samples
+        self.tiles += tiles
+        self.targets += int(batch["num_target_tokens"])
+        if self.flops_fn is not None:
+            self.flops += self.flops_fn(real, tiles, real / max(samples, 1))
+
+    def report(self, prefix: str, peak: float | None = None) -> dict:
+        out = {
+            f"{prefix}_tokens_per_s": round(self.real / self.seconds, 1),
+            f"{prefix}_samples_per_s": round(self.samples / self.seconds, 2),
+            f"{prefix}_steps": self.steps,
+            f"{prefix}_samples": self.samples,
+            f"{prefix}_tokens": self.real,
+            f"{prefix}_tiles": self.tiles,
+            f"{prefix}_target_tokens": self.targets,
+            f"{prefix}_padding_fraction": round(1.0 - self.real / max(self.padded, 1), 4),
+            f"{prefix}_seconds": round(self.seconds, 4),
+            f"{prefix}_load_s": round(self.load_seconds, 4),
+        }
+        if peak:
+            out[f"{prefix}_mfu"] = round(self.flops / self.seconds / peak, 4)
+        return out
+
+    def tokens_per_s(self) -> float:
+        return self.real / self.seconds
+
+
+def bench_world(work: Path, cfg: dict) -> Path:
+    """The synthetic world of the preset's image size (reused when present)."""
+    from sailvl.synth import generate_world
+
+    world = work / ("world" if cfg["image_size"] == 112 else f"world-{cfg['image_size']}")
+    if not (world / "sft.jsonl").is_file():
+        generate_world(world, cfg["world_size"], 0, size=cfg["image_size"])
+    return world
+
+
+def data_configs(world: Path, cfg: dict, mask_format: str):
+    from sailvl.config import parse_config
+    from sailvl.data.config import DataConfig
+
+    # The SFT mix: short QA plus detailed captions, so sample lengths vary as in real SFT data.
+    sources = [
+        {"path": str(world / name), "image_root": str(world), "max_tiles": 1}
+        for name in ("sft.jsonl", "pretrain.jsonl")
+    ]
+    common = {"sources": sources, "num_workers": cfg["num_workers"], "shuffle_block": 256}
+    packed = {
+        **common,
+        "packing": True,
+        "max_tokens": cfg["pack_tokens"],
+        "packs_per_batch": cfg["packs_per_batch"],
+        "attention_mask": mask_format,
+    }
+    padded = {**common, "packing": False, "batch_size": cfg["batch_size"]}
+    return parse_config(DataConfig, packed), parse_config(DataConfig, padded)
+
+
+def padded_hf_step(model, optimizer, device: torch.device, dtype: torch.dtype) -> Callable[[dict], None]:
+    """The baseline's step: what a straightforward HF loop does with a pad-to-longest batch (HF's mean loss over
+    full logits, pads included in the matmuls), autocast when `dtype` is not fp32, clip 1.0, optimizer step."""
+    from sailvl.train.step import to_device
+
+    def step(batch: dict) -> None:
+        inputs = to_device(batch, device, dtype)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            loss = model(**inputs, use_cache=False).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
