@@ -273,6 +273,7 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> Path:
     paths.report.mkdir(parents=True, exist_ok=True)
     runner = StepRunner(paths.out, console)
     commands = build_commands(paths, size, seed)
+    dropped: list[str] = []
     start = time.perf_counter()
     for key, command in commands.items():
         if key == "sailvit":
@@ -283,7 +284,7 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> Path:
             runner.run(command)
     runner.run(commands["scaling"])
     chats = _chat(runner, paths, size)
-    report = write_report(paths, runner.results, chats, time.perf_counter() - start, size, seed)
+    report = write_report(paths, runner.results, chats, time.perf_counter() - start, size, seed, dropped)
     (paths.report / "demo.json").write_text(json.dumps({"size": asdict(size), "seed": seed}, indent=1))
     return report
 

@@ -70,8 +70,12 @@ def _load(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def write_report(paths, results, chats: list[dict], seconds: float, size, seed: int) -> Path:
-    """Write report.md, report.html and summary.json under OUT/report; returns the Markdown path."""
+def write_report(
+    paths, results, chats: list[dict], seconds: float, size, seed: int, dropped: list[str] = ()
+) -> Path:
+    """Write report.md, report.html and summary.json under OUT/report; returns the Markdown path.
+
+    `dropped`: curated sources left out of the SAILViT recipe because curation kept none of their records."""
     from sailvl.demo.pipeline import SAILVIT_STAGES
 
     out = paths.report
@@ -93,9 +97,6 @@ def write_report(paths, results, chats: list[dict], seconds: float, size, seed: 
             if src.is_file():
                 shutil.copy(src, out / f"curation_{png}")
                 doc.image(f"curation_{png}", f"Recaption run: {png.removesuffix('.png').replace('_', ' ')}")
-    recipe = paths.out / "recipes" / "demo-sailvit.yaml"
-    prefix = "# left out, no records kept by curation: "
-    dropped = [line.removeprefix(prefix) for line in recipe.read_text().splitlines() if line.startswith(prefix)] if recipe.is_file() else []  # fmt: skip
     if dropped:
         doc.paragraph(
             "Left out of the SAILViT recipe because curation kept no records: " + ", ".join(dropped)
