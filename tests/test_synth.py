@@ -187,6 +187,15 @@ def test_corruption_changes_exactly_one_attribute():
         assert len(set(before) - set(after)) == 1, (attribute, changed)
 
 
+def test_negatives_corrupt_only_what_the_world_teaches():
+    def attributes(tasks):
+        scenes = [(sample_shapes_scene(random.Random(s), 1, 1), random.Random(s)) for s in range(60)]
+        return {corrupt_scene(scene, rng, tasks)[1] for scene, rng in scenes}
+
+    assert attributes(["colour", "shape", "digit"]) == {"colour", "shape"}
+    assert attributes(None) == {"colour", "shape", "position"}  # one object: no count negative
+
+
 def test_user_mistakes_raise_clear_errors(tmp_path):
     with pytest.raises(SailvlError, match="unknown synth task"):
         generate_world(tmp_path / "w", n=2, seed=0, tasks=["colour", "smell"])
@@ -264,3 +273,18 @@ def test_easy_world_has_one_large_shape_per_image(tmp_path):
         generate_world(tmp_path / "w", n=2, seed=0, object_scale=3.0)
     with pytest.raises(SailvlError, match="max_objects"):
         generate_world(tmp_path / "w", n=2, seed=0, max_objects=1)  # position questions need two shapes
+
+
+def test_kind_weights_change_the_scene_mix(tmp_path):
+    tasks = ["colour", "shape", "digit"]
+    default = generate_world(tmp_path / "a", n=200, seed=0, tasks=tasks, n_bench=10, max_objects=1)
+    heavy = generate_world(tmp_path / "b", n=200, seed=0, tasks=tasks, n_bench=10, max_objects=1,
+                           kind_weights="digits=8")  # fmt: skip
+    assert default["kind_weights"] == {"shapes": 4.0, "digits": 1.5}
+    assert heavy["kind_weights"] == {"shapes": 4.0, "digits": 8.0}
+    share = lambda s: s["kinds"]["digits"] / s["images"]  # noqa: E731
+    assert share(default) < 0.4 < 0.55 < share(heavy)
+    assert "--kind-weights shapes=4,digits=8" in (tmp_path / "b" / "README.md").read_text()
+    for bad, match in (("digits", "look like"), ("smell=2", "unknown scene kind"), ("digits=-1", "positive")):
+        with pytest.raises(SailvlError, match=match):
+            generate_world(tmp_path / "c", n=2, seed=0, kind_weights=bad)

@@ -27,6 +27,11 @@ def synth(
     object_scale: float = typer.Option(
         1.0, "--object-scale", help="Shape size multiplier (1-2); 2 with --max-objects 1 is an easy world."
     ),
+    kind_weights: str = typer.Option(
+        None,
+        "--kind-weights",
+        help="How often each scene kind is drawn, e.g. digits=4 (default shapes=4,digits=1.5,text=1.5,chart=1).",
+    ),
     tiny_model: Path = typer.Option(
         None,
         "--tiny-model",
@@ -46,6 +51,7 @@ def synth(
         n_bench=n_bench,
         max_objects=max_objects,
         object_scale=object_scale,
+        kind_weights=kind_weights,
     )
     typer.echo(
         f"wrote {summary['images']} images, {summary['pretrain']} captions, {summary['sft']} SFT samples, "

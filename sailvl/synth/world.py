@@ -48,10 +48,35 @@ def parse_tasks(tasks: list[str] | str | None) -> list[str]:
     return [t for t in TASKS if t in tasks]
 
 
-def scene_kinds(tasks: list[str]) -> dict[str, float]:
+def parse_kind_weights(spec: dict[str, float] | str | None) -> dict[str, float]:
+    """KIND_WEIGHTS updated by `spec` ({"digits": 3} or "digits=3,shapes=4"); names and values are checked."""
+    weights = dict(KIND_WEIGHTS)
+    if not spec:
+        return weights
+    if isinstance(spec, str):
+        pairs = [item.partition("=") for item in spec.split(",") if item.strip()]
+        if any(not sep for _, sep, _ in pairs):
+            raise SailvlError(f"--kind-weights must look like digits=3,shapes=4, got {spec!r}")
+        spec = {k.strip(): v.strip() for k, _, v in pairs}
+    for kind, value in spec.items():
+        if kind not in KIND_WEIGHTS:
+            raise SailvlError(
+                f"unknown scene kind {kind!r} in kind weights; expected {', '.join(KIND_WEIGHTS)}"
+            )
+        try:
+            weights[kind] = float(value)
+        except ValueError:
+            raise SailvlError(f"kind weight of {kind!r} must be a number, got {value!r}") from None
+        if weights[kind] <= 0:
+            raise SailvlError(f"kind weight of {kind!r} must be positive, got {value!r}")
+    return weights
+
+
+def scene_kinds(tasks: list[str], weights: dict[str, float] | None = None) -> dict[str, float]:
     """Scene kinds the tasks need, with sampling weights; a caption-only world uses every kind."""
-    kinds = {TASK_KIND[t] for t in tasks if t in TASK_KIND} or set(KIND_WEIGHTS)
-    return {k: w for k, w in KIND_WEIGHTS.items() if k in kinds}
+    weights = KIND_WEIGHTS if weights is None else weights
+    kinds = {TASK_KIND[t] for t in tasks if t in TASK_KIND} or set(weights)
+    return {k: w for k, w in weights.items() if k in kinds}
 
 
 def _conversation(prompt: str, answer: str) -> list[dict]:
@@ -114,7 +139,7 @@ def image_records(
         question, answer = rng.choice(WEAK_QUESTIONS)
         sft.append(_sft_record(QA("general", question, answer, 1, 1), "short", True, rng))
 
-    judge = judge_pairs(scene, caption_seed, alt, alt_wrong, rng)
+    judge = judge_pairs(scene, caption_seed, alt, alt_wrong, rng, tasks)
     return png, kind, pretrain, sft, judge
 
 
@@ -146,6 +171,7 @@ def generate_world(
     n_bench: int | None = None,
     max_objects: int = 5,
     object_scale: float = 1.0,
+    kind_weights: dict[str, float] | str | None = None,
 ) -> dict:
     """Write a synthetic world of `n` training images of `size` x `size` pixels into `out_dir`.
 
@@ -153,6 +179,7 @@ def generate_world(
     n // 5 clipped to 40..500), README.md and world.json. Same arguments give the same bytes.
     `max_objects` (1-5) caps the shapes per scene and `object_scale` (1-2) enlarges them: one large shape
     per image (max_objects=1, object_scale=2) is an easy world a tiny model learns in a few hundred steps.
+    `kind_weights` changes how often each scene kind is drawn (default KIND_WEIGHTS), e.g. "digits=4".
     Returns the summary stored in world.json (arguments and record counts)."""
     tasks = parse_tasks(tasks)
     if n < 1:
@@ -162,12 +189,13 @@ def generate_world(
     if not 1.0 <= object_scale <= 2.0:
         raise SailvlError(f"object_scale must be between 1 and 2, got {object_scale}")
     shapes = ShapeOptions(max_objects, object_scale)
+    kind_weights = parse_kind_weights(kind_weights)
     if size < 56:
         raise SailvlError(f"--size must be at least 56 pixels, got {size}")
     n_bench = min(500, max(40, n // 5)) if n_bench is None else n_bench
     out = Path(out_dir)
     _prepare_out_dir(out)
-    kinds = scene_kinds(tasks)
+    kinds = scene_kinds(tasks, kind_weights)
     pretrain, sft, judge, kind_counts = [], [], [], Counter()
     for i in range(n):
         png, kind, pre, qas, judged = image_records(i, seed, size, tasks, kinds, shapes)
@@ -188,6 +216,7 @@ def generate_world(
         "images": n,
         "max_objects": max_objects,
         "object_scale": object_scale,
+        "kind_weights": {k: kind_weights[k] for k in kinds},
         "kinds": dict(sorted(kind_counts.items())),
         "pretrain": len(pretrain),
         "sft": len(sft),
