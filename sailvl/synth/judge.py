@@ -18,18 +18,8 @@ RICHNESS_PROMPT = (
 )
 
 
-# Shapes-scene attributes a negative may corrupt; each is also a synth task of the same name.
-SHAPE_ATTRIBUTES = ("colour", "shape", "position", "count")
-
-
-def corrupt_scene(
-    scene: Scene, rng: random.Random, tasks: list[str] | tuple[str, ...] | None = None
-) -> tuple[Scene, str]:
-    """A copy of `scene` with one attribute changed; returns (scene, attribute name).
-
-    With `tasks` (the world's synth tasks), a shapes scene only has the attributes those tasks teach
-    corrupted (a colour/shape world gets colour and shape negatives, not position ones); when none of
-    them applies, any attribute may be."""
+def corrupt_scene(scene: Scene, rng: random.Random) -> tuple[Scene, str]:
+    """A copy of `scene` with one attribute changed; returns (scene, attribute name)."""
     if scene.kind == "shapes":
         objs = list(scene.objects)
         k = rng.randrange(len(objs))
@@ -40,8 +30,7 @@ def corrupt_scene(
             + (["position"] if len(objs) < 9 else [])
             + (["count"] if len(objs) > 1 else [])
         )
-        taught = [a for a in options if tasks is None or a in tasks]
-        attribute = rng.choice(taught or options)
+        attribute = rng.choice(options)
         if attribute == "colour":
             colour = rng.choice([c for c in COLOURS if (c, o.shape) not in present])
             objs[k] = replace(o, colour=colour, rgb=COLOURS[colour])
@@ -86,18 +75,12 @@ def judge_conversation(caption: str, aligned: bool, richness: int) -> list[dict]
 
 
 def judge_pairs(
-    scene: Scene,
-    caption_seed: int,
-    alt: str,
-    alt_wrong: str | None,
-    rng: random.Random,
-    tasks: list[str] | None = None,
+    scene: Scene, caption_seed: int, alt: str, alt_wrong: str | None, rng: random.Random
 ) -> list[dict]:
     """Judge records (without id/image) for one image: a positive, a one-attribute negative, maybe the alt-text.
 
     `caption_seed` must be the seed the gold caption was written with, so the negative differs only in the
-    corrupted attribute, one of those `tasks` teach (see `corrupt_scene`). Richness: full caption 5, partial
-    caption 2-4 by sentences kept, alt-text 1."""
+    corrupted attribute. Richness: full caption 5, partial caption 2-4 by sentences kept, alt-text 1."""
     sentences = caption_sentences(scene, random.Random(caption_seed))
     records = []
     if len(sentences) > 1 and rng.random() < 0.5:
@@ -106,7 +89,7 @@ def judge_pairs(
         records.append(_record(caption, True, 1 + round(3 * keep / len(sentences)), None, "partial"))
     else:
         records.append(_record(" ".join(sentences), True, 5, None, "detailed"))
-    bad_scene, attribute = corrupt_scene(scene, rng, tasks)
+    bad_scene, attribute = corrupt_scene(scene, rng)
     bad_caption = " ".join(caption_sentences(bad_scene, random.Random(caption_seed)))
     if bad_caption != " ".join(sentences):
         records.append(_record(bad_caption, False, 5, attribute, "corrupted"))

@@ -139,7 +139,7 @@ def image_records(
         question, answer = rng.choice(WEAK_QUESTIONS)
         sft.append(_sft_record(QA("general", question, answer, 1, 1), "short", True, rng))
 
-    judge = judge_pairs(scene, caption_seed, alt, alt_wrong, rng, tasks)
+    judge = judge_pairs(scene, caption_seed, alt, alt_wrong, rng)
     return png, kind, pretrain, sft, judge
 
 
