@@ -28,7 +28,7 @@ def world(tmp_path_factory):
 def _torchrun(world: Path, out: Path, *args: str, background: bool = False):
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "sailvl", "train", "tiny-sailvit", f"vars.world={world / 'world'}",
+        "-m", "sailvl.cli", "train", "tiny-sailvit", f"vars.world={world / 'world'}",
         f"vars.model_dir={world / 'model'}", *args, "--out", str(out),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}

@@ -26,7 +26,7 @@ def train_command(
         Path("runs/train"), "--out", help="Output directory (checkpoints, exports, metrics)."
     ),
 ) -> None:
-    """Train a recipe's stages; the same command runs under `torchrun --nproc_per_node N -m sailvl train ...`."""
+    """Train a recipe's stages; the same command runs under `torchrun --nproc_per_node N -m sailvl.cli train ...`."""
     from sailvl.train.recipe import load_recipe
     from sailvl.train.trainer import train_recipe
 

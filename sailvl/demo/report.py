@@ -71,7 +71,13 @@ def _load(path: Path) -> dict:
 
 
 def write_report(
-    paths, results, chats: list[dict], seconds: float, size, seed: int, dropped: list[str] = ()
+    paths,
+    results,
+    chats: list[dict],
+    seconds: float,
+    size,
+    seed: int,
+    dropped: tuple[str, ...] | list[str] = (),
 ) -> Path:
     """Write report.md, report.html and summary.json under OUT/report; returns the Markdown path.
 

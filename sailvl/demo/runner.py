@@ -49,7 +49,7 @@ class StepRunner:
         self.results: list[CommandResult] = []
 
     def run(self, command: Command, stdout_file: Path | None = None) -> CommandResult:
-        """Run `python -m sailvl <args>` showing a status line; output goes to the log (stdout to
+        """Run `python -m sailvl.cli <args>` showing a status line; output goes to the log (stdout to
         `stdout_file` instead when given, e.g. to keep a chat answer apart from loading messages)."""
         log = self.log_dir / f"{command.log_name}.log"
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **command.env}
@@ -60,7 +60,7 @@ class StepRunner:
                 handle.flush()
                 out = open(stdout_file, "w", encoding="utf-8") if stdout_file else handle
                 proc = subprocess.run(
-                    [sys.executable, "-m", "sailvl", *command.args],
+                    [sys.executable, "-m", "sailvl.cli", *command.args],
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     env=env,

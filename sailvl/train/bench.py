@@ -2,8 +2,9 @@
 
 On CPU (`--preset tiny`) both loops train their own copy of the same tiny model (same initial weights, AdamW, same
 LR, fp32, grad clip 1.0, one process); on GPU (`--preset sailvl-2b`) every sailvl attention kernel and the baseline
-train one meta-built SAIL-VL-2B-shaped model (bf16 autocast, MFU reported). Both read the same synthetic SFT mix (the world's `sft.jsonl` short answers + `pretrain.jsonl` captions, so
-sample lengths vary) read through `sailvl.data.build_loader` in the same stream order:
+train one meta-built SAIL-VL-2B-shaped model (bf16 autocast, MFU reported). Every loop reads the same synthetic
+SFT mix (the world's `sft.jsonl` short answers + `pretrain.jsonl` captions, so sample lengths vary) through
+`sailvl.data.build_loader`, in the same stream order:
 
 - sailvl: best-fit packed rows (`pack_tokens` long, `packs_per_batch` rows per step, block-diagonal attention)
   through `sailvl.train.step.train_step` (sum-CE / target count, logits only at target positions).

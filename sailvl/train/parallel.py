@@ -10,6 +10,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from sailvl.errors import SailvlError
+
 
 @dataclass
 class DistInfo:
@@ -84,8 +86,6 @@ def set_attention(model: nn.Module, attn_implementation: str, device: torch.devi
     backward in torch 2.13) instead of failing at the first backward.
     """
     if attn_implementation == "flex_attention" and device is not None and device.type == "cpu":
-        from sailvl.errors import SailvlError
-
         raise SailvlError(
             "parallel.attn_implementation=flex_attention cannot train on CPU (no flex backward there); "
             "use sdpa or eager"
