@@ -279,3 +279,57 @@ def test_kind_weights_change_the_scene_mix(tmp_path):
     for bad, match in (("digits", "look like"), ("smell=2", "unknown scene kind"), ("digits=-1", "positive")):
         with pytest.raises(SailvlError, match=match):
             generate_world(tmp_path / "c", n=2, seed=0, kind_weights=bad)
+
+
+def test_digit_jitter_zero_fixes_placement_and_one_keeps_the_default_scenes(tmp_path):
+    for seed in range(20):
+        default = sample_digits_scene(random.Random(seed), "train")
+        assert sample_digits_scene(random.Random(seed), "train", jitter=1.0) == default
+        fixed = sample_digits_scene(random.Random(seed), "train", jitter=0.0)
+        # Same digits, ink and sides; only the offsets and the size spread are gone.
+        assert [(d.index, d.colour, d.side) for d in fixed.digits] == [
+            (d.index, d.colour, d.side) for d in default.digits
+        ]
+        for d in fixed.digits:
+            assert d.cy == 0.5 and d.cx == {"center": 0.5, "left": 0.27, "right": 0.73}[d.side]
+            assert d.height == pytest.approx(0.65 if d.side == "center" else 0.44)
+    summary = generate_world(tmp_path / "w", n=20, seed=0, tasks=["digit"], n_bench=5, digit_jitter=0.0)
+    assert summary["digit_jitter"] == 0.0
+    assert "--digit-jitter 0 " in (tmp_path / "w" / "README.md").read_text()
+    with pytest.raises(SailvlError, match="digit_jitter"):
+        generate_world(tmp_path / "x", n=2, seed=0, digit_jitter=1.5)
+
+
+def test_yesno_pairs_ask_each_question_true_and_false_on_the_same_image(tmp_path):
+    tasks = ["colour", "shape", "digit"]
+    plain = generate_world(tmp_path / "a", n=60, seed=0, tasks=tasks, n_bench=5, max_objects=1)
+    paired = generate_world(tmp_path / "b", n=60, seed=0, tasks=tasks, n_bench=5, max_objects=1,
+                            yesno_prob=1.0, yesno_pairs=True)  # fmt: skip
+    rows = [r for r in _jsonl(tmp_path / "b" / "sft.jsonl") if r["format"] == "yesno"]
+    by_image: dict[str, list[dict]] = {}
+    for r in rows:
+        by_image.setdefault(r["image"], []).append(r)
+    assert len(by_image) == 60  # every image gets a pair
+    for pair in by_image.values():
+        assert sorted(r["conversations"][1]["value"] for r in pair) == ["No", "Yes"]
+        assert pair[0]["task"] == pair[1]["task"]
+        assert pair[0]["conversations"][0]["value"] != pair[1]["conversations"][0]["value"]
+    plain_yesno = sum(r["format"] == "yesno" for r in _jsonl(tmp_path / "a" / "sft.jsonl"))
+    assert plain_yesno < 30 and paired["yesno_pairs"] and not plain["yesno_pairs"]
+    with pytest.raises(SailvlError, match="yesno_prob"):
+        generate_world(tmp_path / "c", n=2, seed=0, yesno_prob=2.0)
+
+
+def test_style_weights_change_the_answer_styles(tmp_path):
+    tasks = ["colour", "shape"]
+    short = generate_world(tmp_path / "a", n=80, seed=0, tasks=tasks, n_bench=5, max_objects=1,
+                           style_weights="short=1,mcq=0,open=0", yesno_prob=0.0)  # fmt: skip
+    formats = {r["format"] for r in _jsonl(tmp_path / "a" / "sft.jsonl") if not r["weak_relevance"]}
+    assert formats == {"short"} and short["style_weights"] == {"short": 1.0, "mcq": 0.0, "open": 0.0}
+    assert "--style-weights short=1,mcq=0,open=0 --yesno-prob 0" in (tmp_path / "a" / "README.md").read_text()
+    for bad, match in (("mcq=-1", "zero or positive"), ("short=0,mcq=0,open=0", "at least one"),
+                       ("essay=1", "unknown answer style")):  # fmt: skip
+        with pytest.raises(SailvlError, match=match):
+            generate_world(tmp_path / "c", n=2, seed=0, style_weights=bad)
+    with pytest.raises(SailvlError, match="no scene kind"):
+        generate_world(tmp_path / "c", n=2, seed=0, tasks=["colour"], kind_weights="shapes=0")

@@ -32,6 +32,22 @@ def synth(
         "--kind-weights",
         help="How often each scene kind is drawn, e.g. digits=4 (default shapes=4,digits=1.5,text=1.5,chart=1).",
     ),
+    digit_jitter: float = typer.Option(
+        1.0, "--digit-jitter", help="Random offset and size spread of handwritten digits (0-1; 0: fixed)."
+    ),
+    style_weights: str = typer.Option(
+        None,
+        "--style-weights",
+        help="Answer styles of the SFT task questions, e.g. mcq=0.1 (default short=0.55,mcq=0.3,open=0.15).",
+    ),
+    yesno_prob: float = typer.Option(
+        0.3, "--yesno-prob", help="Share of images that get a yes/no SFT question (0-1)."
+    ),
+    yesno_pairs: bool = typer.Option(
+        False,
+        "--yesno-pairs",
+        help="Ask each yes/no question twice on its image, once true and once false (a contrastive pair).",
+    ),
     tiny_model: Path = typer.Option(
         None,
         "--tiny-model",
@@ -52,6 +68,10 @@ def synth(
         max_objects=max_objects,
         object_scale=object_scale,
         kind_weights=kind_weights,
+        digit_jitter=digit_jitter,
+        style_weights=style_weights,
+        yesno_prob=yesno_prob,
+        yesno_pairs=yesno_pairs,
     )
     typer.echo(
         f"wrote {summary['images']} images, {summary['pretrain']} captions, {summary['sft']} SFT samples, "

@@ -11,7 +11,7 @@ from pathlib import Path
 from sailvl.synth.formats import LETTERS, mcq_options
 from sailvl.synth.qa import QA, TASK_KIND, make_qa
 from sailvl.synth.render import png_bytes, render_scene, sample_scene
-from sailvl.synth.scenes import DEFAULT_SHAPES, ShapeOptions
+from sailvl.synth.scenes import DEFAULT_SCENES, SceneOptions
 from sailvl.synth.yesno import yesno_qa
 
 MCQ_COLUMNS = ["index", "image", "question", "hint", "A", "B", "C", "D", "answer", "category"]
@@ -39,12 +39,16 @@ def write_tsv(path: Path, columns: list[str], rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def _bench_item(name: str, task: str, i: int, seed: int, size: int, want_yes: bool, shapes: ShapeOptions):
+def _bench_item(
+    name: str, task: str, i: int, seed: int, size: int, want_yes: bool, scene_options: SceneOptions
+):
     """(scene image, QA, options or None) for item `i`; retries scenes until the task's question fits."""
     for attempt in range(50):
         rng = random.Random(f"sailvl-synth/{seed}/bench/{name}/{i}/{attempt}")
         needs_pair = task == "position" and name == "synth_yesno"
-        scene = sample_scene(rng, TASK_KIND[task], digit_split="test", at_least_two=needs_pair, shapes=shapes)
+        scene = sample_scene(
+            rng, TASK_KIND[task], digit_split="test", at_least_two=needs_pair, options=scene_options
+        )
         qa: QA | None = (
             yesno_qa(scene, task, want_yes, rng) if name == "synth_yesno" else make_qa(scene, task, rng)
         )
@@ -58,7 +62,7 @@ def _bench_item(name: str, task: str, i: int, seed: int, size: int, want_yes: bo
 
 
 def build_benchmark(
-    name: str, tasks: list[str], n: int, seed: int, size: int, shapes: ShapeOptions = DEFAULT_SHAPES
+    name: str, tasks: list[str], n: int, seed: int, size: int, scene_options: SceneOptions = DEFAULT_SCENES
 ) -> tuple[list[str], list[dict]]:
     """Rows of one benchmark: `n` items cycling through its tasks so categories are balanced.
 
@@ -69,7 +73,7 @@ def build_benchmark(
     for i in range(n if bench_tasks else 0):
         task = bench_tasks[i % len(bench_tasks)]
         want_yes = (i // len(bench_tasks)) % 2 == 0
-        img, qa, options = _bench_item(name, task, i, seed, size, want_yes, shapes)
+        img, qa, options = _bench_item(name, task, i, seed, size, want_yes, scene_options)
         row = {"index": i, "image": image_base64(img), "question": qa.question, "category": task}
         if options is not None:
             row.update({LETTERS[k]: opt for k, opt in enumerate(options)})
@@ -81,13 +85,18 @@ def build_benchmark(
 
 
 def write_benchmarks(
-    out_dir: Path, tasks: list[str], n: int, seed: int, size: int, shapes: ShapeOptions = DEFAULT_SHAPES
+    out_dir: Path,
+    tasks: list[str],
+    n: int,
+    seed: int,
+    size: int,
+    scene_options: SceneOptions = DEFAULT_SCENES,
 ) -> dict[str, Counter]:
     """Write `out_dir/<name>.tsv` for every benchmark with at least one enabled task; category counts per file."""
     out_dir.mkdir(parents=True, exist_ok=True)
     counts = {}
     for name in BENCHMARKS:
-        columns, rows = build_benchmark(name, tasks, n, seed, size, shapes)
+        columns, rows = build_benchmark(name, tasks, n, seed, size, scene_options)
         if rows:
             write_tsv(out_dir / f"{name}.tsv", columns, rows)
             counts[name] = Counter(row["category"] for row in rows)

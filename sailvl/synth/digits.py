@@ -32,8 +32,11 @@ def split_indices(split: str) -> list[int]:
     return [i for i in range(n) if (i % TEST_EVERY == 0) == (split == "test")]
 
 
-def sample_digits_scene(rng: random.Random, split: str, min_digits: int = 1) -> Scene:
-    """One centred digit or two side-by-side digits from the given split, in coloured ink on a plain canvas."""
+def sample_digits_scene(rng: random.Random, split: str, min_digits: int = 1, jitter: float = 1.0) -> Scene:
+    """One centred digit or two side-by-side digits from the given split, in coloured ink on a plain canvas.
+
+    `jitter` (0-1) scales each digit's random offset and its size spread around the middle of the range; the
+    random draws are the same for every `jitter`, so 1.0 gives the original scenes."""
     images, targets = _digits()
     pool = split_indices(split)
     n = rng.choice([1, 1, 2]) if min_digits < 2 else 2
@@ -41,13 +44,14 @@ def sample_digits_scene(rng: random.Random, split: str, min_digits: int = 1) -> 
     marks = []
     for k in range(n):
         index = rng.choice(pool)
-        height = rng.uniform(0.55, 0.75) if n == 1 else rng.uniform(0.4, 0.48)
+        low, high = (0.55, 0.75) if n == 1 else (0.4, 0.48)
+        height = (low + high) / 2 + jitter * (rng.uniform(low, high) - (low + high) / 2)
         if n == 1:
-            cx, side = 0.5 + rng.uniform(-0.1, 0.1), "center"
+            cx, side = 0.5 + jitter * rng.uniform(-0.1, 0.1), "center"
         else:
             cx, side = (0.27, "left") if k == 0 else (0.73, "right")
-            cx += rng.uniform(-0.03, 0.03)
-        cy = 0.5 + rng.uniform(-0.1, 0.1)
+            cx += jitter * rng.uniform(-0.03, 0.03)
+        cy = 0.5 + jitter * rng.uniform(-0.1, 0.1)
         colour = rng.choice(INK_COLOURS)
         marks.append(DigitMark(int(targets[index]), index, colour, cx, cy, height, side))
     return Scene(kind="digits", background=background, digits=tuple(marks))

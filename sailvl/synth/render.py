@@ -9,7 +9,7 @@ from PIL import Image
 
 from sailvl.synth.charts import render_chart, sample_chart_scene
 from sailvl.synth.digits import render_digits, sample_digits_scene
-from sailvl.synth.scenes import DEFAULT_SHAPES, Scene, ShapeOptions, render_shapes, sample_shapes_scene
+from sailvl.synth.scenes import DEFAULT_SCENES, Scene, SceneOptions, render_shapes, sample_shapes_scene
 from sailvl.synth.text_ocr import render_text, sample_text_scene
 
 KINDS = ("shapes", "digits", "text", "chart")
@@ -20,15 +20,15 @@ def sample_scene(
     kind: str,
     digit_split: str = "train",
     at_least_two: bool = False,
-    shapes: ShapeOptions = DEFAULT_SHAPES,
+    options: SceneOptions = DEFAULT_SCENES,
 ) -> Scene:
     """A random scene of `kind`; `at_least_two` asks for two or more objects (relations need a pair),
-    `shapes` sets the number and scale of shapes in a shapes scene."""
+    `options` sets the number and scale of shapes and the placement jitter of digits."""
     if kind == "shapes":
-        low = min(2 if at_least_two else 1, shapes.max_objects)
-        return sample_shapes_scene(rng, low, shapes.max_objects, shapes.object_scale)
+        low = min(2 if at_least_two else 1, options.max_objects)
+        return sample_shapes_scene(rng, low, options.max_objects, options.object_scale)
     if kind == "digits":
-        return sample_digits_scene(rng, digit_split, min_digits=2 if at_least_two else 1)
+        return sample_digits_scene(rng, digit_split, 2 if at_least_two else 1, options.digit_jitter)
     if kind == "text":
         return sample_text_scene(rng, min_lines=2 if at_least_two else 1)
     if kind == "chart":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from sailvl.errors import SailvlError
@@ -15,7 +16,7 @@ from sailvl.synth.judge import judge_pairs
 from sailvl.synth.qa import QA, TASK_KIND, TASKS, make_qa
 from sailvl.synth.readme import write_readme
 from sailvl.synth.render import png_bytes, render_scene, sample_scene
-from sailvl.synth.scenes import DEFAULT_SHAPES, ShapeOptions
+from sailvl.synth.scenes import DEFAULT_SCENES, SceneOptions
 from sailvl.synth.yesno import yesno_qa
 
 # Relative frequency of each scene kind when all its tasks are enabled.
@@ -31,6 +32,23 @@ DETAILED_PROMPTS = (
     "Describe everything you see in the image.",
 )
 WEAK_PROB = 0.03
+
+
+# Answer styles of the task questions in sft.jsonl (yes/no questions come on top, see SftOptions).
+STYLE_WEIGHTS = {"short": 0.55, "mcq": 0.3, "open": 0.15}
+
+
+@dataclass(frozen=True)
+class SftOptions:
+    """How sft.jsonl asks its questions: `styles` weights the answer style of each task question; a yes/no
+    question is added to an image with probability `yesno_prob`, and with `yesno_pairs` it comes twice, once
+    true and once false, on the same image and attribute (POPE-style balanced pairs)."""
+
+    styles: tuple[tuple[str, float], ...] = tuple(STYLE_WEIGHTS.items())
+    yesno_prob: float = 0.3
+    yesno_pairs: bool = False
+
+
 OUTPUT_FILES = ("pretrain.jsonl", "sft.jsonl", "judge.jsonl", "README.md", "world.json")
 
 
@@ -48,28 +66,39 @@ def parse_tasks(tasks: list[str] | str | None) -> list[str]:
     return [t for t in TASKS if t in tasks]
 
 
-def parse_kind_weights(spec: dict[str, float] | str | None) -> dict[str, float]:
-    """KIND_WEIGHTS updated by `spec` ({"digits": 3} or "digits=3,shapes=4"); names and values are checked."""
-    weights = dict(KIND_WEIGHTS)
+def parse_weights(
+    spec: dict[str, float] | str | None, defaults: dict[str, float], what: str, option: str
+) -> dict[str, float]:
+    """`defaults` updated by `spec` ({"digits": 3} or "digits=3,shapes=4"); names and values are checked.
+
+    `what` names the keys in errors ("scene kind"), `option` the CLI flag. Each weight must be >= 0 and at
+    least one positive."""
+    weights = dict(defaults)
     if not spec:
         return weights
     if isinstance(spec, str):
         pairs = [item.partition("=") for item in spec.split(",") if item.strip()]
         if any(not sep for _, sep, _ in pairs):
-            raise SailvlError(f"--kind-weights must look like digits=3,shapes=4, got {spec!r}")
+            example = ",".join(f"{k}={v:g}" for k, v in list(defaults.items())[:2])
+            raise SailvlError(f"{option} must look like {example}, got {spec!r}")
         spec = {k.strip(): v.strip() for k, _, v in pairs}
-    for kind, value in spec.items():
-        if kind not in KIND_WEIGHTS:
-            raise SailvlError(
-                f"unknown scene kind {kind!r} in kind weights; expected {', '.join(KIND_WEIGHTS)}"
-            )
+    for key, value in spec.items():
+        if key not in defaults:
+            raise SailvlError(f"unknown {what} {key!r} in {option}; expected {', '.join(defaults)}")
         try:
-            weights[kind] = float(value)
+            weights[key] = float(value)
         except ValueError:
-            raise SailvlError(f"kind weight of {kind!r} must be a number, got {value!r}") from None
-        if weights[kind] <= 0:
-            raise SailvlError(f"kind weight of {kind!r} must be positive, got {value!r}")
+            raise SailvlError(f"{what} weight of {key!r} must be a number, got {value!r}") from None
+        if weights[key] < 0:
+            raise SailvlError(f"{what} weight of {key!r} must be zero or positive, got {value!r}")
+    if not any(weights.values()):
+        raise SailvlError(f"{option}: at least one {what} weight must be positive, got {spec!r}")
     return weights
+
+
+def parse_kind_weights(spec: dict[str, float] | str | None) -> dict[str, float]:
+    """KIND_WEIGHTS updated by `spec` ({"digits": 3} or "digits=3,shapes=4"); 0 leaves a kind out."""
+    return parse_weights(spec, KIND_WEIGHTS, "scene kind", "--kind-weights")
 
 
 def scene_kinds(tasks: list[str], weights: dict[str, float] | None = None) -> dict[str, float]:
@@ -102,12 +131,13 @@ def image_records(
     size: int,
     tasks: list[str],
     kinds: dict[str, float],
-    shapes: ShapeOptions = DEFAULT_SHAPES,
+    options: SceneOptions = DEFAULT_SCENES,
+    sft_options: SftOptions = SftOptions(),
 ):
     """Render image `i` and build its records; returns (png bytes, scene kind, pretrain, sft, judge lists)."""
     rng = random.Random(f"sailvl-synth/{seed}/train/{i}")
     kind = rng.choices(list(kinds), weights=list(kinds.values()))[0]
-    scene = sample_scene(rng, kind, digit_split="train", shapes=shapes)
+    scene = sample_scene(rng, kind, digit_split="train", options=options)
     png = png_bytes(render_scene(scene, size))
     caption_seed = rng.getrandbits(32)
     sentences = caption_sentences(scene, random.Random(caption_seed))
@@ -126,12 +156,16 @@ def image_records(
     for task in own_tasks[:3]:
         qa = make_qa(scene, task, rng)
         if qa is not None:
-            style = rng.choices(["short", "mcq", "open"], weights=[0.55, 0.3, 0.15])[0]
+            style = rng.choices([k for k, _ in sft_options.styles], [w for _, w in sft_options.styles])[0]
             sft.append(_sft_record(qa, style, False, rng))
-    if own_tasks and rng.random() < 0.3:
-        qa = yesno_qa(scene, rng.choice(own_tasks), rng.random() < 0.5, rng)
+    if own_tasks and rng.random() < sft_options.yesno_prob:
+        task, want_yes = rng.choice(own_tasks), rng.random() < 0.5
+        qa = yesno_qa(scene, task, want_yes, rng)
         if qa is not None:
             sft.append(_sft_record(qa, "yesno", False, rng))
+            other = yesno_qa(scene, task, not want_yes, rng) if sft_options.yesno_pairs else None
+            if other is not None:
+                sft.append(_sft_record(other, "yesno", False, rng))
     if "caption" in tasks and (not own_tasks or rng.random() < 0.3):
         qa = QA("caption", rng.choice(DETAILED_PROMPTS), detailed, 2, len(sentences))
         sft.append(_sft_record(qa, "open", False, rng))
@@ -172,6 +206,10 @@ def generate_world(
     max_objects: int = 5,
     object_scale: float = 1.0,
     kind_weights: dict[str, float] | str | None = None,
+    digit_jitter: float = 1.0,
+    style_weights: dict[str, float] | str | None = None,
+    yesno_prob: float = 0.3,
+    yesno_pairs: bool = False,
 ) -> dict:
     """Write a synthetic world of `n` training images of `size` x `size` pixels into `out_dir`.
 
@@ -180,6 +218,9 @@ def generate_world(
     `max_objects` (1-5) caps the shapes per scene and `object_scale` (1-2) enlarges them: one large shape
     per image (max_objects=1, object_scale=2) is an easy world a tiny model learns in a few hundred steps.
     `kind_weights` changes how often each scene kind is drawn (default KIND_WEIGHTS), e.g. "digits=4".
+    `digit_jitter` (0-1) scales the random placement and size of handwritten digits (0: fixed).
+    `style_weights` changes the answer-style mix of sft.jsonl (default STYLE_WEIGHTS), e.g. "mcq=0.1";
+    `yesno_prob` is the share of images with a yes/no SFT question, asked as a true/false pair with `yesno_pairs`.
     Returns the summary stored in world.json (arguments and record counts)."""
     tasks = parse_tasks(tasks)
     if n < 1:
@@ -188,7 +229,13 @@ def generate_world(
         raise SailvlError(f"max_objects must be 1-5 (at least 2 with the position task), got {max_objects}")
     if not 1.0 <= object_scale <= 2.0:
         raise SailvlError(f"object_scale must be between 1 and 2, got {object_scale}")
-    shapes = ShapeOptions(max_objects, object_scale)
+    if not 0.0 <= digit_jitter <= 1.0:
+        raise SailvlError(f"digit_jitter must be between 0 and 1, got {digit_jitter}")
+    if not 0.0 <= yesno_prob <= 1.0:
+        raise SailvlError(f"yesno_prob must be between 0 and 1, got {yesno_prob}")
+    options = SceneOptions(max_objects, object_scale, digit_jitter)
+    styles = parse_weights(style_weights, STYLE_WEIGHTS, "answer style", "--style-weights")
+    sft_options = SftOptions(tuple(styles.items()), yesno_prob, yesno_pairs)
     kind_weights = parse_kind_weights(kind_weights)
     if size < 56:
         raise SailvlError(f"--size must be at least 56 pixels, got {size}")
@@ -196,9 +243,11 @@ def generate_world(
     out = Path(out_dir)
     _prepare_out_dir(out)
     kinds = scene_kinds(tasks, kind_weights)
+    if not any(kinds.values()):
+        raise SailvlError(f"--kind-weights leave no scene kind for the tasks {', '.join(tasks)}")
     pretrain, sft, judge, kind_counts = [], [], [], Counter()
     for i in range(n):
-        png, kind, pre, qas, judged = image_records(i, seed, size, tasks, kinds, shapes)
+        png, kind, pre, qas, judged = image_records(i, seed, size, tasks, kinds, options, sft_options)
         kind_counts[kind] += 1
         image = f"images/{i:06d}.png"
         (out / image).write_bytes(png)
@@ -208,7 +257,7 @@ def generate_world(
     _write_jsonl(out / "pretrain.jsonl", pretrain)
     _write_jsonl(out / "sft.jsonl", sft)
     _write_jsonl(out / "judge.jsonl", judge)
-    bench_counts = write_benchmarks(out / "bench", tasks, n_bench, seed, size, shapes)
+    bench_counts = write_benchmarks(out / "bench", tasks, n_bench, seed, size, options)
     summary = {
         "seed": seed,
         "size": size,
@@ -216,6 +265,10 @@ def generate_world(
         "images": n,
         "max_objects": max_objects,
         "object_scale": object_scale,
+        "digit_jitter": digit_jitter,
+        "style_weights": styles,
+        "yesno_prob": yesno_prob,
+        "yesno_pairs": yesno_pairs,
         "kind_weights": {k: kind_weights[k] for k in kinds},
         "kinds": dict(sorted(kind_counts.items())),
         "pretrain": len(pretrain),
