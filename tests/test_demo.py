@@ -51,6 +51,11 @@ def test_quick_demo_end_to_end(tmp_path):
     # yes/no stay near chance at this size (the report shows them); see tiny-sailvit.yaml for the numbers.
     assert colour["accuracy"] >= 3 * 100 / len(COLOURS), final["benchmarks"]["synth_vqa"]
     assert summary["tasks"]["colour"]["accuracy"] > summary["tasks"]["colour"]["chance"], summary["tasks"]
+    assert summary["task_by_benchmark"]["colour"]["synth_vqa"] == {
+        "accuracy": colour["accuracy"],
+        "chance": 12.5,
+        "n": colour["n"],
+    }
     assert summary["judge"]["good"] > 0 and summary["judge"]["bad"] > 0
     assert "corrupted" in summary["judge"]["rejected_by_source"]
     assert set(summary["per_stage_average"]) == {

@@ -66,6 +66,27 @@ def task_summary(rows: list[dict]) -> dict[str, dict]:
     return {c: {"accuracy": acc[c] / n[c], "chance": chance[c] / n[c], "n": n[c]} for c in sorted(n)}
 
 
+BENCH_LABELS = {"synth_vqa": "open answer", "synth_mcq": "MCQ letter", "synth_yesno": "yes/no"}
+
+
+def bench_label(name: str) -> str:
+    """Column label of a benchmark: its answer format for the synthetic ones."""
+    return BENCH_LABELS.get(name, name.removeprefix("synth_"))
+
+
+def task_by_benchmark(rows: list[dict]) -> dict[str, dict[str, dict]]:
+    """{task: {benchmark: {accuracy, chance, n}}}: the answer formats apart (open, MCQ letter, yes/no), since a
+    small model can learn one format long before another."""
+    table: dict[str, dict[str, dict]] = {}
+    for r in rows:
+        table.setdefault(r["category"], {})[r["benchmark"]] = {
+            "accuracy": r["accuracy"],
+            "chance": r["chance"] or 0.0,
+            "n": r["n"],
+        }
+    return {task: dict(sorted(by.items())) for task, by in sorted(table.items())}
+
+
 def _load(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
@@ -149,9 +170,12 @@ def write_report(
         rows, out / "accuracy.png", "Final model: accuracy per benchmark and task (black tick = chance)"
     )
     doc.image("accuracy.png", "Accuracy per benchmark:task vs chance")
-    tasks = task_summary(rows)
-    doc.table(["task", "accuracy %", "chance %", "items"],
-              [[t, f"{v['accuracy']:.1f}", f"{v['chance']:.1f}", v["n"]] for t, v in tasks.items()])  # fmt: skip
+    tasks, by_benchmark = task_summary(rows), task_by_benchmark(rows)
+    benches = sorted({b for by in by_benchmark.values() for b in by})
+    cell = lambda v: f"{v['accuracy']:.1f} ({v['chance']:.1f})"  # noqa: E731
+    doc.table(["task", *[f"{bench_label(b)} % (chance)" for b in benches], "all % (chance)", "items"],
+              [[t, *[cell(by_benchmark[t][b]) if b in by_benchmark[t] else "" for b in benches], cell(tasks[t]),
+                tasks[t]["n"]] for t in tasks])  # fmt: skip
     fit = _scaling_fit(paths)
     if (out / "scaling_fit.png").is_file():
         if fit:
@@ -175,7 +199,8 @@ def write_report(
     )
     (out / "report.md").write_text(doc.to_markdown(), encoding="utf-8")
     (out / "report.html").write_text(doc.to_html(), encoding="utf-8")
-    summary = {"seconds": seconds, "tasks": tasks, "average": final.get("average"), "judge": judge,
+    summary = {"seconds": seconds, "tasks": tasks, "task_by_benchmark": by_benchmark,
+               "average": final.get("average"), "judge": judge,
                "per_stage_average": {st: r.get("average") for st, r in per_stage.items() if r}}  # fmt: skip
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return out / "report.md"
