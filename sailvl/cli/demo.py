@@ -23,21 +23,17 @@ def demo(
     from rich.table import Table
 
     from sailvl.demo.pipeline import run_demo
-    from sailvl.demo.report import bench_label
+    from sailvl.demo.report import accuracy_table
 
     start = time.perf_counter()
     report = run_demo(out, quick=quick, seed=seed)
     summary = json.loads((report.parent / "summary.json").read_text())
     table = Table(title="held-out accuracy of the final model, % (chance)")
-    by_benchmark = summary["task_by_benchmark"]
-    benches = sorted({b for by in by_benchmark.values() for b in by})
-    table.add_column("task")
-    for col in [bench_label(b) for b in benches] + ["all formats", "items"]:
-        table.add_column(col, justify="right")
-    cell = lambda v: f"{v['accuracy']:.1f} ({v['chance']:.1f})"  # noqa: E731
-    for task, row in summary["tasks"].items():
-        by = by_benchmark.get(task, {})
-        table.add_row(task, *[cell(by[b]) if b in by else "" for b in benches], cell(row), str(row["n"]))
+    header, rows = accuracy_table(summary["tasks"], summary["task_by_benchmark"])
+    for col in header:
+        table.add_column(col, justify="left" if col == "task" else "right")
+    for row in rows:
+        table.add_row(*row)
     Console().print(table)
     typer.echo(f"report: {report} (and {report.with_suffix('.html')})")
     typer.echo(f"total time: {(time.perf_counter() - start) / 60:.1f} min")

@@ -87,6 +87,23 @@ def task_by_benchmark(rows: list[dict]) -> dict[str, dict[str, dict]]:
     return {task: dict(sorted(by.items())) for task, by in sorted(table.items())}
 
 
+def accuracy_table(tasks: dict[str, dict], by_benchmark: dict[str, dict[str, dict]]) -> tuple[list, list]:
+    """(header, rows) of the per-task table: "accuracy (chance)" per answer format, all formats, items."""
+    benches = sorted({b for by in by_benchmark.values() for b in by})
+    cell = lambda v: f"{v['accuracy']:.1f} ({v['chance']:.1f})"  # noqa: E731
+    header = ["task", *[bench_label(b) for b in benches], "all formats", "items"]
+    rows = [
+        [
+            t,
+            *[cell(by_benchmark[t][b]) if b in by_benchmark.get(t, {}) else "" for b in benches],
+            cell(v),
+            str(v["n"]),
+        ]
+        for t, v in tasks.items()
+    ]
+    return header, rows
+
+
 def _load(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
@@ -171,11 +188,8 @@ def write_report(
     )
     doc.image("accuracy.png", "Accuracy per benchmark:task vs chance")
     tasks, by_benchmark = task_summary(rows), task_by_benchmark(rows)
-    benches = sorted({b for by in by_benchmark.values() for b in by})
-    cell = lambda v: f"{v['accuracy']:.1f} ({v['chance']:.1f})"  # noqa: E731
-    doc.table(["task", *[f"{bench_label(b)} % (chance)" for b in benches], "all % (chance)", "items"],
-              [[t, *[cell(by_benchmark[t][b]) if b in by_benchmark[t] else "" for b in benches], cell(tasks[t]),
-                tasks[t]["n"]] for t in tasks])  # fmt: skip
+    doc.paragraph("Accuracy % per task, chance % in brackets:")
+    doc.table(*accuracy_table(tasks, by_benchmark))
     fit = _scaling_fit(paths)
     if (out / "scaling_fit.png").is_file():
         if fit:
