@@ -53,3 +53,108 @@ def test_recaption_then_judge_with_model_dir(world_and_model):
         if row.get("step") == "judge":
             assert row["reason"] in judge_reasons
     assert manifest["steps"]["recaption"]["in"] == 6
+
+
+def test_score_answers_agrees_with_greedy_generation_and_padding(world_and_model):
+    """Teacher-forced scoring is consistent with decoding: the greedy answer scores margin 0 at every token,
+    one changed token scores below 0 exactly there, and a batch (right padding, other lengths) gives the
+    same numbers as one request at a time."""
+    import torch
+
+    from sailvl.data.processor import SailVLProcessor
+    from sailvl.infer import GenRequest, generate_ids, score_answers
+    from sailvl.model import load_model
+
+    root, model_dir = world_and_model
+    model, processor = load_model(model_dir, device="cpu"), SailVLProcessor.from_pretrained(model_dir)
+    image = str(next((root / "world" / "images").glob("*.png")))
+    request = GenRequest(images=[image], question="<image>\nDescribe the image in detail.")
+    greedy = generate_ids(model, processor, [request], max_new_tokens=6)[0]
+    assert len(greedy) == 6, "the untrained model stopped early; pick another seed"
+    answer = processor.tokenizer.decode(greedy)
+    (scored,) = score_answers(model, processor, [request], [answer])
+    assert scored.tokens == greedy  # the answer re-tokenises to the decoded ids
+    assert torch.allclose(scored.margins, torch.zeros(len(greedy)), atol=1e-5)
+    assert (scored.logprobs < 0).all()
+
+    other = [t for t in range(10, 100) if t != greedy[2]][0]
+    changed = processor.tokenizer.decode(greedy[:2] + [other] + greedy[3:])
+    (bad,) = score_answers(model, processor, [request], [changed])
+    if bad.tokens[:3] == greedy[:2] + [other]:  # the edit did not merge with a neighbour when re-tokenised
+        assert bad.margins[2] < -1e-4 and torch.allclose(bad.margins[:2], torch.zeros(2), atol=1e-5)
+
+    text_only = GenRequest(question="Say something.")
+    answers = [answer, "A red circle.", "x"]
+    batch = score_answers(model, processor, [request, text_only, request], answers, batch_size=3)
+    singles = [
+        score_answers(model, processor, [r], [a])[0]
+        for r, a in zip([request, text_only, request], answers, strict=True)
+    ]
+    for b, s in zip(batch, singles, strict=True):
+        assert b.tokens == s.tokens
+        assert torch.allclose(b.logprobs, s.logprobs, atol=1e-4) and torch.allclose(
+            b.margins, s.margins, atol=1e-4
+        )
+
+
+def test_likelihood_judge_with_model_dir_records_scores(world_and_model):
+    """The likelihood judge runs on a real model dir: every caption gets a margin score <= 0 and its verdict
+    follows `min_alignment` (0 keeps only captions the judge would have written itself)."""
+    from sailvl.curation.base import build_step
+    from sailvl.data.sample import Sample
+
+    root, model_dir = world_and_model
+    images = sorted(str(p) for p in (root / "world" / "images").glob("*.png"))[:3]
+    records = [
+        Sample(id=f"r{i}", source="t", images=[im],
+               conversation=[{"role": "user", "content": "<image>\nDescribe."},
+                             {"role": "assistant", "content": "A small red circle on a white background."}])
+        for i, im in enumerate(images)
+    ]  # fmt: skip
+    for threshold, expect_kept in ((-1e9, 3), (0.0, 0)):
+        step = build_step(
+            {
+                "type": "judge",
+                "model": str(model_dir),
+                "ita_method": "likelihood",
+                "use_vir": False,
+                "min_alignment": threshold,
+                "batch_size": 2,
+            }  # fmt: skip
+        )
+        rejected: list = []
+        step.set_sink(lambda rec, name, reason, out=rejected: out.append((rec, reason)))
+        kept = list(step.run(records))
+        assert len(kept) == expect_kept and len(kept) + len(rejected) == 3
+        for rec in kept + [r for r, _ in rejected]:
+            assert rec.metadata["judge_ita_score"] <= 0
+        assert all(reason == "judge_misaligned" for _, reason in rejected)
+
+
+def test_judge_calibrate_saves_threshold_that_judge_eval_uses(world_and_model, tmp_path, capsys):
+    """`sailvl curate judge-calibrate` fits min_alignment on labelled pairs and stores it in the judge dir;
+    `judge-eval` with ita_method=likelihood then reports and applies that threshold."""
+    import json
+    import shutil
+
+    from sailvl.cli import main
+
+    root, model_dir = world_and_model
+    judge = tmp_path / "judge"
+    shutil.copytree(model_dir, judge)
+    pairs = root / "world" / "judge.jsonl"
+    main(["curate", "judge-calibrate", str(judge), str(pairs), str(tmp_path / "cal.json"), "batch_size=4"])
+    saved = json.loads((judge / "judge_calibration.json").read_text())
+    assert saved == {k: v for k, v in json.loads((tmp_path / "cal.json").read_text()).items() if k in saved}
+    assert saved["min_alignment"] <= 0 and saved["aligned"] > 0 and saved["corrupted"] > 0
+    assert 0.5 <= (saved["keep_rate_aligned"] + saved["reject_rate_corrupted"]) / 2 <= 1
+
+    main(["curate", "judge-eval", str(judge), str(pairs), str(tmp_path / "q.json"), "ita_method=likelihood",
+          "use_vir=false"])  # fmt: skip
+    quality = json.loads((tmp_path / "q.json").read_text())
+    assert quality["ita_method"] == "likelihood" and quality["min_alignment"] == saved["min_alignment"]
+    assert quality["good"] + quality["bad"] == sum(1 for _ in open(pairs))
+    # A positive threshold is a config error that names the key.
+    with pytest.raises(SystemExit):
+        main(["curate", "judge-eval", str(judge), str(pairs), "ita_method=likelihood", "min_alignment=0.5"])
+    assert "config key 'min_alignment'" in capsys.readouterr().err

@@ -221,3 +221,48 @@ def test_measure_judge_rates():
     rates = measure_judge(step, labelled)
     assert rates["keep_rate_good"] == 0.5 and rates["reject_rate_bad"] == pytest.approx(2 / 3)
     assert rates["precision"] == 0.5 and rates["recall"] == 0.5
+
+
+def test_likelihood_judge_thresholds_and_follow_up_turn():
+    """ita_method=likelihood: the caption's weakest token margin decides; richness is asked after an alignment
+    exchange whose answer is that verdict (the judge's training format)."""
+    import torch
+
+    from sailvl.infer import AnswerScores
+
+    step = build_step({"type": "judge", "ita_method": "likelihood", "min_alignment": -2.0})
+    margins = {"good caption": [0.0, -0.5], "bad caption": [0.0, -3.0, -0.1], "": []}
+    scored = []
+
+    def score(reqs):
+        scored.extend(reqs)
+        return [
+            AnswerScores([1] * len(margins[a]), torch.tensor(margins[a]) - 1, torch.tensor(margins[a]))
+            for _, _, a in reqs
+        ]
+
+    asked = []
+
+    def fake(reqs):
+        asked.extend(reqs)
+        return ["4"] * len(reqs)
+
+    step.score_fn, step.generate_fn = score, fake
+    kept, rejected = _run(step, [_sample(i, c) for i, c in enumerate(["good caption", "bad caption", ""])])
+    assert [s.id for s in kept] == ["s0", "s2"]  # an empty caption has no token the judge disagrees with
+    assert kept[0].metadata == {"judge_ita_score": -0.5, "judge_ita": True, "judge_vir": 4}
+    assert rejected == [("s1", "judge_misaligned")]
+    assert all(prompt == "<image>\nDescribe the image in detail." for _, prompt, _ in scored)
+    follow_ups = [conv[1]["content"] for _, conv in asked]
+    assert follow_ups == ["Yes", "No", "Yes"] and "bad caption" in asked[1][1][0]["content"]
+
+
+def test_best_threshold_balanced_accuracy():
+    from sailvl.curation.judge import best_threshold
+    from sailvl.errors import SailvlError
+
+    assert best_threshold([-0.1, 0.0, -0.2], [-3.0, -2.0]) == pytest.approx(-1.1)  # midway in the gap
+    # Overlap: -1 keeps 3/4 aligned and rejects 3/4 misaligned (the best balance); midway to -2.
+    assert best_threshold([-1.0, -0.5, 0.0, -4.0], [-5.0, -3.0, -2.0, -0.7]) == pytest.approx(-1.5)
+    with pytest.raises(SailvlError):
+        best_threshold([], [-1.0])

@@ -1,5 +1,5 @@
 """`sailvl curate PIPELINE.yaml [key=value ...]`, `sailvl curate report RUN_DIR`, `sailvl curate judge-eval`,
-`sailvl bench curate`."""
+`sailvl curate judge-calibrate`, `sailvl bench curate`."""
 
 from __future__ import annotations
 
@@ -16,11 +16,16 @@ from sailvl.errors import SailvlError
     "curate",
     help="Run a curation pipeline: `sailvl curate PIPELINE.yaml key=value ...` (overrides optional; rerun to resume); "
     "or print a run's funnel and write its plots: `sailvl curate report RUN_DIR`; "
-    "or measure a judge on labelled pairs: `sailvl curate judge-eval JUDGE_DIR JUDGE.jsonl [OUT.json]`.",
+    "or measure a judge on labelled pairs: `sailvl curate judge-eval JUDGE_DIR JUDGE.jsonl [OUT.json] [key=value ...]` "
+    "(judge step params, e.g. ita_method=likelihood); "
+    "or fit the likelihood judge's threshold on its training pairs and save it in JUDGE_DIR: "
+    "`sailvl curate judge-calibrate JUDGE_DIR TRAIN_JUDGE.jsonl [OUT.json]`.",
 )
 def curate(
     target: str = typer.Argument(
-        ..., metavar="PIPELINE.yaml|report|judge-eval", help="Pipeline YAML, 'report' or 'judge-eval'."
+        ...,
+        metavar="PIPELINE.yaml|report|judge-eval|judge-calibrate",
+        help="Pipeline YAML, 'report', 'judge-eval' or 'judge-calibrate'.",
     ),
     args: list[str] = typer.Argument(None, metavar="key=value...|RUN_DIR", help="Overrides, or the run dir."),
 ) -> None:
@@ -34,19 +39,8 @@ def curate(
         typer.echo(format_funnel(report))
         typer.echo("plots: " + ", ".join(report["plots"]))
         return
-    if target == "judge-eval":
-        if len(args) not in (2, 3):
-            raise SailvlError("usage: sailvl curate judge-eval JUDGE_MODEL_DIR JUDGE.jsonl [OUT.json]")
-        from sailvl.curation.judge import measure_judge_file
-
-        if not Path(args[1]).is_file():
-            raise SailvlError(f"judge pairs file {args[1]} does not exist (expected a world's judge.jsonl)")
-        result = {"model": args[0], "pairs": args[1], **measure_judge_file(args[0], args[1], batch_size=32)}
-        text = json.dumps(result, indent=1)
-        if len(args) == 3:
-            Path(args[2]).parent.mkdir(parents=True, exist_ok=True)
-            Path(args[2]).write_text(text)
-        typer.echo(text)
+    if target in ("judge-eval", "judge-calibrate"):
+        typer.echo(json.dumps(_judge_command(target, args), indent=1))
         return
     from sailvl.curation.config import load_pipeline
     from sailvl.curation.executors import run_pipeline
@@ -57,6 +51,36 @@ def curate(
         f"{manifest['input_records']} records in, {manifest['kept']} kept, {manifest['rejected']} rejected; "
         f"run dir {cfg.output_dir} (see `sailvl curate report {cfg.output_dir}`)"
     )
+
+
+JUDGE_USAGE = (
+    "usage: sailvl curate {command} JUDGE_MODEL_DIR JUDGE.jsonl [OUT.json] [key=value ...] "
+    "(keys: judge step params, e.g. ita_method=likelihood min_alignment=-1.5 batch_size=32)"
+)
+
+
+def _judge_command(command: str, args: list[str]) -> dict:
+    """`judge-eval` (measure a judge on labelled pairs) or `judge-calibrate` (pick the likelihood judge's
+    threshold on labelled pairs and save it in the judge dir); writes OUT.json when given."""
+    import yaml
+
+    from sailvl.curation.judge import calibrate_judge, measure_judge_file
+
+    positional = [a for a in args if "=" not in a]
+    if len(positional) not in (2, 3):
+        raise SailvlError(JUDGE_USAGE.format(command=command))
+    if not Path(positional[1]).is_file():
+        raise SailvlError(f"judge pairs file {positional[1]} does not exist (expected a world's judge.jsonl)")
+    params: dict = {"batch_size": 32}
+    for item in (a for a in args if "=" in a):
+        key, value = item.split("=", 1)
+        params[key] = yaml.safe_load(value)
+    run = measure_judge_file if command == "judge-eval" else calibrate_judge
+    result = {"model": positional[0], "pairs": positional[1], **run(positional[0], positional[1], **params)}
+    if len(positional) == 3:
+        Path(positional[2]).parent.mkdir(parents=True, exist_ok=True)
+        Path(positional[2]).write_text(json.dumps(result, indent=1))
+    return result
 
 
 @bench_app.command("curate", help="Records/s of the cheap curation steps vs same-run baselines.")

@@ -13,7 +13,7 @@ from pydantic import Field
 from sailvl.curation.base import register_step
 from sailvl.curation.judge import parse_score
 from sailvl.curation.records import caption_of, prompt_of
-from sailvl.curation.vlm import ModelStep, ModelStepParams, load_generate_fn
+from sailvl.curation.vlm import ModelStep, ModelStepParams, load_model_fns
 from sailvl.errors import SailvlError
 
 # Judge prompts for the three SFT scores (SPEC 2: the published prompts are UNCONFIRMED).
@@ -66,7 +66,7 @@ class SftScoring(ModelStep):
                     f"sft_scoring has no prompt for score {key!r} and some records lack that field"
                 )
             if self.generate_fn is None:
-                self.generate_fn = load_generate_fn(p)
+                self.generate_fn, self.score_fn = load_model_fns(p)
             prompts = [
                 p.prompts[key]
                 .replace("{question}", prompt_of(records[i]))

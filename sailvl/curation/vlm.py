@@ -1,5 +1,6 @@
-"""The model behind model steps: load a sailvl/HF model dir once per worker and answer batched prompts
-through `sailvl.infer.generate` (transformers by default, vLLM when installed and asked for)."""
+"""The model behind model steps: load a sailvl/HF model dir once per worker; answer batched prompts through
+`sailvl.infer.generate` (transformers by default, vLLM when installed and asked for) and score given answers
+through `sailvl.infer.score_answers`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from sailvl.curation.base import BatchParams, BatchStep, StepParams
 # fn(list of (images, prompt)) -> one answer per request. A prompt is a question with `<image>`
 # placeholders or a whole conversation (list of {role, content}) ending in a user turn.
 GenerateFn = Any
+# fn(list of (images, prompt, answer)) -> one `sailvl.infer.AnswerScores` per request.
+ScoreFn = Any
 
 
 class ModelStepParams(BatchParams):
@@ -24,13 +27,15 @@ class ModelStepParams(BatchParams):
     )
 
 
-def load_generate_fn(p: ModelStepParams) -> GenerateFn:
-    """Load the model once and return `fn(list[(images, prompt)]) -> list[str]` (greedy decoding)."""
+def load_model_fns(p: ModelStepParams) -> tuple[GenerateFn, ScoreFn]:
+    """Load the model once; return `generate(list[(images, prompt)]) -> list[str]` (greedy decoding, through
+    `p.backend`) and `score(list[(images, prompt, answer)]) -> list[AnswerScores]` (teacher-forced with
+    transformers whatever the backend: vLLM serves generation only here)."""
     import torch
 
     from sailvl.data.processor import SailVLProcessor
     from sailvl.errors import ConfigError
-    from sailvl.infer import GenRequest, generate
+    from sailvl.infer import GenRequest, generate, score_answers
     from sailvl.model import load_model
 
     if p.model is None:
@@ -40,28 +45,38 @@ def load_generate_fn(p: ModelStepParams) -> GenerateFn:
     model.eval()
     processor = SailVLProcessor.from_pretrained(p.model)
 
-    def fn(requests: list[tuple[list[Any], Any]]) -> list[str]:
-        reqs = [
-            GenRequest(images=list(ims), question=prompt)
-            if isinstance(prompt, str)
-            else GenRequest(images=list(ims), conversation=prompt)
-            for ims, prompt in requests
-        ]
+    def request(ims: list[Any], prompt: Any) -> GenRequest:
+        if isinstance(prompt, str):
+            return GenRequest(images=list(ims), question=prompt)
+        return GenRequest(images=list(ims), conversation=prompt)
+
+    def generate_fn(requests: list[tuple[list[Any], Any]]) -> list[str]:
         return generate(
             model,
             processor,
-            reqs,
+            [request(ims, prompt) for ims, prompt in requests],
             max_new_tokens=p.max_new_tokens,
             batch_size=p.batch_size,
             max_tiles=p.max_tiles,
             backend=p.backend,
         )
 
-    return fn
+    def score_fn(requests: list[tuple[list[Any], Any, str]]) -> list[Any]:
+        return score_answers(
+            model,
+            processor,
+            [request(ims, prompt) for ims, prompt, _ in requests],
+            [answer for _, _, answer in requests],
+            batch_size=p.batch_size,
+            max_tiles=p.max_tiles,
+        )
+
+    return generate_fn, score_fn
 
 
 class ModelStep(BatchStep):
-    """A batched step driven by a VLM. Tests (or callers) may set `generate_fn` instead of a model dir."""
+    """A batched step driven by a VLM. Tests (or callers) may set `generate_fn` / `score_fn` instead of a
+    model dir."""
 
     Params = ModelStepParams
     uses_model = True
@@ -69,14 +84,22 @@ class ModelStep(BatchStep):
     def __init__(self, params: StepParams | None = None, **kwargs: Any):
         super().__init__(params, **kwargs)
         self.generate_fn: GenerateFn | None = None
+        self.score_fn: ScoreFn | None = None
 
     def setup(self) -> None:
-        if self.generate_fn is None:
-            self.generate_fn = load_generate_fn(self.params)  # type: ignore[arg-type]
+        if self.generate_fn is None and self.score_fn is None:
+            self.generate_fn, self.score_fn = load_model_fns(self.params)  # type: ignore[arg-type]
 
     def ask(self, records: list[Any], prompts: list[Any]) -> list[str]:
         """One generated answer per (record images, prompt)."""
         assert self.generate_fn is not None
         return list(
             self.generate_fn([(r.images, prompt) for r, prompt in zip(records, prompts, strict=True)])
+        )
+
+    def score(self, records: list[Any], prompts: list[Any], answers: list[str]) -> list[Any]:
+        """Teacher-forced `AnswerScores` of each answer to (record images, prompt)."""
+        assert self.score_fn is not None
+        return list(
+            self.score_fn([(r.images, q, a) for r, q, a in zip(records, prompts, answers, strict=True)])
         )

@@ -29,7 +29,8 @@ class GenRequest:
         return self.question if self.question is not None else self.conversation
 
 
-def _as_image(ref: Any) -> Image.Image:
+def as_image(ref: Any) -> Image.Image:
+    """An RGB PIL image from a PIL image, a path or encoded bytes."""
     if isinstance(ref, Image.Image):
         return ref.convert("RGB")
     from sailvl.data.images import load_image
@@ -61,7 +62,7 @@ def generation_kwargs(tokenizer, max_new_tokens: int, do_sample: bool, temperatu
 def model_inputs(model, processor, requests: list[GenRequest], max_tiles: int | None, msac: bool) -> dict:
     """A left-padded batch on the model's device: `input_ids`, `attention_mask`, `pixel_values` (or absent)."""
     prompts = [r.prompt() for r in requests]
-    images = [[_as_image(ref) for ref in r.images] for r in requests]
+    images = [[as_image(ref) for ref in r.images] for r in requests]
     batch = processor.encode_prompts(prompts, images, max_tiles=max_tiles, msac=msac)
     device = next(model.parameters()).device
     inputs = {

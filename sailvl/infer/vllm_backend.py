@@ -35,14 +35,14 @@ def generate_vllm(
     if not Path(model_dir).is_dir():
         raise SailvlError("backend 'vllm' needs a model loaded from a directory (sailvl.model.load_model)")
     from sailvl.data.template import prepare_conversation
-    from sailvl.infer.generate import _as_image
+    from sailvl.infer.generate import as_image
 
     tokenizer = processor.tokenizer
     prompts = []
     for request in requests:
         prompt = request.prompt()
         conversation = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-        images = [_as_image(ref) for ref in request.images]
+        images = [as_image(ref) for ref in request.images]
         messages = prepare_conversation(conversation, len(images), processor.system_prompt)
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         prompts.append(
