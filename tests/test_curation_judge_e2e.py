@@ -13,14 +13,14 @@ import torch
 
 PIPELINES = Path(__file__).resolve().parent.parent / "sailvl" / "config" / "pipelines"
 # Easiest world (one large shape; colour/shape tasks): the 0.75M-parameter model at 112 px cannot read digits,
-# words or charts in a CPU test budget. Budgets are the shipped recipes' shrunk to fit a few minutes.
-# MEASURED (same recipes, 1000 images, 700 + 800 steps, held-out seed-1 world): the judge rejects ~100% of
-# alt-texts (richness is learned from the text) but separates correct from one-attribute-corrupted captions
-# at chance (this test's budgets: kept 84% of correct vs 83% of corrupted; the captioner writes one blind mode
-# caption): issue 6's 80%/80% is NOT reached yet, so the asserts below are what holds robustly.
+# words or charts in a CPU test budget. Budgets are the shipped recipes' shrunk to fit a few minutes; most steps go
+# to the captioner, which the judge starts from (the likelihood judge is as good as the model can see).
+# MEASURED (these budgets, held-out seed-1 world, likelihood judge calibrated on the training pairs): keeps 83% of
+# correct captions, rejects 100% of alt-texts and 63% of corrupted captions (colour 100%, position 52%, shape 36%)
+# vs 17% of correct detailed ones. The demo's budgets (BENCHMARKS.md) reach issue 6's 80% / 80%.
 WORLD = {"max_objects": 1, "object_scale": 2.0, "tasks": ["colour", "shape"]}
-CAPTIONER_STEPS = 400
-JUDGE_STEPS = 600
+CAPTIONER_STEPS = 900
+JUDGE_STEPS = 100
 POOL = 48  # pretrain.jsonl records read for recaptioning (alt and detailed alternate; half are alt-texts)
 
 
@@ -44,8 +44,9 @@ def loop(tmp_path_factory):
           f"stages.0.budget.steps={CAPTIONER_STEPS}", "--out", str(captioner)])  # fmt: skip
     captioner_export = captioner / "captioner" / "export"
     main(["train", "tiny-judge", f"vars.world={world}", f"vars.init={captioner_export}",
-          f"stages.0.budget.steps={JUDGE_STEPS}", "--out", str(judge)])  # fmt: skip
+          f"vars.captions={split}/kept", f"stages.0.budget.steps={JUDGE_STEPS}", "--out", str(judge)])  # fmt: skip
     judge_export = judge / "judge" / "export"
+    main(["curate", "judge-calibrate", str(judge_export), str(world / "judge.jsonl")])
     # The alt-text pool of the held-out world: images neither model was trained on.
     recaption = root / "recaption"
     main(["curate", str(PIPELINES / "synth_recaption_judge.yaml"), f"input.paths=[{held_out}/pretrain.jsonl]",
@@ -64,10 +65,11 @@ def test_caption_split_keeps_only_gold_detailed_captions(loop):
 
 @pytest.mark.slow
 def test_captioner_and_judge_losses_fall(loop):
-    for run, stage in ((loop["captioner"], "captioner"), (loop["judge"], "judge")):
+    # The judge starts from the captioner, so part of its data (captions, short answers) is learned already.
+    for run, stage, factor in ((loop["captioner"], "captioner", 0.5), (loop["judge"], "judge", 0.7)):
         losses = [json.loads(line)["loss"] for line in open(run / "metrics.jsonl")]
         first, last = sum(losses[:10]) / 10, sum(losses[-50:]) / 50
-        assert last < 0.5 * first, (stage, first, last)
+        assert last < factor * first, (stage, first, last)  # measured: captioner ~0.1, judge 0.53
 
 
 def _rows(folder: Path) -> list[dict]:
@@ -97,11 +99,15 @@ def test_recaption_and_judge_account_for_every_record(loop):
 def test_issue6_judge_on_held_out_captions(loop):
     from sailvl.curation.judge import measure_judge_file
 
-    result = measure_judge_file(loop["judge_export"], loop["held_out"] / "judge.jsonl", batch_size=32)
+    result = measure_judge_file(
+        loop["judge_export"], loop["held_out"] / "judge.jsonl", batch_size=32, ita_method="likelihood"
+    )
     print("judge on the held-out world:", json.dumps(result))
-    base_rate = result["good"] / (result["good"] + result["bad"])
+    by_source = result["rejected_by_source"]
     assert result["good"] >= 50 and result["bad"] >= 100
-    assert result["rejected_by_source"]["alt"] >= 0.9, result  # one-line alt-texts are never rich enough
-    # Kept captions are correct more often than at random (from rejecting alt-texts; measured +0.10 to +0.48).
-    assert result["precision"] >= base_rate + 0.05, result
-    assert result["keep_rate_good"] >= 0.1, result  # measured: the random-init judge keeps 0%
+    assert by_source["alt"] >= 0.9, result  # one-line alt-texts: unlikely as a description, and not rich
+    # Measured 100%: a wrong colour is a word the judge did not expect.
+    assert by_source["corrupted:colour"] >= 0.9, result
+    # Corrupted captions are rejected far more often than correct ones (measured 63% vs 17%) ...
+    assert by_source["corrupted"] >= by_source["detailed"] + 0.25, result
+    assert result["keep_rate_good"] >= 0.7, result  # ... while most correct captions are kept (measured 83%)

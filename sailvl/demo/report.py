@@ -147,6 +147,15 @@ def write_report(
         )
     judge = _load(paths.judge_eval / "judge_quality.json")
     if judge:
+        calibration = _load(paths.judge_eval / "judge_calibration.json")
+        if judge.get("ita_method") == "likelihood" and calibration:
+            doc.paragraph(
+                f"Alignment is judged by the caption's likelihood under the judge: a caption is misaligned when "
+                f"its weakest token is more than {-judge['min_alignment']:.2f} nats below the judge's own top "
+                f"choice (threshold fitted on the training world's pairs, where it keeps "
+                f"{calibration['keep_rate_aligned']:.0%} of correct captions and rejects "
+                f"{calibration['reject_rate_corrupted']:.0%} of corrupted ones)."
+            )
         doc.paragraph(
             "Judge quality on held-out (image, caption) pairs (a caption is 'good' when aligned and rich):"
         )
