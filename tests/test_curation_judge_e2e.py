@@ -93,6 +93,16 @@ def test_recaption_and_judge_account_for_every_record(loop):
             and len(row["conversation"][-1]["content"].split()) >= 5
         )
         assert row["metadata"]["judge_ita"] is True and row["metadata"]["judge_vir"] >= 3
+    # The likelihood judge used the threshold judge-calibrate saved; the report plots its scores.
+    from sailvl.curation.report import write_report
+
+    threshold = json.loads((loop["judge_export"] / "judge_calibration.json").read_text())["min_alignment"]
+    assert all(row["metadata"]["judge_ita_score"] >= threshold for row in kept)
+    misaligned = [r for r in rejected if r.get("reason") == "judge_misaligned"]
+    assert all(r["sample"]["metadata"]["judge_ita_score"] < threshold for r in misaligned)
+    assert (
+        str(loop["recaption"] / "report" / "judge_alignment.png") in write_report(loop["recaption"])["plots"]
+    )
 
 
 @pytest.mark.slow

@@ -104,7 +104,8 @@ def _histogram(path: Path, series: dict[str, list[float]], title: str, xlabel: s
 
 
 def write_report(run_dir: str | Path) -> dict[str, Any]:
-    """Compute the funnel and write `report/funnel.json`, `judge_scores.png`, `caption_lengths.png`."""
+    """Compute the funnel and write `report/funnel.json`, `judge_scores.png`, `caption_lengths.png` (and
+    `judge_alignment.png` when a likelihood judge scored the captions)."""
     run_dir = Path(run_dir)
     config = _pipeline(run_dir)
     report = funnel(run_dir)
@@ -112,15 +113,22 @@ def write_report(run_dir: str | Path) -> dict[str, Any]:
     out.mkdir(exist_ok=True)
     lengths: dict[str, list[float]] = {"kept": [], "rejected": []}
     scores: dict[str, list[float]] = {"kept": [], "rejected": []}
+    alignment: dict[str, list[float]] = {"kept": [], "rejected": []}
     pairs = [("kept", s) for s in kept_samples(run_dir, config["output"]["format"])]
     pairs += [("rejected", s) for _, s in _rejected_samples(run_dir)]
     for status, sample in pairs:
         lengths[status].append(len(caption_of(sample).split()))
         if isinstance(sample.metadata.get("judge_vir"), int | float):
             scores[status].append(sample.metadata["judge_vir"])
+        if isinstance(sample.metadata.get("judge_ita_score"), int | float):
+            alignment[status].append(sample.metadata["judge_ita_score"])
     _histogram(out / "judge_scores.png", scores, "Judge richness score (VIR)", "score (1-5)",
                [0.5, 1.5, 2.5, 3.5, 4.5, 5.5])  # fmt: skip
     _histogram(out / "caption_lengths.png", lengths, "Caption length", "words", 30)
     report["plots"] = [str(out / "judge_scores.png"), str(out / "caption_lengths.png")]
+    if any(alignment.values()):  # the likelihood judge's alignment scores
+        _histogram(out / "judge_alignment.png", alignment, "Judge alignment (caption likelihood)",
+                   "weakest token: nats below the judge's top choice", 30)  # fmt: skip
+        report["plots"].append(str(out / "judge_alignment.png"))
     (out / "funnel.json").write_text(json.dumps(report, indent=1))
     return report

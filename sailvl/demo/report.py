@@ -136,7 +136,7 @@ def write_report(
         doc.table(["step", "in", "rejected", "out", "reasons"],
                   [[r["step"], r["in"], r["rejected"], r["out"], ", ".join(f"{k}: {v}" for k, v in r["reasons"].items())]
                    for r in funnel["steps"]])  # fmt: skip
-        for png in ("judge_scores.png", "caption_lengths.png"):
+        for png in ("judge_scores.png", "judge_alignment.png", "caption_lengths.png"):
             src = paths.recaption / "report" / png
             if src.is_file():
                 shutil.copy(src, out / f"curation_{png}")
