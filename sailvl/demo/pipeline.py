@@ -44,7 +44,7 @@ class DemoSize:
 WORLD_FLAGS = ["--max-objects", "1", "--object-scale", "2.0", "--tasks", "colour,shape,digit",
                "--kind-weights", "digits=4", "--digit-jitter", "0",
                "--style-weights", "short=0.8,mcq=0.1,open=0.1", "--yesno-prob", "0.1"]  # fmt: skip
-FULL = DemoSize(8000, 100, 6500, 200, 200, 100, (20, 20, 600), None, 3)
+FULL = DemoSize(8000, 100, 5800, 200, 200, 100, (20, 20, 600), None, 3)
 QUICK = DemoSize(400, 60, 150, 150, 40, 40, (20, 20, 2000), None, 2)
 
 
