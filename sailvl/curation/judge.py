@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_left
 from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
@@ -234,12 +235,12 @@ def best_threshold(aligned: list[float], misaligned: list[float]) -> float:
     `misaligned` scores, placed midway to the next lower score; ties go to the lower threshold."""
     if not aligned or not misaligned:
         raise SailvlError("calibration needs aligned and misaligned captions")
-    values = sorted(set(aligned) | set(misaligned))
+    good, bad = sorted(aligned), sorted(misaligned)
+    values = sorted(set(good) | set(bad))
     best, best_acc = values[0], -1.0
     for value in values:
-        acc = sum(a >= value for a in aligned) / len(aligned) + sum(m < value for m in misaligned) / len(
-            misaligned
-        )
+        kept = len(good) - bisect_left(good, value)
+        acc = kept / len(good) + bisect_left(bad, value) / len(bad)
         if acc > best_acc + 1e-12:
             best, best_acc = value, acc
     lower = [v for v in values if v < best]
