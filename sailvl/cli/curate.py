@@ -62,8 +62,7 @@ JUDGE_USAGE = (
 def _judge_command(command: str, args: list[str]) -> dict:
     """`judge-eval` (measure a judge on labelled pairs) or `judge-calibrate` (pick the likelihood judge's
     threshold on labelled pairs and save it in the judge dir); writes OUT.json when given."""
-    import yaml
-
+    from sailvl.config.base import apply_overrides
     from sailvl.curation.judge import calibrate_judge, measure_judge_file
 
     positional = [a for a in args if "=" not in a]
@@ -71,10 +70,7 @@ def _judge_command(command: str, args: list[str]) -> dict:
         raise SailvlError(JUDGE_USAGE.format(command=command))
     if not Path(positional[1]).is_file():
         raise SailvlError(f"judge pairs file {positional[1]} does not exist (expected a world's judge.jsonl)")
-    params: dict = {"batch_size": 32}
-    for item in (a for a in args if "=" in a):
-        key, value = item.split("=", 1)
-        params[key] = yaml.safe_load(value)
+    params = apply_overrides({"batch_size": 32}, [a for a in args if "=" in a])
     run = measure_judge_file if command == "judge-eval" else calibrate_judge
     result = {"model": positional[0], "pairs": positional[1], **run(positional[0], positional[1], **params)}
     if len(positional) == 3:

@@ -98,6 +98,7 @@ class Judge(ModelStep):
     """Score captions with the judge; writes `judge_vir` / `judge_ita` into metadata."""
 
     Params = JudgeParams
+    _calibrated: float | None = None  # the judge dir's calibrated threshold, once read
 
     def _vir_prompts(self, captions: list[str], ita_prompts: list[str], ita: list[str] | None) -> list[Any]:
         p: JudgeParams = self.params  # type: ignore[assignment]
@@ -115,12 +116,15 @@ class Judge(ModelStep):
         return [f"<image>\nCaption: {c}\n{p.vir_prompt}" for c in captions]
 
     def min_alignment(self) -> float:
-        """The likelihood threshold: the step's own, else the judge dir's calibration, else the default."""
+        """The likelihood threshold: the step's own, else the judge dir's calibration, else the default
+        (the calibration file is read once per step object, not per batch)."""
         p: JudgeParams = self.params  # type: ignore[assignment]
         if p.min_alignment is not None:
             return p.min_alignment
-        calibrated = load_calibration(p.model) if p.model else None
-        return calibrated["min_alignment"] if calibrated else DEFAULT_MIN_ALIGNMENT
+        if self._calibrated is None:
+            calibrated = load_calibration(p.model) if p.model else None
+            self._calibrated = calibrated["min_alignment"] if calibrated else DEFAULT_MIN_ALIGNMENT
+        return self._calibrated
 
     def alignment_scores(self, records: list[Any]) -> list[float]:
         """Likelihood ITA score of each record's caption: its weakest token's margin (nats, <= 0)."""
@@ -243,8 +247,8 @@ def best_threshold(aligned: list[float], misaligned: list[float]) -> float:
         acc = kept / len(good) + bisect_left(bad, value) / len(bad)
         if acc > best_acc + 1e-12:
             best, best_acc = value, acc
-    lower = [v for v in values if v < best]
-    return (best + lower[-1]) / 2 if lower else best
+    below = values.index(best) - 1
+    return (best + values[below]) / 2 if below >= 0 else best
 
 
 def load_calibration(model: str | Path) -> dict[str, Any] | None:
