@@ -127,6 +127,12 @@ def test_judge_benchmark_skipped_without_judge(tmp_path):
     assert "--judge" in results["benchmarks"]["MMVet"]["message"]
     assert results["opencompass_average"] == pytest.approx(100.0)  # AI2D only; MMVet left out
     assert results["opencompass_partial"] is True and "MMVet" in results["opencompass_missing"]
-    judged = run_eval(["MMVet"], tmp_path / "judged", FakePredictor({0}), data_dir=tmp_path,
-                      judge=lambda item, pred: float(pred == item.answer))  # fmt: skip
-    assert judged["benchmarks"]["MMVet"]["score"] == 100.0
+    prompts = []
+
+    def judge(prompt, temperature=0.0, max_tokens=128):
+        prompts.append(prompt)
+        return "1.0" if prompt.endswith("q | a | a | ") else "0.0"
+
+    judged = run_eval(["MMVet"], tmp_path / "judged", FakePredictor({0}), data_dir=tmp_path, judge=judge)
+    assert judged["benchmarks"]["MMVet"]["score"] == 100.0 and len(prompts) == 1
+    assert judged["judge"] == "function" and judged["benchmarks"]["MMVet"]["extraction_failed"] == 0

@@ -28,19 +28,52 @@ def eval_command(
     out: Path = typer.Option(
         None, "--out", help="Output directory for predictions and results.json (default: MODEL/eval)."
     ),
-    judge: Path = typer.Option(
-        None, "--judge", help="Judge model directory for MMVet / MathVista (skipped without it)."
+    judge: str = typer.Option(
+        None,
+        "--judge",
+        help="Judge for MMVet / MathVista (and the MCQ judge fallback): openai:MODEL[@BASE_URL] "
+        "(key from OPENAI_API_KEY; any OpenAI-compatible server) or a judge model directory.",
     ),
     limit: int = typer.Option(None, "--limit", help="Only the first N rows of each benchmark (smoke tests)."),
     device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."),
+    preset: str = typer.Option(
+        "vlmevalkit",
+        "--preset",
+        help="Per-benchmark tile caps / max_new_tokens: vlmevalkit (InternVL defaults) or sailvl "
+        "(VLMEvalKit's SAIL-VL adapter).",
+    ),
+    msac: bool = typer.Option(
+        False, "--msac", help="MSAC second tiling pass on single-image samples (SAIL-VL 1.5+ inference)."
+    ),
+    max_new_tokens: int = typer.Option(
+        None, "--max-new-tokens", help="Override every benchmark's generation budget (tokens)."
+    ),
+    backend: str = typer.Option(
+        "transformers", "--backend", help="Generation backend: transformers or vllm."
+    ),
+    matching: str = typer.Option(
+        "exact", "--matching", help="MCQ / yes-no answer matching policy (see sailvl.eval.matching)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the judge's sampled retries."),
 ) -> None:
-    """Run a model on local benchmark TSVs; predictions are cached per index, so a rerun resumes."""
+    """Run a model on local benchmark TSVs; predictions are cached per index, so a rerun resumes.
+
+    Under `torchrun --nproc_per_node N -m sailvl.cli eval ...` the items are split across the ranks and
+    rank 0 writes the same results.json as one process."""
     from rich.console import Console
 
+    from sailvl.eval.distributed import shard_from_env
     from sailvl.eval.model_eval import evaluate_model
     from sailvl.eval.runner import results_table
 
-    results = evaluate_model(model, bench, out, data_dir, max_tiles, batch_size, judge, limit, device)
+    shard = shard_from_env()
+    results = evaluate_model(
+        model, bench, out, data_dir, max_tiles, batch_size, judge, limit, device,
+        preset=preset, msac=msac, max_new_tokens=max_new_tokens, backend=backend,
+        matching=matching, seed=seed, shard=shard,
+    )  # fmt: skip
+    if results is None:
+        return  # not rank 0: its predictions were gathered there
     Console().print(results_table(results))
     typer.echo(f"results written to {(out or model / 'eval') / 'results.json'}")
 

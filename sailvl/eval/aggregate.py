@@ -135,12 +135,20 @@ def _hallusion(items: list[BenchItem], scores: list[float]) -> dict:
     }
 
 
-def score_benchmark(spec: BenchmarkSpec, items: list[BenchItem], predictions: dict[str, str]) -> dict:
+def score_benchmark(
+    spec: BenchmarkSpec,
+    items: list[BenchItem],
+    predictions: dict[str, str],
+    matching: str = "exact",
+    judge=None,
+    seed: int = 0,
+) -> dict:
     """Score a benchmark. `items` are the rows asked (circular copies included for mcq_circular),
     `predictions` maps str(index) to the model's answer; a missing prediction counts as wrong.
 
     Returns a JSON-ready dict: `score` (0-100, the number that enters averages), `n`, `chance`
-    (0-100, counting free-form rows as 0), `per_category` ({accuracy, n, chance}) and extra metrics."""
+    (0-100, counting free-form rows as 0), `per_category` ({accuracy, n, chance}) and extra metrics.
+    `matching`, `judge` and `seed` are accepted for the agreed interface (A1 implements them)."""
     scorers = [item_scorer(spec, it) for it in items]
     scores = [
         score_item(s, it, predictions.get(str(it.index), "")) for s, it in zip(scorers, items, strict=True)

@@ -1,29 +1,22 @@
-"""Wires a model directory into the eval runner: greedy predictor, LLM judge, trainer-state budget."""
+"""Wires a model directory into the eval runner: greedy predictor, judge, trainer-state budget, sharding."""
 
 from __future__ import annotations
 
-import io
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
 
+from sailvl.data.images import load_image
 from sailvl.errors import SailvlError
-from sailvl.eval.runner import Judge, Predictor, run_eval
+from sailvl.eval.distributed import EvalShard
+from sailvl.eval.judges import build_judge
+from sailvl.eval.runner import Predictor, run_eval
 from sailvl.eval.tsv import BenchItem
 
 TRAINER_STATE = "trainer_state.json"
 _BUDGET_KEYS = ("tokens_seen", "samples_seen", "step", "stage")
-
-_JUDGE_PROMPT = (
-    "You grade answers to questions about images. Compare the model's answer with the reference answer "
-    "and rate its correctness from 0.0 (wrong) to 1.0 (fully right); partly right answers get a value in "
-    "between. For math, only the final value counts.\n"
-    "Question: {question}\nReference answer: {answer}\nModel answer: {prediction}\n"
-    "Reply with the number only."
-)
 
 
 def read_trainer_state(model_dir: str | Path) -> dict:
@@ -35,23 +28,22 @@ def read_trainer_state(model_dir: str | Path) -> dict:
     return {k: state[k] for k in _BUDGET_KEYS if k in state}
 
 
-def _decode(images: list[bytes]) -> list[Image.Image]:
-    out = []
-    for data in images:
-        with Image.open(io.BytesIO(data)) as image:
-            out.append(image.convert("RGB"))
-    return out
+def item_images(item: BenchItem) -> list[Image.Image]:
+    """The item's images decoded as training and chat decode them (EXIF transpose, alpha on white, 16-bit)."""
+    return [load_image(data) for data in item.images]
 
 
-def model_predictor(model, processor, msac: bool = False) -> Predictor:
-    """A Predictor running `sailvl.infer.generate` greedily on each batch the runner hands it."""
+def model_predictor(model, processor, msac: bool = False, backend: str = "transformers") -> Predictor:
+    """A Predictor running `sailvl.infer.generate` greedily on each batch the runner hands it.
+
+    With `msac`, single-image items get the MSAC second tiling pass; multi-image items do not (as in
+    VLMEvalKit's SAIL-VL adapter, which applies MSAC only when a sample has one image)."""
     from sailvl.infer import GenRequest, generate
 
-    def predict(items: list[BenchItem], prompts: list[str], max_tiles: int, max_new_tokens: int) -> list[str]:
-        requests = [
-            GenRequest(images=_decode(it.images), question=p) for it, p in zip(items, prompts, strict=True)
-        ]
-        answers = generate(
+    def run(requests: list, max_tiles: int, max_new_tokens: int, use_msac: bool) -> list[str]:
+        if not requests:
+            return []
+        return generate(
             model,
             processor,
             requests,
@@ -59,29 +51,23 @@ def model_predictor(model, processor, msac: bool = False) -> Predictor:
             do_sample=False,
             batch_size=len(requests),
             max_tiles=max_tiles,
-            msac=msac,
+            msac=use_msac,
+            backend=backend,
         )
-        return [a.strip() for a in answers]
+
+    def predict(items: list[BenchItem], prompts: list[str], max_tiles: int, max_new_tokens: int) -> list[str]:
+        requests = [
+            GenRequest(images=item_images(it), question=p) for it, p in zip(items, prompts, strict=True)
+        ]
+        single = [i for i, it in enumerate(items) if msac and len(it.images) == 1]
+        others = [i for i in range(len(items)) if i not in set(single)]
+        answers: dict[int, str] = {}
+        for group, use_msac in ((single, True), (others, False)):
+            replies = run([requests[i] for i in group], max_tiles, max_new_tokens, use_msac)
+            answers.update(zip(group, replies, strict=True))
+        return [answers[i].strip() for i in range(len(items))]
 
     return predict
-
-
-def parse_judge_score(text: str) -> float:
-    """The first number in the judge's reply, clamped to [0, 1]; 0 when there is none."""
-    match = re.search(r"\d+(?:\.\d+)?", text)
-    return min(1.0, max(0.0, float(match.group()))) if match else 0.0
-
-
-def llm_judge(model, processor) -> Judge:
-    """A Judge that asks a (text-only) judge model to grade one prediction against the reference."""
-    from sailvl.infer import GenRequest, generate
-
-    def judge(item: BenchItem, prediction: str) -> float:
-        prompt = _JUDGE_PROMPT.format(question=item.question, answer=item.answer, prediction=prediction)
-        reply = generate(model, processor, [GenRequest(images=[], question=prompt)], max_new_tokens=8)[0]
-        return parse_judge_score(reply)
-
-    return judge
 
 
 def load_model_and_processor(model_dir: str | Path, device: str = "cpu"):
@@ -102,32 +88,51 @@ def evaluate_model(
     data_dir: str | Path | None = None,
     max_tiles: int | None = None,
     batch_size: int = 8,
-    judge_dir: str | Path | None = None,
+    judge: str | None = None,
     limit: int | None = None,
     device: str = "cpu",
     progress: Callable[[str, int], None] | None = None,
-) -> dict:
+    preset: str = "vlmevalkit",
+    msac: bool = False,
+    max_new_tokens: int | None = None,
+    backend: str = "transformers",
+    matching: str = "exact",
+    seed: int = 0,
+    shard: EvalShard = EvalShard(),
+) -> dict | None:
     """Evaluate the model in `model_dir` on `benches`; results go to `out_dir` (default MODEL/eval).
 
-    The model's trainer_state.json budget (tokens_seen, samples_seen) is copied into results.json
-    so a series of checkpoints can be fitted with `sailvl scaling fit`."""
-    from sailvl.eval.registry import resolve_benchmark
+    `judge` is `openai:MODEL[@BASE_URL]` or a judge model directory. The model's trainer_state.json
+    budget (tokens_seen, samples_seen) is copied into results.json so a series of checkpoints can be
+    fitted with `sailvl scaling fit`. Under sharding (torchrun) every rank predicts its share and rank 0
+    scores and returns the results; the others return None."""
+    from sailvl.eval.registry import get_preset, resolve_benchmark
 
+    from sailvl.infer import BACKENDS
+
+    if backend not in BACKENDS:
+        raise SailvlError(f"unknown --backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    get_preset(preset)
     for bench in benches:
         resolve_benchmark(bench, data_dir)  # a missing benchmark file fails before the model loads
+    text_judge = build_judge(judge, device, seed) if judge is not None else None
     model, processor = load_model_and_processor(model_dir, device)
-    judge = llm_judge(*load_model_and_processor(judge_dir, device)) if judge_dir is not None else None
-    info = {"model": str(model_dir), **read_trainer_state(model_dir)}
+    info = {"model": str(model_dir), "msac": msac, **read_trainer_state(model_dir)}
     out_dir = Path(out_dir) if out_dir is not None else Path(model_dir) / "eval"
     return run_eval(
         benches,
         out_dir,
-        model_predictor(model, processor),
+        model_predictor(model, processor, msac, backend),
         data_dir=data_dir,
         batch_size=batch_size,
         max_tiles=max_tiles,
-        judge=judge,
+        judge=text_judge,
         limit=limit,
         model_info=info,
         progress=progress,
+        preset=preset,
+        max_new_tokens=max_new_tokens,
+        matching=matching,
+        seed=seed,
+        shard=shard,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sailvl.errors import SailvlError
@@ -44,8 +44,8 @@ _SPECS = [
     BenchmarkSpec("DocVQA_VAL", "vqa", "anls", SHORT_SUFFIX, max_tiles=18, max_new_tokens=32),
     BenchmarkSpec("InfoVQA_VAL", "vqa", "anls", SHORT_SUFFIX, max_tiles=24, max_new_tokens=32),
     BenchmarkSpec("ChartQA_TEST", "vqa", "relaxed", SHORT_SUFFIX, max_tiles=12),
-    BenchmarkSpec("MMVet", "open", "judge", "", max_new_tokens=512, needs_judge=True),
-    BenchmarkSpec("MathVista_MINI", "open", "judge", "", max_new_tokens=512, needs_judge=True),
+    BenchmarkSpec("MMVet", "open", "mmvet", "", max_new_tokens=512, needs_judge=True),
+    BenchmarkSpec("MathVista_MINI", "open", "mathvista", "", max_new_tokens=512, needs_judge=True),
 ]
 BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in _SPECS}
 # SPEC.md spells MMBench v1.1 without "EN"; both names resolve to the same entry.
@@ -74,6 +74,64 @@ SAIL_REPORTED = OPENCOMPASS_AVERAGE + (
 
 # At most this many tiles over all images of one sample (VLMEvalKit's InternVL default).
 MAX_TILES_PER_SAMPLE = 64
+
+
+@dataclass(frozen=True)
+class InferencePreset:
+    """Per-benchmark inference settings of one VLMEvalKit model adapter.
+
+    `max_tiles` maps benchmark names to max tiles per image; others get `default_max_tiles` (None: the
+    registry's value). `max_new_tokens` (None: the registry's) applies to every benchmark. MSAC is a
+    separate switch (`sailvl eval --msac`): the adapter turns it on per model, not per benchmark."""
+
+    name: str
+    max_tiles: dict[str, int] = field(default_factory=dict)
+    default_max_tiles: int | None = None
+    max_new_tokens: int | None = None
+
+
+# Numbers from VLMEvalKit's SAIL-VL adapter (ms-vlmeval 0.0.20, vlmeval/vlm/sail_vl.py):
+# SailVL.set_max_num: 12 tiles for ChartQA_TEST/MMMU_DEV_VAL/MMMU_TEST/..., 18 for DocVQA_VAL/DocVQA_TEST/...,
+# 24 for InfoVQA_VAL/InfoVQA_TEST/OCRBench/HRBench, 1 for video, 10 otherwise; total_max_num = 64 over the
+# images of a sample (MAX_TILES_PER_SAMPLE). SailVL.__init__: max_new_tokens=1024, greedy. config.py
+# sail_series: use_msac=True for SAIL-VL-1.5 and later (pass --msac).
+PRESETS: dict[str, InferencePreset] = {
+    "vlmevalkit": InferencePreset("vlmevalkit"),
+    "sailvl": InferencePreset(
+        "sailvl",
+        max_tiles={
+            "ChartQA_TEST": 12,
+            "MMMU_DEV_VAL": 12,
+            "DocVQA_VAL": 18,
+            "InfoVQA_VAL": 24,
+            "OCRBench": 24,
+        },
+        default_max_tiles=10,
+        max_new_tokens=1024,
+    ),
+}
+
+
+def get_preset(name: str) -> InferencePreset:
+    """The named inference preset; raises SailvlError listing the known names."""
+    if name not in PRESETS:
+        raise SailvlError(f"unknown inference preset {name!r}; known presets: {', '.join(sorted(PRESETS))}")
+    return PRESETS[name]
+
+
+def apply_preset(
+    spec: BenchmarkSpec, preset: InferencePreset, max_new_tokens: int | None = None
+) -> BenchmarkSpec:
+    """`spec` with the preset's tile cap and max_new_tokens (an explicit `max_new_tokens` wins)."""
+    tiles = preset.max_tiles.get(spec.name, preset.default_max_tiles)
+    tokens = max_new_tokens if max_new_tokens is not None else preset.max_new_tokens
+    if tokens is not None and tokens < 1:
+        raise SailvlError(f"max_new_tokens must be at least 1, got {tokens}")
+    return replace(
+        spec,
+        max_tiles=tiles if tiles is not None else spec.max_tiles,
+        max_new_tokens=tokens if tokens is not None else spec.max_new_tokens,
+    )
 
 
 def canonical_name(name: str) -> str | None:

@@ -1,4 +1,5 @@
-"""Eval runner: batched prediction with a per-index cache (resumable), scoring, results JSON, averages."""
+"""Eval runner: batched prediction with a per-index cache (resumable, sharded across ranks), scoring (LLM
+judges for MMVet / MathVista), results JSON, averages."""
 
 from __future__ import annotations
 
@@ -8,18 +9,30 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sailvl.eval.aggregate import score_benchmark
+from sailvl.eval.distributed import EvalShard
+from sailvl.eval.judges import JUDGED_SCORERS, TextJudge, judge_name, vlmevalkit_version
 from sailvl.eval.prompts import build_prompt, tiles_for
-from sailvl.eval.registry import MAX_TILES_PER_SAMPLE, OPENCOMPASS_AVERAGE, BenchmarkSpec, resolve_benchmark
+from sailvl.eval.registry import (
+    MAX_TILES_PER_SAMPLE,
+    OPENCOMPASS_AVERAGE,
+    BenchmarkSpec,
+    apply_preset,
+    get_preset,
+    resolve_benchmark,
+)
 from sailvl.eval.tsv import BenchItem, circular_items, read_benchmark
 
 # predict(items, prompts, max_tiles per image, max_new_tokens) -> one answer per item (greedy).
 Predictor = Callable[[list[BenchItem], list[str], int, int], list[str]]
-# judge(item, prediction) -> score in [0, 1], for benchmarks graded by an LLM judge.
-Judge = Callable[[BenchItem, str], float]
 
 PREDICTIONS_FILE = "predictions.jsonl"
 JUDGEMENTS_FILE = "judgements.jsonl"
 RESULTS_FILE = "results.json"
+
+
+def shard_cache_name(shard: EvalShard) -> str:
+    """The prediction cache of one rank while a sharded eval runs (merged into PREDICTIONS_FILE after)."""
+    return f"predictions.rank{shard.rank}-of-{shard.world_size}.jsonl"
 
 
 def _iter_items(
@@ -66,13 +79,20 @@ def predict_benchmark(
     max_tiles: int | None = None,
     limit: int | None = None,
     progress: Callable[[int], None] | None = None,
-) -> dict[str, str]:
+    shard: EvalShard = EvalShard(),
+) -> dict[str, str] | None:
     """Run `predict` on every item not yet in `bench_dir/predictions.jsonl`, batch by batch.
 
     Items are streamed from the TSV; a batch holds items that share one tile budget. Returns all
-    predictions (cached and new) by str(index). `progress(n)` is called with each batch's size."""
-    cache_path = bench_dir / PREDICTIONS_FILE
-    cached = read_cache(cache_path)
+    predictions (cached and new) by str(index). `progress(n)` is called with each batch's size.
+    With several ranks, each predicts the items `shard` owns into its own cache file; rank 0 merges
+    them into predictions.jsonl and returns all predictions, other ranks return None."""
+    main_cache = bench_dir / PREDICTIONS_FILE
+    cache_path = main_cache if shard.world_size == 1 else bench_dir / shard_cache_name(shard)
+    cached = read_cache(main_cache)
+    if cache_path != main_cache:
+        cached.update(read_cache(cache_path))
+    owned: dict[str, None] = {}
     pending: list[tuple[BenchItem, str]] = []
     pending_tiles: int | None = None
 
@@ -88,7 +108,10 @@ def predict_benchmark(
             progress(len(items))
         pending.clear()
 
-    for item in _iter_items(spec, path, decode_images=True, limit=limit):
+    for position, item in enumerate(_iter_items(spec, path, decode_images=True, limit=limit)):
+        if not shard.owns(position):
+            continue
+        owned[str(item.index)] = None
         if str(item.index) in cached:
             continue
         tiles = tiles_for(spec, item, max_tiles, MAX_TILES_PER_SAMPLE)
@@ -98,33 +121,38 @@ def predict_benchmark(
         pending.append((item, build_prompt(spec, item)))
     if pending:
         flush()
-    return {k: str(v) for k, v in cached.items()}
+    if shard.world_size == 1:
+        return {k: str(v) for k, v in cached.items()}
+    merged = shard.gather({k: str(cached[k]) for k in owned})
+    if merged is not None:
+        known = read_cache(main_cache)
+        append_cache(main_cache, [(k, v) for k, v in merged.items() if k not in known])
+        known.update(merged)
+        cache_path.unlink(missing_ok=True)
+        for rank in range(1, shard.world_size):
+            (bench_dir / shard_cache_name(EvalShard(rank, shard.world_size))).unlink(missing_ok=True)
+        return {k: str(v) for k, v in known.items()}
+    return None
 
 
 def _judge_benchmark(
-    items: list[BenchItem], predictions: dict[str, str], bench_dir: Path, judge: Judge
+    spec: BenchmarkSpec,
+    items: list[BenchItem],
+    predictions: dict[str, str],
+    bench_dir: Path,
+    judge: TextJudge,
 ) -> dict:
+    """Judge each answer once (cached in judgements.jsonl, so a rerun resumes) and aggregate."""
+    judge_one, aggregate = JUDGED_SCORERS[spec.scorer]
     cache_path = bench_dir / JUDGEMENTS_FILE
     cached = read_cache(cache_path)
     for item in items:
         key = str(item.index)
         if key not in cached:
-            score = float(judge(item, predictions.get(key, "")))
-            append_cache(cache_path, [(key, score)])
-            cached[key] = score
-    scores = [float(cached[str(it.index)]) for it in items]
-    per_cat: dict[str, list[float]] = {}
-    for item, score in zip(items, scores, strict=True):
-        per_cat.setdefault(item.category or "all", []).append(score)
-    return {
-        "n": len(items),
-        "score": round(100.0 * sum(scores) / max(1, len(scores)), 4),
-        "chance": None,
-        "per_category": {
-            c: {"accuracy": round(100.0 * sum(v) / len(v), 4), "n": len(v), "chance": None}
-            for c, v in sorted(per_cat.items())
-        },
-    }
+            record = judge_one(judge, item, predictions.get(key, ""))
+            append_cache(cache_path, [(key, record)])
+            cached[key] = record
+    return aggregate(items, cached)
 
 
 def evaluate_benchmark(
@@ -134,28 +162,41 @@ def evaluate_benchmark(
     predict: Predictor,
     batch_size: int = 8,
     max_tiles: int | None = None,
-    judge: Judge | None = None,
+    judge: TextJudge | None = None,
     limit: int | None = None,
     progress: Callable[[int], None] | None = None,
-) -> dict:
-    """Predict (resuming from the cache) and score one benchmark; writes `out_dir/<name>/result.json`."""
+    matching: str = "exact",
+    seed: int = 0,
+    shard: EvalShard = EvalShard(),
+) -> dict | None:
+    """Predict (resuming from the cache) and score one benchmark; writes `out_dir/<name>/result.json`.
+
+    `judge` grades MMVet / MathVista (unscored without one) and is handed to `score_benchmark` for the
+    VLMEvalKit judge fallback of `matching`. Under sharding only rank 0 scores; other ranks return None."""
     bench_dir = out_dir / spec.name
     if spec.needs_judge and judge is None:
         return {
             "benchmark": spec.name,
             "status": "needs_judge",
-            "message": f"{spec.name} is graded by an LLM judge; pass --judge DIR to score it",
+            "message": f"{spec.name} is graded by an LLM judge; pass --judge openai:MODEL[@URL] or DIR to score it",
         }
     bench_dir.mkdir(parents=True, exist_ok=True)
-    predictions = predict_benchmark(spec, path, bench_dir, predict, batch_size, max_tiles, limit, progress)
+    predictions = predict_benchmark(
+        spec, path, bench_dir, predict, batch_size, max_tiles, limit, progress, shard
+    )
+    if predictions is None:
+        return None
     items = list(_iter_items(spec, path, decode_images=False, limit=limit))
-    if spec.needs_judge:
-        result = {"benchmark": spec.name, "task": spec.task, "scorer": "judge"}
-        result.update(_judge_benchmark(items, predictions, bench_dir, judge))
+    if spec.scorer in JUDGED_SCORERS:
+        result = {"benchmark": spec.name, "task": spec.task, "scorer": spec.scorer}
+        result.update(_judge_benchmark(spec, items, predictions, bench_dir, judge))
     else:
-        result = score_benchmark(spec, items, predictions)
+        result = score_benchmark(spec, items, predictions, matching=matching, judge=judge, seed=seed)
+        result.setdefault("judged", 0)  # keys of A1's score_benchmark; absent before the merge
+        result.setdefault("extraction_failed", 0)
     result["status"] = "scored"
     result["max_tiles"] = max_tiles if max_tiles is not None else spec.max_tiles
+    result["max_new_tokens"] = spec.max_new_tokens
     result["tsv"] = str(path)
     (bench_dir / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result
@@ -182,27 +223,46 @@ def run_eval(
     data_dir: str | Path | None = None,
     batch_size: int = 8,
     max_tiles: int | None = None,
-    judge: Judge | None = None,
+    judge: TextJudge | None = None,
     limit: int | None = None,
     model_info: dict | None = None,
     progress: Callable[[str, int], None] | None = None,
-) -> dict:
+    preset: str = "vlmevalkit",
+    max_new_tokens: int | None = None,
+    matching: str = "exact",
+    seed: int = 0,
+    shard: EvalShard = EvalShard(),
+) -> dict | None:
     """Evaluate `predict` on each benchmark (a registered name under `data_dir`, or a TSV path).
 
     Writes `out_dir/<bench>/predictions.jsonl` (the resumable cache), `out_dir/<bench>/result.json`
     and `out_dir/results.json`, and returns the latter's content. `model_info` (model path,
-    tokens_seen, samples_seen, step) is copied into the results for `sailvl scaling fit`.
-    Scores are in percent (0-100); MME and OCRBench are normalised to 0-100 for the averages."""
+    tokens_seen, samples_seen, step, msac) is copied into the results for `sailvl scaling fit`.
+    `preset` names the per-benchmark tile caps / max_new_tokens (registry.PRESETS); `max_tiles` and
+    `max_new_tokens` override them. Scores are in percent (0-100); MME and OCRBench are normalised
+    to 0-100 for the averages. Under sharding, rank 0 returns the results and other ranks None."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    inference = get_preset(preset)
     resolved = [resolve_benchmark(b, data_dir) for b in benches]  # fail fast on a missing file
+    resolved = [(apply_preset(spec, inference, max_new_tokens), path) for spec, path in resolved]
     results: dict = dict(model_info or {})
-    results["benchmarks"] = {}
+    results.update(
+        preset=inference.name,
+        matching=matching,
+        judge=judge_name(judge),
+        vlmevalkit_version=vlmevalkit_version(),
+        seed=seed,
+        benchmarks={},
+    )
     for spec, path in resolved:
         bench_progress = (lambda n, name=spec.name: progress(name, n)) if progress else None
         results["benchmarks"][spec.name] = evaluate_benchmark(
-            spec, path, out_dir, predict, batch_size, max_tiles, judge, limit, bench_progress
-        )
+            spec, path, out_dir, predict, batch_size, max_tiles, judge, limit, bench_progress,
+            matching, seed, shard,
+        )  # fmt: skip
+    if not shard.is_main:
+        return None
     results.update(summarize(results["benchmarks"]))
     (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     return results
