@@ -12,8 +12,10 @@ from sailvl.data.images import load_image
 from sailvl.errors import SailvlError
 from sailvl.eval.distributed import EvalShard
 from sailvl.eval.judges import build_judge
+from sailvl.eval.registry import get_preset, resolve_benchmark
 from sailvl.eval.runner import Predictor, run_eval
 from sailvl.eval.tsv import BenchItem
+from sailvl.infer import BACKENDS, GenRequest, generate
 
 TRAINER_STATE = "trainer_state.json"
 _BUDGET_KEYS = ("tokens_seen", "samples_seen", "step", "stage")
@@ -28,9 +30,10 @@ def read_trainer_state(model_dir: str | Path) -> dict:
     return {k: state[k] for k in _BUDGET_KEYS if k in state}
 
 
-def item_images(item: BenchItem) -> list[Image.Image]:
-    """The item's images decoded as training and chat decode them (EXIF transpose, alpha on white, 16-bit)."""
-    return [load_image(data) for data in item.images]
+def item_images(item: BenchItem, max_side: int | None = None) -> list[Image.Image]:
+    """The item's images decoded as the training loader decodes them (EXIF transpose, alpha on white,
+    16-bit, reduced-scale JPEG decoding down to `max_side` = tile size x max tiles)."""
+    return [load_image(data, max_side=max_side) for data in item.images]
 
 
 def model_predictor(model, processor, msac: bool = False, backend: str = "transformers") -> Predictor:
@@ -38,7 +41,6 @@ def model_predictor(model, processor, msac: bool = False, backend: str = "transf
 
     With `msac`, single-image items get the MSAC second tiling pass; multi-image items do not (as in
     VLMEvalKit's SAIL-VL adapter, which applies MSAC only when a sample has one image)."""
-    from sailvl.infer import GenRequest, generate
 
     def run(requests: list, max_tiles: int, max_new_tokens: int, use_msac: bool) -> list[str]:
         if not requests:
@@ -56,8 +58,10 @@ def model_predictor(model, processor, msac: bool = False, backend: str = "transf
         )
 
     def predict(items: list[BenchItem], prompts: list[str], max_tiles: int, max_new_tokens: int) -> list[str]:
+        max_side = processor.tile_size * max_tiles
         requests = [
-            GenRequest(images=item_images(it), question=p) for it, p in zip(items, prompts, strict=True)
+            GenRequest(images=item_images(it, max_side), question=p)
+            for it, p in zip(items, prompts, strict=True)
         ]
         single = [i for i, it in enumerate(items) if msac and len(it.images) == 1]
         others = [i for i in range(len(items)) if i not in set(single)]
@@ -106,10 +110,6 @@ def evaluate_model(
     budget (tokens_seen, samples_seen) is copied into results.json so a series of checkpoints can be
     fitted with `sailvl scaling fit`. Under sharding (torchrun) every rank predicts its share and rank 0
     scores and returns the results; the others return None."""
-    from sailvl.eval.registry import get_preset, resolve_benchmark
-
-    from sailvl.infer import BACKENDS
-
     if backend not in BACKENDS:
         raise SailvlError(f"unknown --backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     get_preset(preset)

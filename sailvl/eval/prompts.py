@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from sailvl.config.constants import IMAGE_PLACEHOLDER
 from sailvl.eval.registry import MCQ_SUFFIX, SHORT_SUFFIX, YESNO_SUFFIX, BenchmarkSpec
 from sailvl.eval.tsv import BenchItem
-
-IMAGE_PLACEHOLDER = "<image>"
 
 
 def image_prefix(num_images: int) -> str:
