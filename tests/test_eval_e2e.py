@@ -80,3 +80,69 @@ def test_eval_cli_missing_benchmark_is_one_clear_error(tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: benchmark OCRBench needs its VLMEvalKit TSV at") and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_sailvl_preset_with_msac_runs_on_synthetic_benchmarks(world_and_model, monkeypatch):
+    from sailvl.cli import main
+    from sailvl.data import tiling
+
+    calls = []
+    real_msac = tiling.msac_tiles
+
+    def counting_msac(*args, **kwargs):
+        calls.append(kwargs.get("max_tiles", args[3] if len(args) > 3 else None))
+        return real_msac(*args, **kwargs)
+
+    monkeypatch.setattr(tiling, "msac_tiles", counting_msac)
+    root = world_and_model
+    out = root / "eval_sailvl"
+    args = ["eval", "--model", str(root / "model"), "--data-dir", str(root / "world" / "bench")]
+    args += ["--bench", "synth_mcq", "--bench", "synth_yesno", "--out", str(out), "--limit", "4"]
+    main(args + ["--preset", "sailvl", "--msac", "--max-new-tokens", "4"])
+    results = json.loads((out / "results.json").read_text())
+    assert results["preset"] == "sailvl" and results["msac"] is True
+    assert results["vlmevalkit_version"] and results["matching"] == "exact" and results["judge"] is None
+    for name in ("synth_mcq", "synth_yesno"):
+        bench = results["benchmarks"][name]
+        assert bench["n"] == 4 and bench["max_tiles"] == 10 and bench["max_new_tokens"] == 4
+        assert bench["judged"] == 0 and bench["extraction_failed"] == 0
+    assert calls and set(calls) == {10}  # every single-image item went through MSAC with the preset cap
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_torchrun_eval_matches_one_process(world_and_model):
+    import os
+    import subprocess
+    import sys
+
+    from sailvl.cli import main
+
+    root = world_and_model
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    common = ["eval", "--model", str(root / "model"), "--data-dir", str(root / "world" / "bench")]
+    # Batch size 1: left padding inside a batch may change fp32 logits in the last bits, and the two runs
+    # batch different items together; item-by-item generation is what must not depend on the rank.
+    common += ["--bench", "synth_mcq", "--bench", "synth_yesno", "--limit", "9", "--batch-size", "1"]
+    one = root / "eval_one"
+    main([*common, "--out", str(one)])
+    two = root / "eval_two"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    torchrun += ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
+    subprocess.run([*torchrun, "-m", "sailvl.cli", *common, "--out", str(two)], env=env, check=True)
+    assert (two / "results.json").read_text() == (one / "results.json").read_text()
+    for name in ("synth_mcq", "synth_yesno"):
+        assert sorted((two / name).iterdir()) == [
+            two / name / "predictions.jsonl",
+            two / name / "result.json",
+        ]
+        lines = (two / name / "predictions.jsonl").read_text().splitlines()
+        assert sorted(lines) == sorted((one / name / "predictions.jsonl").read_text().splitlines())
