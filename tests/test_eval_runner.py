@@ -63,6 +63,34 @@ def test_prompts_by_task(tmp_path):
     assert vqa.endswith("Answer the question using a single word or phrase.")
 
 
+def test_registered_benchmarks_use_vlmevalkit_prompts():
+    from sailvl.eval.tsv import BenchItem
+
+    image = [_png("red")]
+    mcq = BenchItem(0, "Which?", "A", {"A": "cat", "B": "dog"}, hint="Look left.", images=image)
+    assert build_prompt(get_benchmark("MMBench_DEV_EN_V11"), mcq) == (
+        "<image>\nLook left.\nWhich?\nA. cat\nB. dog\n" + MCQ_SUFFIX
+    )
+    open_mmmu = BenchItem(1, "How many?", "3", images=image)
+    assert build_prompt(get_benchmark("MMMU_DEV_VAL"), open_mmmu).endswith(
+        "How many?\nAnswer the question directly."
+    )
+    yesno = BenchItem(2, "Is it red?", "Yes", images=image)
+    assert build_prompt(get_benchmark("MME"), yesno) == (
+        "<image>\nIs it red? Answer the question using a single word or phrase."
+    )
+    assert build_prompt(get_benchmark("HallusionBench"), yesno).endswith(
+        "red? Please answer yes or no. Answer the question using a single word or phrase."
+    )
+    assert build_prompt(get_benchmark("POPE"), yesno) == "<image>\nIs it red?"
+    assert build_prompt(get_benchmark("OCRBench"), yesno).endswith(
+        "red?\nAnswer the question using a single word or phrase."
+    )
+    assert build_prompt(get_benchmark("MMVet"), yesno) == "<image>\nIs it red?"
+    two = BenchItem(3, "Same?", "no", images=image * 2)
+    assert build_prompt(get_benchmark("POPE"), two) == "Image-1: <image>\nImage-2: <image>\nSame?"
+
+
 def test_resolve_benchmark(tmp_path):
     with pytest.raises(SailvlError, match=r"AI2D_TEST.tsv"):
         resolve_benchmark("AI2D_TEST", tmp_path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sailvl.config.constants import IMAGE_PLACEHOLDER
-from sailvl.eval.registry import MCQ_SUFFIX, SHORT_SUFFIX, YESNO_SUFFIX, BenchmarkSpec
+from sailvl.eval.registry import DIRECT_SUFFIX, MCQ_SUFFIX, SHORT_SUFFIX, YESNO_SUFFIX, BenchmarkSpec
 from sailvl.eval.tsv import BenchItem
 
 
@@ -16,9 +16,7 @@ def image_prefix(num_images: int) -> str:
     return "".join(f"Image-{k}: {IMAGE_PLACEHOLDER}\n" for k in range(1, num_images + 1))
 
 
-def _suffix(spec: BenchmarkSpec, item: BenchItem) -> str:
-    if spec.task != "auto":
-        return MCQ_SUFFIX if spec.task == "mcq" and item.options else spec.prompt_suffix
+def _auto_suffix(item: BenchItem) -> str:
     if len(item.options) >= 2:
         return MCQ_SUFFIX
     if item.answer.strip().lower() in ("yes", "no"):
@@ -26,23 +24,36 @@ def _suffix(spec: BenchmarkSpec, item: BenchItem) -> str:
     return SHORT_SUFFIX
 
 
+def _image_prefix(item: BenchItem) -> str:
+    if IMAGE_PLACEHOLDER in item.question:
+        return ""  # the question already places its images (interleaved multi-image benchmarks)
+    return image_prefix(len(item.images))
+
+
+def vlmevalkit_prompt(spec: BenchmarkSpec, item: BenchItem) -> str:
+    """A registered benchmark's prompt as VLMEvalKit's InternVL / SAIL-VL adapters build it
+    (vlmeval/vlm/internvl/utils.py build_multi_choice_prompt, InternVLChat.build_prompt): MCQ is
+    `hint\nquestion\nA. ..` plus the letter instruction ("Answer the question directly." without
+    options); other tasks are the question followed by the benchmark's suffix, separator included."""
+    if spec.task != "mcq":
+        return _image_prefix(item) + item.question + spec.prompt_suffix
+    text = f"{item.hint}\n{item.question}" if item.hint else item.question
+    text += "".join(f"\n{letter}. {option}" for letter, option in item.options.items())
+    text += f"\n{MCQ_SUFFIX}" if item.options else f"\n{DIRECT_SUFFIX}"
+    return _image_prefix(item) + text
+
+
 def build_prompt(spec: BenchmarkSpec, item: BenchItem) -> str:
-    """The user turn for `item`: image placeholders, optional hint, question, lettered options,
-    then the task's instruction (MCQ letter / single word or phrase / yes or no)."""
-    question = item.question
-    if IMAGE_PLACEHOLDER in question:
-        prefix = ""  # the question already places its images (interleaved multi-image benchmarks)
-    else:
-        prefix = image_prefix(len(item.images))
-    parts = []
-    if item.hint:
-        parts.append(f"Hint: {item.hint}")
-    parts.append(question)
+    """The user turn for `item`. Registered benchmarks: VLMEvalKit's prompt (`vlmevalkit_prompt`).
+    Unregistered TSVs (the synthetic world): sailvl's training format, i.e. image placeholders,
+    `Hint: ...`, question, lettered options, then the task's instruction picked per row."""
+    if spec.task != "auto":
+        return vlmevalkit_prompt(spec, item)
+    parts = [f"Hint: {item.hint}"] if item.hint else []
+    parts.append(item.question)
     parts.extend(f"{letter}. {text}" for letter, text in item.options.items())
-    suffix = _suffix(spec, item)
-    if suffix:
-        parts.append(suffix)
-    return prefix + "\n".join(parts)
+    parts.append(_auto_suffix(item))
+    return _image_prefix(item) + "\n".join(parts)
 
 
 def tiles_for(spec: BenchmarkSpec, item: BenchItem, max_tiles: int | None, per_sample_cap: int) -> int:

@@ -10,6 +10,11 @@ from sailvl.errors import SailvlError
 MCQ_SUFFIX = "Answer with the option's letter from the given choices directly."
 SHORT_SUFFIX = "Answer the question using a single word or phrase."
 YESNO_SUFFIX = "Please answer yes or no."
+DIRECT_SUFFIX = "Answer the question directly."  # VLMEvalKit's MCQ prompt when a row has no options
+# Suffixes of registered non-MCQ benchmarks carry their separator: VLMEvalKit appends the yes/no
+# instructions after a space and the short-answer one after a newline (InternVLChat.build_prompt).
+_LINE_SHORT = "\n" + SHORT_SUFFIX
+_HALLUSION = " Please answer yes or no. Answer the question using a single word or phrase."
 
 # Task types decide the prompt and the default scorer; "auto" picks per row (options -> mcq,
 # yes/no answer -> yesno, else vqa) for TSVs that have no registry entry, such as the synthetic world.
@@ -18,7 +23,10 @@ TASK_TYPES = ("mcq", "yesno", "vqa", "ocr", "open", "auto")
 
 @dataclass(frozen=True)
 class BenchmarkSpec:
-    """One benchmark: how to prompt it, how many tiles per image, how to score it."""
+    """One benchmark: how to prompt it, how many tiles per image, how to score it.
+
+    `prompt_suffix` follows the question of non-MCQ benchmarks, separator included (MCQ prompts end
+    with the option-letter instruction); `max_new_tokens` is the generation budget in tokens."""
 
     name: str
     task: str
@@ -30,20 +38,20 @@ class BenchmarkSpec:
 
 
 _SPECS = [
-    BenchmarkSpec("AI2D_TEST", "mcq", "mcq", MCQ_SUFFIX),
-    BenchmarkSpec("MMBench_DEV_EN_V11", "mcq", "mcq_circular", MCQ_SUFFIX),
-    BenchmarkSpec("MMStar", "mcq", "mcq", MCQ_SUFFIX),
-    BenchmarkSpec("MMMU_DEV_VAL", "mcq", "mcq", MCQ_SUFFIX, max_tiles=12),
-    BenchmarkSpec("RealWorldQA", "mcq", "mcq", MCQ_SUFFIX),
-    BenchmarkSpec("HallusionBench", "yesno", "hallusion", YESNO_SUFFIX),
-    BenchmarkSpec("POPE", "yesno", "yesno", YESNO_SUFFIX),
+    BenchmarkSpec("AI2D_TEST", "mcq", "mcq"),
+    BenchmarkSpec("MMBench_DEV_EN_V11", "mcq", "mcq_circular"),
+    BenchmarkSpec("MMStar", "mcq", "mcq"),
+    BenchmarkSpec("MMMU_DEV_VAL", "mcq", "mcq", max_tiles=12),
+    BenchmarkSpec("RealWorldQA", "mcq", "mcq"),
+    BenchmarkSpec("HallusionBench", "yesno", "hallusion", _HALLUSION),
+    BenchmarkSpec("POPE", "yesno", "yesno", ""),  # VLMEvalKit asks other Y/N sets with the bare question
     # VLMEvalKit's InternVL wrapper asks MME with the short-answer suffix, not "yes or no".
-    BenchmarkSpec("MME", "yesno", "mme", SHORT_SUFFIX),
-    BenchmarkSpec("OCRBench", "ocr", "ocrbench", "", max_tiles=24, max_new_tokens=64),
-    BenchmarkSpec("TextVQA_VAL", "vqa", "vqa", SHORT_SUFFIX),
-    BenchmarkSpec("DocVQA_VAL", "vqa", "anls", SHORT_SUFFIX, max_tiles=18, max_new_tokens=32),
-    BenchmarkSpec("InfoVQA_VAL", "vqa", "anls", SHORT_SUFFIX, max_tiles=24, max_new_tokens=32),
-    BenchmarkSpec("ChartQA_TEST", "vqa", "relaxed", SHORT_SUFFIX, max_tiles=12),
+    BenchmarkSpec("MME", "yesno", "mme", " " + SHORT_SUFFIX),
+    BenchmarkSpec("OCRBench", "ocr", "ocrbench", _LINE_SHORT, max_tiles=24, max_new_tokens=64),
+    BenchmarkSpec("TextVQA_VAL", "vqa", "vqa", _LINE_SHORT),
+    BenchmarkSpec("DocVQA_VAL", "vqa", "anls", _LINE_SHORT, max_tiles=18, max_new_tokens=32),
+    BenchmarkSpec("InfoVQA_VAL", "vqa", "anls", _LINE_SHORT, max_tiles=24, max_new_tokens=32),
+    BenchmarkSpec("ChartQA_TEST", "vqa", "relaxed", _LINE_SHORT, max_tiles=12),
     BenchmarkSpec("MMVet", "open", "mmvet", "", max_new_tokens=512, needs_judge=True),
     BenchmarkSpec("MathVista_MINI", "open", "mathvista", "", max_new_tokens=512, needs_judge=True),
 ]
