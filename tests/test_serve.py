@@ -138,3 +138,24 @@ def test_eval_judges_mmvet_through_the_server(server, tiny_model_dir, tmp_path):
     assert all(r["log"].count("Try ") == 5 for r in failed)
     assert mmvet["score"] == pytest.approx(100.0 * sum(r["score"] for r in judged) / 3, abs=1e-3)
     assert set(mmvet["per_capability"]) == {"rec", "ocr"}
+
+
+def test_local_judge_dir_gives_the_judgements_of_the_same_model_served(server, tiny_model_dir, tmp_path):
+    """`--judge DIR` and `--judge openai:...` over `sailvl serve DIR` are one model: greedy first tries and
+    seeded sampled retries must agree reply for reply."""
+    from sailvl.cli import main
+    from sailvl.eval.tsv import write_benchmark
+
+    rows = [
+        {"index": i, "image": _png((0, 60 * i, 0)), "question": f"Name {i}?", "answer": "green"}
+        for i in range(2)
+    ]
+    write_benchmark(tmp_path / "MMVet.tsv", rows)
+    args = ["eval", "--model", str(tiny_model_dir), "--bench", "MMVet", "--data-dir", str(tmp_path)]
+    args += ["--max-new-tokens", "4"]
+    judgements = []
+    for name, judge in (("remote", f"openai:tiny@{server}"), ("local", str(tiny_model_dir))):
+        main(args + ["--out", str(tmp_path / name), "--judge", judge])
+        judgements.append((tmp_path / name / "MMVet" / "judgements.jsonl").read_text())
+    assert judgements[0] == judgements[1]
+    assert json.loads((tmp_path / "local" / "results.json").read_text())["judge"] == str(tiny_model_dir)
