@@ -163,4 +163,17 @@ def test_judge_benchmark_skipped_without_judge(tmp_path):
 
     judged = run_eval(["MMVet"], tmp_path / "judged", FakePredictor({0}), data_dir=tmp_path, judge=judge)
     assert judged["benchmarks"]["MMVet"]["score"] == 100.0 and len(prompts) == 1
-    assert judged["judge"] == "function" and judged["benchmarks"]["MMVet"]["extraction_failed"] == 0
+    assert (
+        judged["judge"].endswith("<locals>.judge") and judged["benchmarks"]["MMVet"]["extraction_failed"] == 0
+    )
+    # A rerun with the same judge reuses the judgement; another judge redoes it.
+    run_eval(["MMVet"], tmp_path / "judged", FakePredictor({0}), data_dir=tmp_path, judge=judge)
+    assert len(prompts) == 1
+
+    def other_judge(prompt, temperature=0.0, max_tokens=128):
+        return "0.0"
+
+    rejudged = run_eval(
+        ["MMVet"], tmp_path / "judged", FakePredictor({0}), data_dir=tmp_path, judge=other_judge
+    )
+    assert rejudged["benchmarks"]["MMVet"]["score"] == 0.0 and rejudged["judge"].endswith("other_judge")

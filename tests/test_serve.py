@@ -156,6 +156,9 @@ def test_local_judge_dir_gives_the_judgements_of_the_same_model_served(server, t
     judgements = []
     for name, judge in (("remote", f"openai:tiny@{server}"), ("local", str(tiny_model_dir))):
         main(args + ["--out", str(tmp_path / name), "--judge", judge])
-        judgements.append((tmp_path / name / "MMVet" / "judgements.jsonl").read_text())
+        lines = (tmp_path / name / "MMVet" / "judgements.jsonl").read_text().splitlines()
+        records = [json.loads(line)["value"] for line in lines]
+        assert {r.pop("judge") for r in records} == {judge}
+        judgements.append(records)
     assert judgements[0] == judgements[1]
     assert json.loads((tmp_path / "local" / "results.json").read_text())["judge"] == str(tiny_model_dir)

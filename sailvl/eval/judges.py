@@ -151,7 +151,7 @@ def judge_name(judge) -> str | None:
     """What results.json records for `judge`."""
     if judge is None:
         return None
-    return str(getattr(judge, "name", type(judge).__name__))
+    return str(getattr(judge, "name", None) or getattr(judge, "__qualname__", None) or type(judge).__name__)
 
 
 def _ask(judge, prompt: str, attempt: int, max_tokens: int) -> str:

@@ -142,14 +142,18 @@ def _judge_benchmark(
     bench_dir: Path,
     judge: TextJudge,
 ) -> dict:
-    """Judge each answer once (cached in judgements.jsonl, so a rerun resumes) and aggregate."""
+    """Judge each answer once (cached in judgements.jsonl, so a rerun resumes) and aggregate.
+
+    A cached judgement counts only if the same judge gave it; another judge's are redone."""
     judge_one, aggregate = JUDGED_SCORERS[spec.scorer]
+    name = judge_name(judge)
     cache_path = bench_dir / JUDGEMENTS_FILE
     cached = read_cache(cache_path)
     for item in items:
         key = str(item.index)
-        if key not in cached:
-            record = judge_one(judge, item, predictions.get(key, ""))
+        record = cached.get(key)
+        if not isinstance(record, dict) or record.get("judge") != name:
+            record = {**judge_one(judge, item, predictions.get(key, "")), "judge": name}
             append_cache(cache_path, [(key, record)])
             cached[key] = record
     return aggregate(items, cached)
