@@ -17,8 +17,6 @@ import pytest
 import torch
 from PIL import Image
 
-pytestmark = pytest.mark.slow
-
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -73,6 +71,45 @@ def server(tiny_model_dir):
         process.wait(timeout=30)
 
 
+def test_openai_messages_become_a_sailvl_conversation():
+    from sailvl.errors import SailvlError
+    from sailvl.infer.serve import ChatMessage, to_conversation
+
+    url = "data:image/png;base64," + base64.b64encode(_png((0, 0, 200))).decode()
+    messages = [
+        ChatMessage(role="system", content="Be brief."),
+        ChatMessage(
+            role="user",
+            content=[
+                {"type": "text", "text": "Compare "},
+                {"type": "image_url", "image_url": {"url": url}},
+                {"type": "image_url", "image_url": url},
+                {"type": "text", "text": "please."},
+            ],
+        ),
+    ]
+    conversation, images = to_conversation(messages)
+    assert conversation == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Compare <image>\n<image>\nplease."},
+    ]
+    assert len(images) == 2 and images[0].getpixel((0, 0)) == (0, 0, 200)
+    with pytest.raises(SailvlError, match="type 'audio'"):
+        to_conversation([ChatMessage(role="user", content=[{"type": "audio"}])])
+    with pytest.raises(SailvlError, match="role must be one of"):
+        to_conversation([ChatMessage(role="tool", content="x")])
+    with pytest.raises(SailvlError, match="cannot be decoded"):
+        to_conversation(
+            [
+                ChatMessage(
+                    role="user",
+                    content=[{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}],
+                )
+            ]
+        )
+
+
+@pytest.mark.slow
 def test_openai_client_plain_streaming_and_errors(server):
     import openai
 
@@ -106,10 +143,13 @@ def test_openai_client_plain_streaming_and_errors(server):
     bad = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]}]
     with pytest.raises(openai.BadRequestError, match="base64 data URL"):
         client.chat.completions.create(model="tiny", messages=bad)
+    with pytest.raises(openai.BadRequestError, match="max_tokens must be at least 1"):
+        client.chat.completions.create(model="tiny", messages=messages, max_tokens=0, stream=True)
     with pytest.raises(openai.BadRequestError, match="n must be 1"):
         client.chat.completions.create(model="tiny", messages=messages, n=2)
 
 
+@pytest.mark.slow
 def test_eval_judges_mmvet_through_the_server(server, tiny_model_dir, tmp_path):
     from sailvl.cli import main
     from sailvl.eval.tsv import write_benchmark
@@ -140,6 +180,7 @@ def test_eval_judges_mmvet_through_the_server(server, tiny_model_dir, tmp_path):
     assert set(mmvet["per_capability"]) == {"rec", "ocr"}
 
 
+@pytest.mark.slow
 def test_local_judge_dir_gives_the_judgements_of_the_same_model_served(server, tiny_model_dir, tmp_path):
     """`--judge DIR` and `--judge openai:...` over `sailvl serve DIR` are one model: greedy first tries and
     seeded sampled retries must agree reply for reply."""

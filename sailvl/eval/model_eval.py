@@ -112,6 +112,8 @@ def evaluate_model(
     scores and returns the results; the others return None."""
     if backend not in BACKENDS:
         raise SailvlError(f"unknown --backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "vllm" and msac:
+        raise SailvlError("--msac needs the transformers backend (vLLM tiles images itself)")
     get_preset(preset)
     for bench in benches:
         resolve_benchmark(bench, data_dir)  # a missing benchmark file fails before the model loads

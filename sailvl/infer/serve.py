@@ -126,7 +126,12 @@ def build_app(model, processor, settings: ServeSettings) -> FastAPI:
         temperature = request.temperature or 0.0  # unset or 0: greedy, what judges and evals want
         if temperature < 0:
             raise SailvlError(f"temperature must be >= 0, got {temperature}")
-        max_new = request.max_completion_tokens or request.max_tokens or settings.max_new_tokens
+        max_new = next(
+            (n for n in (request.max_completion_tokens, request.max_tokens) if n is not None),
+            settings.max_new_tokens,
+        )
+        if max_new < 1:
+            raise SailvlError(f"max_tokens must be at least 1, got {max_new}")
         return ChatSettings(max_new, temperature > 0, temperature or 1.0, settings.max_tiles, settings.msac)
 
     def envelope(kind: str, request_id: str, choice: dict) -> dict:
