@@ -22,7 +22,9 @@ def eval_command(
         None, "--data-dir", help="Directory holding the VLMEvalKit TSVs (default: current directory)."
     ),
     max_tiles: int = typer.Option(
-        None, "--max-tiles", help="Max tiles per image (default: each benchmark's VLMEvalKit value)."
+        None,
+        "--max-tiles",
+        help="Max tiles per image for every benchmark (default: the preset's per-benchmark value).",
     ),
     batch_size: int = typer.Option(8, "--batch-size", help="Prompts per generate call."),
     out: Path = typer.Option(
@@ -31,8 +33,8 @@ def eval_command(
     judge: str = typer.Option(
         None,
         "--judge",
-        help="Judge for MMVet / MathVista (and the MCQ judge fallback): openai:MODEL[@BASE_URL] "
-        "(key from OPENAI_API_KEY; any OpenAI-compatible server) or a judge model directory.",
+        help="Judge for MMVet / MathVista (and the MCQ judge fallback): openai:MODEL or "
+        "openai:MODEL@BASE_URL (key from OPENAI_API_KEY; any OpenAI-compatible server) or a model directory.",
     ),
     limit: int = typer.Option(None, "--limit", help="Only the first N rows of each benchmark (smoke tests)."),
     device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."),
@@ -58,8 +60,7 @@ def eval_command(
 ) -> None:
     """Run a model on local benchmark TSVs; predictions are cached per index, so a rerun resumes.
 
-    Under `torchrun --nproc_per_node N -m sailvl.cli eval ...` the items are split across the ranks and
-    rank 0 writes the same results.json as one process."""
+    Under `torchrun --nproc_per_node N -m sailvl.cli eval ...` the items are split across the ranks; rank 0 writes the same results.json as one process."""
     from rich.console import Console
 
     from sailvl.eval.distributed import shard_from_env
@@ -68,7 +69,7 @@ def eval_command(
 
     shard = shard_from_env()
     results = evaluate_model(
-        model, bench, out, data_dir, max_tiles, batch_size, judge, limit, device,
+        model, bench, out, data_dir, max_tiles, batch_size, judge, limit, shard.device_for(device),
         preset=preset, msac=msac, max_new_tokens=max_new_tokens, backend=backend,
         matching=matching, seed=seed, shard=shard,
     )  # fmt: skip

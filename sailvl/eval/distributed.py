@@ -15,6 +15,7 @@ class EvalShard:
 
     rank: int = 0
     world_size: int = 1
+    local_rank: int = 0
 
     @property
     def is_main(self) -> bool:
@@ -37,9 +38,9 @@ class EvalShard:
             merged.update(part)
         return merged
 
-    def barrier(self) -> None:
-        if self.world_size > 1:
-            dist.barrier()
+    def device_for(self, device: str) -> str:
+        """`cuda` means this rank's own GPU (LOCAL_RANK) when sharded; other devices are kept."""
+        return f"cuda:{self.local_rank}" if device == "cuda" and self.world_size > 1 else device
 
 
 def shard_from_env() -> EvalShard:
@@ -53,4 +54,4 @@ def shard_from_env() -> EvalShard:
     if not dist.is_initialized():
         # Rank 0 may judge a whole benchmark over an API while the others wait at the next gather.
         dist.init_process_group("gloo", timeout=timedelta(hours=12))
-    return EvalShard(dist.get_rank(), dist.get_world_size())
+    return EvalShard(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
