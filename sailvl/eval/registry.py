@@ -102,7 +102,7 @@ class InferencePreset:
 # SailVL.set_max_num: 12 tiles for ChartQA_TEST/MMMU_DEV_VAL/MMMU_TEST/..., 18 for DocVQA_VAL/DocVQA_TEST/...,
 # 24 for InfoVQA_VAL/InfoVQA_TEST/OCRBench/HRBench, 1 for video, 10 otherwise; total_max_num = 64 over the
 # images of a sample (MAX_TILES_PER_SAMPLE). SailVL.__init__: max_new_tokens=1024, greedy. config.py
-# sail_series: use_msac=True for SAIL-VL-1.5 and later (pass --msac).
+# SailVL.__init__ use_msac=True by default for every SAIL-VL model (pass --msac).
 PRESETS: dict[str, InferencePreset] = {
     "vlmevalkit": InferencePreset("vlmevalkit"),
     "sailvl": InferencePreset(
