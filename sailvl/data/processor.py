@@ -7,11 +7,25 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from sailvl.config.constants import CHAT_TEMPLATE, DEFAULT_SYSTEM_PROMPT, IMG_CONTEXT
+from sailvl.config.constants import (
+    CHAT_TEMPLATE,
+    DEFAULT_SYSTEM_PROMPT,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    IMG_CONTEXT,
+    IMG_END,
+    IMG_START,
+)
 from sailvl.data import template, tiling
 from sailvl.errors import SailvlError
 
 PROCESSOR_FILE = "sailvl_processor.json"
+# What transformers' InternVLProcessor (GotOcr2ImageProcessor + tokenizer) and servers built on it (vLLM) read.
+HF_IMAGE_PROCESSOR_FILE = "preprocessor_config.json"
+HF_PROCESSOR_FILE = "processor_config.json"
+_TOKENIZER_CONFIG = "tokenizer_config.json"
+# sailvl has no video input; InternVLProcessor still needs a video token, so an existing token stands in.
+_VIDEO_TOKENS = ("<|video_pad|>", IMG_CONTEXT)
 _SETTINGS = (
     "tile_size",
     "patch_size",
@@ -109,13 +123,48 @@ class SailVLProcessor:
         """The image and prompt settings saved in `sailvl_processor.json`."""
         return {name: getattr(self, name) for name in _SETTINGS}
 
+    def hf_image_processor_config(self) -> dict:
+        """`preprocessor_config.json` for transformers' GotOcr2ImageProcessor: the same tiling (1..max_tiles
+        tiles of `tile_size` px plus a thumbnail, bicubic) and ImageNet normalisation as `tile_image`."""
+        return {
+            "image_processor_type": "GotOcr2ImageProcessor",
+            "processor_class": "InternVLProcessor",
+            "size": {"height": self.tile_size, "width": self.tile_size},
+            "crop_to_patches": True,
+            "min_patches": self.min_tiles,
+            "max_patches": self.max_tiles,
+            "do_resize": True,
+            "resample": 3,  # PIL bicubic
+            "do_rescale": True,
+            "rescale_factor": 1 / 255,
+            "do_normalize": True,
+            "image_mean": list(IMAGENET_MEAN),
+            "image_std": list(IMAGENET_STD),
+            "do_convert_rgb": True,
+        }
+
+    def hf_processor_config(self) -> dict:
+        """`processor_config.json` for transformers' InternVLProcessor (image tokens per tile, chat template)."""
+        return {
+            "processor_class": "InternVLProcessor",
+            "image_seq_length": self.num_image_tokens,
+            "chat_template": self.chat_template,
+        }
+
     def save_pretrained(self, directory: str | Path) -> None:
-        """Write the tokenizer (with the sailvl-chat template) and `sailvl_processor.json` to `directory`."""
+        """Write the tokenizer (with the sailvl-chat template), `sailvl_processor.json`, and the files
+        transformers' `AutoProcessor` (InternVLProcessor) reads, so a server can load the directory as is."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.tokenizer.chat_template = self.chat_template
         self.tokenizer.save_pretrained(directory)
+        _name_image_tokens(directory / _TOKENIZER_CONFIG, self.tokenizer.get_vocab())
         (directory / PROCESSOR_FILE).write_text(json.dumps(self.settings(), indent=2) + "\n")
+        for name, data in (
+            (HF_IMAGE_PROCESSOR_FILE, self.hf_image_processor_config()),
+            (HF_PROCESSOR_FILE, self.hf_processor_config()),
+        ):
+            (directory / name).write_text(json.dumps(data, indent=2) + "\n")
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, **kwargs) -> "SailVLProcessor":
@@ -242,6 +291,22 @@ def _side(size) -> int:
     if height != width:
         raise SailvlError(f"non-square vision input {height}x{width} is not supported")
     return int(height)
+
+
+def _name_image_tokens(config_file: Path, vocab: dict[str, int]) -> None:
+    """Name the image tokens in tokenizer_config.json the way InternVLProcessor looks them up
+    (`tokenizer.start_image_token`, ...), using only tokens the vocabulary already has."""
+    if not config_file.is_file():
+        return
+    config = json.loads(config_file.read_text())
+    video = next(token for token in _VIDEO_TOKENS if token in vocab or token == IMG_CONTEXT)
+    config |= {
+        "start_image_token": IMG_START,
+        "end_image_token": IMG_END,
+        "context_image_token": IMG_CONTEXT,
+        "video_token": video,
+    }
+    config_file.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 
 def _read_settings(directory: Path) -> dict:

@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 
 from sailvl.errors import SailvlError
 from sailvl.model.convert_keys import hf_to_remote, remote_to_hf
+from sailvl.model.loading import MODEL_TYPES, layout_model_type, save_model
 from sailvl.model.presets import config_from_dict
 
 FORMATS = ("sailvl-remote", "hf")
@@ -76,7 +77,7 @@ def _save_hf(config: dict, state: dict[str, torch.Tensor], dst: Path) -> None:
     missing = [n for n, p in model.named_parameters() if p.is_meta]
     if missing:
         raise SailvlError(f"converted checkpoint lacks {len(missing)} weights, e.g. {missing[0]}")
-    model.save_pretrained(dst)
+    save_model(model, dst)
 
 
 def _scalar(value):
@@ -189,6 +190,7 @@ def remote_config_to_hf(config: dict) -> dict:
     )
     out = hf.to_dict()
     out["architectures"] = ["InternVLForConditionalGeneration"]
+    out["model_type"] = layout_model_type(hf_vision["model_type"])
     return out
 
 
@@ -215,14 +217,16 @@ def convert_checkpoint(src: str | Path, dst: str | Path, src_format: str, dst_fo
     state = _read_state(src)
     try:
         if src_format == "sailvl-remote":
-            if config.get("model_type") == "internvl":
-                raise SailvlError(f"{src} is already in the hf layout (model_type 'internvl'); use --from hf")
+            if config.get("model_type") in MODEL_TYPES:
+                raise SailvlError(
+                    f"{src} is already in the hf layout (model_type {config['model_type']!r}); use --from hf"
+                )
             kind = _vision_kind(config["vision_config"])
             new_config, new_state = remote_config_to_hf(config), remote_to_hf(state, kind)
             if new_config["tie_word_embeddings"]:
                 new_state.pop("lm_head.weight", None)
         else:
-            if config.get("model_type") != "internvl":
+            if config.get("model_type") not in MODEL_TYPES:
                 raise SailvlError(
                     f"{src} holds a {config.get('model_type')!r} model, expected an HF 'internvl' model"
                 )
