@@ -19,7 +19,7 @@ STEPS = 2
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Per preset: a 2-step tiny-sailvit stage from a random model dir -> (export dir, DCP checkpoint dir)."""
+    """Per preset: 2-step tiny-sailvit stages from a random model dir -> (last export, its DCP checkpoint)."""
     from sailvl.data.processor import SailVLProcessor
     from sailvl.model import build_model, save_model
     from sailvl.synth import generate_world
@@ -36,20 +36,30 @@ def runs(tmp_path_factory):
         model = build_model(preset, seed=0, tokenizer=tokenizer)
         model_dir = save_model(model, root / preset / "model")
         SailVLProcessor.for_model(tokenizer, model.config, max_tiles=4).save_pretrained(model_dir)
+        # The AIMv2 model runs all three SAILViT stages (each starts from the previous stage's export).
+        stages = range(3) if preset == "tiny-aimv2" else range(1)
+        overrides = [f"stages.{i}.{key}={STEPS}" for i in stages for key in ("budget.steps", "save_every")]
         recipe = load_recipe(
-            "tiny-sailvit",
-            [
-                f"vars.world={world}",
-                f"vars.model_dir={model_dir}",
-                f"stages.0.budget.steps={STEPS}",
-                f"stages.0.save_every={STEPS}",
-            ],
+            "tiny-sailvit", [f"vars.world={world}", f"vars.model_dir={model_dir}", *overrides]
         )
-        (export,) = train_recipe(recipe, root / preset / "run", stage="warmup-adaptation")
+        exports = train_recipe(
+            recipe, root / preset / "run", stage=None if len(stages) == 3 else "warmup-adaptation"
+        )
+        assert len(exports) == len(stages)
+        export = exports[-1]
         ckpt = export.parent / "checkpoints" / f"step-{STEPS:07d}"
         assert ckpt.is_dir(), sorted(p.name for p in export.parent.rglob("*"))
         out[preset] = (export, ckpt)
     return out
+
+
+def _cli(*args) -> None:
+    from sailvl.cli import main
+
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        assert exc.code in (0, None), exc.code
 
 
 def _inputs(model) -> dict:
@@ -151,7 +161,11 @@ def test_export_reloads_and_export_vit_works_from_export_and_dcp(runs, tmp_path,
     assert model.config.vision_config.model_type == expected_type
     tower_state = model.model.vision_tower.state_dict()
     for source in (export, ckpt):
-        vit_dir = export_vit(source, tmp_path / source.name)
+        vit_dir = tmp_path / source.name
+        if source == ckpt:  # through the CLI, as a user runs it on a training checkpoint
+            _cli("export-vit", source, vit_dir)
+        else:
+            export_vit(source, vit_dir)
         tower = AutoModel.from_pretrained(vit_dir)
         assert tower.config.model_type == expected_type
         assert tower_state.keys() == tower.state_dict().keys()
@@ -179,8 +193,17 @@ def test_model_info_and_convert_accept_the_sailvl_layout(runs, tmp_path):
         convert_checkpoint(export, tmp_path / "again", "sailvl-remote", "hf")
 
 
-def test_missing_checkpoint_is_one_clear_error(tmp_path):
+def test_bad_checkpoints_are_one_clear_error(runs, tmp_path):
+    import shutil
+
     from sailvl.train.export import export_vit
 
     with pytest.raises(SailvlError, match="does not exist"):
         export_vit(Path(tmp_path / "nope"), tmp_path / "vit")
+    # A DCP checkpoint whose config.json describes another tower (what InternVLConfig.from_json_file made of it).
+    ckpt = shutil.copytree(runs["tiny-aimv2"][1], tmp_path / "ckpt")
+    config = json.loads((ckpt / "config.json").read_text())
+    config["vision_config"]["model_type"] = "internvl_vision"
+    (ckpt / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SailvlError, match="does not match its config.json"):
+        export_vit(ckpt, tmp_path / "vit")

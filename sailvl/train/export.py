@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 from transformers import InternVLConfig, InternVLForConditionalGeneration
 
@@ -77,7 +78,13 @@ def _load_any(ckpt: Path) -> InternVLForConditionalGeneration:
         with torch.device("cpu"):
             model = InternVLForConditionalGeneration(config)
         state = {"app": {"model": model.state_dict()}}
-        dcp.load(state, checkpoint_id=str(ckpt))
+        try:
+            dcp.load(state, checkpoint_id=str(ckpt))
+        except (RuntimeError, CheckpointException) as exc:
+            detail = " ".join(str(exc).split())[:300]
+            raise SailvlError(
+                f"training checkpoint {ckpt} does not match its config.json: {detail}"
+            ) from None
         model.load_state_dict(state["app"]["model"], strict=True)
         return model
     return load_model(ckpt)
