@@ -323,10 +323,28 @@ def _read_settings(directory: Path) -> dict:
     config = json.loads(config_path.read_text())
     vision = config.get("vision_config", {})
     try:
-        return {
+        settings = {
             "tile_size": _side(vision["image_size"]),
             "patch_size": _side(vision["patch_size"]),
             "downsample_ratio": float(config["downsample_ratio"]),
         }
     except KeyError as err:
         raise SailvlError(f"{config_path} lacks {err.args[0]}, needed for the image settings") from err
+    return settings | _read_hf_image_processor(directory / HF_IMAGE_PROCESSOR_FILE)
+
+
+def _read_hf_image_processor(path: Path) -> dict:
+    """Tile range from a transformers GotOcr2 `preprocessor_config.json` (none: {}); a normalisation other
+    than sailvl's ImageNet mean/std raises, since tiles would reach the model scaled differently."""
+    if not path.is_file():
+        return {}
+    config = json.loads(path.read_text())
+    for key, expected in (("image_mean", IMAGENET_MEAN), ("image_std", IMAGENET_STD)):
+        value = config.get(key)
+        if value is not None and [round(float(v), 4) for v in value] != [round(v, 4) for v in expected]:
+            raise SailvlError(
+                f"{path} normalises with {key} {value}; sailvl tiles with ImageNet's {list(expected)}"
+            )
+    if not config.get("crop_to_patches", False):
+        return {"min_tiles": 1, "max_tiles": 1}
+    return {"min_tiles": int(config.get("min_patches", 1)), "max_tiles": int(config.get("max_patches", 12))}
