@@ -1,8 +1,9 @@
 """Conversion parity against the released remote-code layout, built here without sailvl's writer.
 
 The checkpoints are random tensors named as the released SAIL-VL / InternVL-chat remote code names them
-(modeling_internvl_chat.py, modeling_intern_vit.py, the AIMv2 modelling SAIL-VL ships; SPEC section 1) with a
-config.json shaped like the released ones. The reference forward below is plain PyTorch following that code:
+(modeling_internvl_chat.py, modeling_intern_vit.py; for AIMv2 the SAIL-VL-1.6-8B release's
+model.safetensors.index.json, modeling_sailvl.py and config.json; SPEC section 1) with a config.json shaped like
+the released ones, transformers-4.45 serialisation noise included. The reference forward below is plain PyTorch following that code:
 InternViT / AIMv2 trunk, CLS drop (InternViT), InternVL's pixel shuffle (ps_version v2), `mlp1`, and the LLM as
 transformers' Qwen2ForCausalLM loaded from the `language_model.*` keys. `sailvl convert` + sailvl's model must
 give the same logits (fp32, 1e-5).
@@ -22,8 +23,35 @@ TILE, PATCH, RATIO = 112, 14, 0.5
 VISION_HIDDEN, VISION_LAYERS, VISION_HEADS, VISION_MLP = 32, 2, 2, 64
 IMG_CONTEXT_ID, VOCAB = 7, 64
 
+# What transformers 4.45 serialises into every sub-config of the released checkpoints (SAIL-VL-1.6-8B's
+# config.json carries all of these in llm_config and vision_config).
+SERIALISED_DEFAULTS = {
+    "add_cross_attention": False,
+    "bad_words_ids": None,
+    "chunk_size_feed_forward": 0,
+    "diversity_penalty": 0.0,
+    "do_sample": False,
+    "early_stopping": False,
+    "id2label": {"0": "LABEL_0", "1": "LABEL_1"},
+    "label2id": {"LABEL_0": 0, "LABEL_1": 1},
+    "is_decoder": False,
+    "is_encoder_decoder": False,
+    "length_penalty": 1.0,
+    "max_length": 20,
+    "min_length": 0,
+    "num_beams": 1,
+    "output_attentions": False,
+    "output_hidden_states": False,
+    "pruned_heads": {},
+    "return_dict": True,
+    "tf_legacy_loss": False,
+    "tie_encoder_decoder": False,
+    "torchscript": False,
+    "transformers_version": "4.45.1",
+    "use_bfloat16": False,
+}
 # Fields as in the released Qwen2.5 llm_config (flash-attention and dtype entries included on purpose).
-LLM_CONFIG = {
+LLM_CONFIG = SERIALISED_DEFAULTS | {
     "_name_or_path": "Qwen/Qwen2.5-1.5B-Instruct",
     "architectures": ["Qwen2ForCausalLM"],
     "model_type": "qwen2",
@@ -39,8 +67,9 @@ LLM_CONFIG = {
     "max_position_embeddings": 256,
     "rms_norm_eps": 1e-6,
     "rope_theta": 1000000.0,
+    "rope_scaling": None,
     "use_sliding_window": False,
-    "sliding_window": 256,
+    "sliding_window": None,
     "max_window_layers": 2,
     "bos_token_id": 0,
     "eos_token_id": 2,
@@ -69,7 +98,10 @@ INTERNVIT_CONFIG = {
     "use_flash_attn": True,
     "torch_dtype": "bfloat16",
 }
-AIMV2_CONFIG = {
+AIMV2_CONFIG = SERIALISED_DEFAULTS | {
+    "_name_or_path": "apple/aimv2-huge-patch14-448",
+    "auto_map": {"AutoConfig": "configuration_aimv2.AIMv2Config", "AutoModel": "modeling_aimv2.AIMv2Model"},
+    "tie_word_embeddings": True,
     "architectures": ["AIMv2Model"],
     "model_type": "aimv2",
     "hidden_size": VISION_HIDDEN,
@@ -88,13 +120,31 @@ AIMV2_CONFIG = {
 
 
 def _chat_config(vision: dict, tie: bool) -> dict:
+    # SAIL-VL 1.5/1.6 (AIMv2) ship SailVLModel in modeling_sailvl.py; the InternViT releases follow InternVL-chat.
+    if vision["model_type"] == "aimv2":
+        name, auto_map = (
+            "SailVLModel",
+            {
+                "AutoConfig": "configuration_sailvl.SailVLConfig",
+                "AutoModel": "modeling_sailvl.SailVLModel",
+                "AutoModelForCausalLM": "modeling_sailvl.SailVLModel",
+            },
+        )
+    else:
+        name, auto_map = (
+            "InternVLChatModel",
+            {
+                "AutoConfig": "configuration_internvl_chat.InternVLChatConfig",
+                "AutoModel": "modeling_internvl_chat.InternVLChatModel",
+            },
+        )
     return {
-        "architectures": ["InternVLChatModel"],
-        "auto_map": {
-            "AutoConfig": "configuration_internvl_chat.InternVLChatConfig",
-            "AutoModel": "modeling_internvl_chat.InternVLChatModel",
-        },
+        "architectures": [name],
+        "auto_map": auto_map,
         "model_type": "internvl_chat",
+        "pad2square": False,
+        "use_backbone_lora": 0,
+        "use_llm_lora": 0,
         "vision_config": vision,
         "llm_config": LLM_CONFIG | {"tie_word_embeddings": tie},
         "downsample_ratio": RATIO,
@@ -336,6 +386,7 @@ def test_hf_to_remote_writes_the_released_names_and_shapes(tmp_path, kind, tie):
     for key in (
         "model_type",
         "architectures",
+        "auto_map",
         "downsample_ratio",
         "select_layer",
         "ps_version",

@@ -38,6 +38,26 @@ _RUNTIME_TEXT_FIELDS = (
     "dtype",
     "_name_or_path",
 )
+# The class and remote-code entry points of the released checkpoints: SAIL-VL 1.5/1.6 (AIMv2) ship
+# modeling_sailvl.py / configuration_sailvl.py; InternViT ones the InternVL-chat files. sailvl writes no code:
+# copy the released *.py files next to a converted checkpoint to run it with trust_remote_code.
+_REMOTE_CLASSES = {
+    "internvit": {
+        "architectures": ["InternVLChatModel"],
+        "auto_map": {
+            "AutoConfig": "configuration_internvl_chat.InternVLChatConfig",
+            "AutoModel": "modeling_internvl_chat.InternVLChatModel",
+        },
+    },
+    "aimv2": {
+        "architectures": ["SailVLModel"],
+        "auto_map": {
+            "AutoConfig": "configuration_sailvl.SailVLConfig",
+            "AutoModel": "modeling_sailvl.SailVLModel",
+            "AutoModelForCausalLM": "modeling_sailvl.SailVLModel",
+        },
+    },
+}
 _AIMV2_FIELDS = _INTERNVIT_FIELDS + ("rms_norm_eps", "qkv_bias", "num_channels")
 
 
@@ -136,7 +156,7 @@ def hf_config_to_remote(config: dict) -> dict:
         }
     text.setdefault("architectures", [_causal_lm_arch(text["model_type"])])
     return {
-        "architectures": ["InternVLChatModel"],
+        **_REMOTE_CLASSES[kind],
         "model_type": "internvl_chat",
         "vision_config": remote_vision,
         "llm_config": text,
