@@ -207,3 +207,18 @@ def test_bad_checkpoints_are_one_clear_error(runs, tmp_path):
     (ckpt / "config.json").write_text(json.dumps(config))
     with pytest.raises(SailvlError, match="does not match its config.json"):
         export_vit(ckpt, tmp_path / "vit")
+
+
+def test_convert_of_a_released_checkpoint_adds_the_processor_files(runs, tmp_path):
+    from transformers import AutoImageProcessor
+
+    from sailvl.data.processor import SailVLProcessor
+
+    remote = tmp_path / "remote"
+    _cli("convert", runs["tiny"][0], remote, "--from", "hf", "--to", "sailvl-remote")
+    for name in ("preprocessor_config.json", "processor_config.json", "sailvl_processor.json"):
+        (remote / name).unlink()  # a release ships the tokenizer only
+    _cli("convert", remote, tmp_path / "hf", "--from", "sailvl-remote", "--to", "hf")
+    image = AutoImageProcessor.from_pretrained(tmp_path / "hf")
+    assert (image.size["height"], image.max_patches) == (112, 12)
+    assert SailVLProcessor.from_pretrained(tmp_path / "hf").num_image_tokens == 16

@@ -45,10 +45,15 @@ def convert(
     """Convert between the released SAIL-VL / InternVL-chat layout and sailvl's (transformers' InternVL) layout.
 
     `hf` output is model_type `internvl` for an InternViT tower and `sailvl_internvl` for AIMv2 (README table)."""
+    from sailvl.data.processor import write_processor_files
     from sailvl.model.convert import convert_checkpoint
 
     out = convert_checkpoint(src, dst, src_format, dst_format)
     print(f"wrote {dst_format} checkpoint to {out}")
+    if dst_format == "hf" and write_processor_files(out):
+        print(
+            "added processor files (preprocessor_config.json, processor_config.json, sailvl_processor.json)"
+        )
 
 
 @app.command("chat")

@@ -283,6 +283,18 @@ class SailVLProcessor:
         }
 
 
+def write_processor_files(model_dir: str | Path) -> bool:
+    """Give a model directory that has a tokenizer but no processor settings (a converted release) the files
+    sailvl and transformers' InternVLProcessor read, from its config.json; False when it has no tokenizer."""
+    model_dir = Path(model_dir)
+    if (model_dir / PROCESSOR_FILE).is_file():
+        return False
+    if not any((model_dir / name).is_file() for name in ("tokenizer.json", "vocab.json")):
+        return False
+    SailVLProcessor.from_pretrained(model_dir).save_pretrained(model_dir)
+    return True
+
+
 def _side(size) -> int:
     """A square side from an int or an [h, w] pair (transformers stores both forms)."""
     if isinstance(size, int):
