@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from sailvl.data.processor import SailVLProcessor
+from sailvl.data import template
+from sailvl.data.processor import SailVLProcessor, hf_chat_template
 from sailvl.errors import SailvlError
 from sailvl.model import get_preset_config
 
@@ -16,7 +17,8 @@ def test_saved_processor_files_describe_the_same_tiling_for_transformers(tmp_pat
     assert image["size"] == {"height": 112, "width": 112} and image["crop_to_patches"] is True
     assert (image["min_patches"], image["max_patches"]) == (1, 4)
     processor = json.loads((tmp_path / "processor_config.json").read_text())
-    assert processor["image_seq_length"] == 16 and processor["chat_template"] == tiny_processor.chat_template
+    assert processor["image_seq_length"] == 16
+    assert processor["chat_template"] == hf_chat_template(tiny_processor.system_prompt)
     tokenizer = json.loads((tmp_path / "tokenizer_config.json").read_text())
     assert tokenizer["context_image_token"] == "<IMG_CONTEXT>" and tokenizer["start_image_token"] == "<img>"
     assert tokenizer["video_token"] in tiny_processor.tokenizer.get_vocab()  # no token is added for it
@@ -36,3 +38,30 @@ def test_plain_transformers_dir_takes_its_tile_range_from_preprocessor_config(tm
     (tmp_path / "preprocessor_config.json").write_text(json.dumps(image | {"image_mean": [0.5, 0.5, 0.5]}))
     with pytest.raises(SailvlError, match="image_mean"):
         SailVLProcessor.from_pretrained(tmp_path)
+
+
+def _items(content: str) -> list[dict]:
+    """OpenAI-style items for a sailvl content string: `<image>\\n` becomes an image item."""
+    items = [{"type": "image"} for _ in range(content.count("<image>\n"))]
+    return items + [{"type": "text", "text": content.replace("<image>\n", "")}]
+
+
+@pytest.mark.parametrize("system_prompt", ["You are a helpful assistant.", None, 'Say "{hi}".'])
+@pytest.mark.parametrize("num_images", [0, 1, 2])
+def test_hf_chat_template_renders_what_sailvl_renders(tiny_tokenizer, system_prompt, num_images):
+    conversation = [
+        {"role": "user", "content": "<image>\n" * num_images + "What colour?"},
+        {"role": "assistant", "content": "Red."},
+        {"role": "user", "content": "And the shape?"},
+    ]
+    ours = template.prepare_conversation([dict(t) for t in conversation], num_images, system_prompt)
+    expected = tiny_tokenizer.apply_chat_template(ours, tokenize=False, add_generation_prompt=True)
+    served = [{"role": t["role"], "content": _items(t["content"])} for t in conversation]
+    rendered = tiny_tokenizer.apply_chat_template(
+        served, chat_template=hf_chat_template(system_prompt), tokenize=False, add_generation_prompt=True
+    )
+    assert rendered == expected.replace("<image>", "<IMG_CONTEXT>")
+    as_strings = tiny_tokenizer.apply_chat_template(
+        ours, chat_template=hf_chat_template(system_prompt), tokenize=False, add_generation_prompt=True
+    )
+    assert as_strings == expected.replace("<image>", "<IMG_CONTEXT>")

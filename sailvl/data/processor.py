@@ -144,11 +144,12 @@ class SailVLProcessor:
         }
 
     def hf_processor_config(self) -> dict:
-        """`processor_config.json` for transformers' InternVLProcessor (image tokens per tile, chat template)."""
+        """`processor_config.json` for transformers' InternVLProcessor: image tokens per tile and a chat template
+        that renders OpenAI-style messages (image / text items, as servers pass them) in sailvl's format."""
         return {
             "processor_class": "InternVLProcessor",
             "image_seq_length": self.num_image_tokens,
-            "chat_template": self.chat_template,
+            "chat_template": hf_chat_template(self.system_prompt),
         }
 
     def save_pretrained(self, directory: str | Path) -> None:
@@ -281,6 +282,41 @@ class SailVLProcessor:
             "pixel_values": torch.cat(all_pixels) if all_pixels else None,
             "num_tiles": all_tiles,
         }
+
+
+def hf_chat_template(system_prompt: str | None) -> str:
+    """The sailvl-chat format for transformers' InternVLProcessor and servers built on it (vLLM).
+
+    Same text as `encode_prompt` renders, with `<IMG_CONTEXT>` where sailvl has `<image>` (InternVLProcessor
+    expands each into `<img>` + tokens + `</img>`): the default system turn, `Image-k: ` prefixes when a
+    conversation has several images, no newline between turns. Content may be a string or image/text items.
+    """
+    system = (
+        "{% if messages[0]['role'] != 'system' %}<|im_start|>system\n"
+        + "{% raw %}"
+        + system_prompt
+        + "{% endraw %}"
+        + "<|im_end|>{% endif %}"
+        if system_prompt
+        else ""
+    )
+    return (
+        "{% set ns = namespace(total=0, k=0) %}"
+        "{% for message in messages %}{% if message['content'] is not string %}"
+        "{% for item in message['content'] %}{% if item['type'] == 'image' %}{% set ns.total = ns.total + 1 %}"
+        "{% endif %}{% endfor %}{% endif %}{% endfor %}"
+        + system
+        + "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+        "{% if message['content'] is string %}{{ message['content'] | replace('<image>', '"
+        + IMG_CONTEXT
+        + "') }}{% else %}{% for item in message['content'] %}"
+        "{% if item['type'] == 'image' %}{% set ns.k = ns.k + 1 %}"
+        "{% if ns.total > 1 %}Image-{{ ns.k }}: {% endif %}"
+        + IMG_CONTEXT
+        + "\n{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}{% endif %}"
+        "<|im_end|>{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
 
 
 def write_processor_files(model_dir: str | Path) -> bool:
