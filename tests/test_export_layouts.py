@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _model_helpers import save_causal_lm, save_vision_model, tiny_aimv2_config
 from PIL import Image
 
 from sailvl.errors import SailvlError
@@ -33,15 +34,22 @@ def runs(tmp_path_factory):
     tokenizer = train_tokenizer(world_texts(world), vocab_size=512)
     out = {}
     for preset in PRESETS:
-        model = build_model(preset, seed=0, tokenizer=tokenizer)
-        model_dir = save_model(model, root / preset / "model")
-        SailVLProcessor.for_model(tokenizer, model.config, max_tiles=4).save_pretrained(model_dir)
-        # The AIMv2 model runs all three SAILViT stages (each starts from the previous stage's export).
-        stages = range(3) if preset == "tiny-aimv2" else range(1)
+        if preset == "tiny-aimv2":
+            # As a new user: AIMv2 + Qwen2 parts through `model.vision` / `model.llm`, all three SAILViT stages
+            # (stages II and III start from the previous stage's export).
+            source = [
+                "model.path=null",
+                f"model.vision={save_vision_model(root / 'aimv2', tiny_aimv2_config())}",
+                f"model.llm={save_causal_lm(root / 'qwen2', tokenizer)}",
+            ]
+            stages = range(3)
+        else:
+            model = build_model(preset, seed=0, tokenizer=tokenizer)
+            model_dir = save_model(model, root / preset / "model")
+            SailVLProcessor.for_model(tokenizer, model.config, max_tiles=4).save_pretrained(model_dir)
+            source, stages = [f"vars.model_dir={model_dir}"], range(1)
         overrides = [f"stages.{i}.{key}={STEPS}" for i in stages for key in ("budget.steps", "save_every")]
-        recipe = load_recipe(
-            "tiny-sailvit", [f"vars.world={world}", f"vars.model_dir={model_dir}", *overrides]
-        )
+        recipe = load_recipe("tiny-sailvit", [f"vars.world={world}", *source, *overrides])
         exports = train_recipe(
             recipe, root / preset / "run", stage=None if len(stages) == 3 else "warmup-adaptation"
         )
