@@ -14,6 +14,9 @@ from PIL import Image
 
 from sailvl.errors import SailvlError
 
+# The module's training runs and plain-transformers subprocess take ~25 s on 2 cores.
+pytestmark = pytest.mark.slow
+
 PRESETS = ("tiny", "tiny-aimv2")
 STEPS = 2
 
