@@ -35,15 +35,25 @@ def convert(
     src: Annotated[Path, typer.Argument(help="Source model directory.")],
     dst: Annotated[Path, typer.Argument(help="Destination directory (created).")],
     src_format: Annotated[
-        str, typer.Option("--from", help="Source layout: sailvl-remote or hf.")
+        str,
+        typer.Option(
+            "--from", help="Source layout: sailvl-remote (released SAIL-VL) or hf (a sailvl export)."
+        ),
     ] = "sailvl-remote",
     dst_format: Annotated[str, typer.Option("--to", help="Destination layout: hf or sailvl-remote.")] = "hf",
 ) -> None:
-    """Convert between the released SAIL-VL / InternVL-chat layout and transformers' InternVL layout."""
+    """Convert between the released SAIL-VL / InternVL-chat layout and sailvl's (transformers' InternVL) layout.
+
+    `hf` output is model_type `internvl` for an InternViT tower and `sailvl_internvl` for AIMv2 (README table)."""
+    from sailvl.data.processor import write_processor_files
     from sailvl.model.convert import convert_checkpoint
 
     out = convert_checkpoint(src, dst, src_format, dst_format)
     print(f"wrote {dst_format} checkpoint to {out}")
+    if dst_format == "hf" and write_processor_files(out):
+        print(
+            "added processor files (preprocessor_config.json, processor_config.json, sailvl_processor.json)"
+        )
 
 
 @app.command("chat")

@@ -10,9 +10,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from sailvl.config.constants import IMG_CONTEXT
 from sailvl.errors import SailvlError
 from sailvl.model.convert_keys import hf_to_remote, remote_to_hf
-from sailvl.model.presets import config_from_dict
+from sailvl.model.loading import MODEL_TYPES, layout_model_type, save_model
+from sailvl.model.presets import QWEN_IMG_CONTEXT_ID, config_from_dict
 
 FORMATS = ("sailvl-remote", "hf")
 # Files that describe weights or code; everything else (tokenizer, chat template, processor) is copied.
@@ -24,6 +26,38 @@ _INTERNVIT_FIELDS = (
     "intermediate_size",
     "hidden_act",
 )
+# Entries of the released llm_config that describe how the authors ran it, not the model: remote-code and
+# architecture names, the attention kernel (flash_attention_2 fails where flash-attn is absent) and the
+# dtype (the converted weights keep their own; `save_pretrained` records it).
+_RUNTIME_TEXT_FIELDS = (
+    "auto_map",
+    "architectures",
+    "attn_implementation",
+    "_attn_implementation",
+    "torch_dtype",
+    "dtype",
+    "_name_or_path",
+)
+# The class and remote-code entry points of the released checkpoints: SAIL-VL 1.5/1.6 (AIMv2) ship
+# modeling_sailvl.py / configuration_sailvl.py; InternViT ones the InternVL-chat files. sailvl writes no code:
+# copy the released *.py files next to a converted checkpoint to run it with trust_remote_code.
+_REMOTE_CLASSES = {
+    "internvit": {
+        "architectures": ["InternVLChatModel"],
+        "auto_map": {
+            "AutoConfig": "configuration_internvl_chat.InternVLChatConfig",
+            "AutoModel": "modeling_internvl_chat.InternVLChatModel",
+        },
+    },
+    "aimv2": {
+        "architectures": ["SailVLModel"],
+        "auto_map": {
+            "AutoConfig": "configuration_sailvl.SailVLConfig",
+            "AutoModel": "modeling_sailvl.SailVLModel",
+            "AutoModelForCausalLM": "modeling_sailvl.SailVLModel",
+        },
+    },
+}
 _AIMV2_FIELDS = _INTERNVIT_FIELDS + ("rms_norm_eps", "qkv_bias", "num_channels")
 
 
@@ -76,7 +110,7 @@ def _save_hf(config: dict, state: dict[str, torch.Tensor], dst: Path) -> None:
     missing = [n for n, p in model.named_parameters() if p.is_meta]
     if missing:
         raise SailvlError(f"converted checkpoint lacks {len(missing)} weights, e.g. {missing[0]}")
-    model.save_pretrained(dst)
+    save_model(model, dst)
 
 
 def _scalar(value):
@@ -122,7 +156,7 @@ def hf_config_to_remote(config: dict) -> dict:
         }
     text.setdefault("architectures", [_causal_lm_arch(text["model_type"])])
     return {
-        "architectures": ["InternVLChatModel"],
+        **_REMOTE_CLASSES[kind],
         "model_type": "internvl_chat",
         "vision_config": remote_vision,
         "llm_config": text,
@@ -144,8 +178,11 @@ def _causal_lm_arch(model_type: str) -> str:
     return {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}.get(model_type, "AutoModelForCausalLM")
 
 
-def remote_config_to_hf(config: dict) -> dict:
-    """Translate an InternVL-chat `config.json` dict into an HF `InternVLConfig` dict."""
+def remote_config_to_hf(config: dict, image_token_id: int | None = None) -> dict:
+    """Translate an InternVL-chat `config.json` dict into an HF `InternVLConfig` dict.
+
+    The released configs do not record the `<IMG_CONTEXT>` id (the remote code asks the tokenizer at run
+    time): `image_token_id` is that id, else the config's `img_context_token_id`, else the Qwen id."""
     vision, text = dict(config["vision_config"]), dict(config.get("llm_config") or config["text_config"])
     kind = _vision_kind(vision)
     common = {k: vision[k] for k in _INTERNVIT_FIELDS if k in vision}
@@ -170,8 +207,7 @@ def remote_config_to_hf(config: dict) -> dict:
             "num_channels": vision.get("num_channels", 3),
             "use_head": False,
         }
-    # The LLM's own architecture/remote-code entries have no meaning inside an HF composite config.
-    for key in ("auto_map", "architectures"):
+    for key in _RUNTIME_TEXT_FIELDS:
         text.pop(key, None)
     image_size, patch_size = _scalar(vision["image_size"]), _scalar(vision["patch_size"])
     ratio = config.get("downsample_ratio", 0.5)
@@ -179,7 +215,7 @@ def remote_config_to_hf(config: dict) -> dict:
         dict(
             vision_config=hf_vision,
             text_config=text,
-            image_token_id=config.get("img_context_token_id") or 151667,
+            image_token_id=image_token_id or config.get("img_context_token_id") or QWEN_IMG_CONTEXT_ID,
             image_seq_length=int((image_size // patch_size) ** 2 * ratio**2),
             downsample_ratio=ratio,
             vision_feature_layer=config.get("select_layer", -1),
@@ -189,7 +225,24 @@ def remote_config_to_hf(config: dict) -> dict:
     )
     out = hf.to_dict()
     out["architectures"] = ["InternVLForConditionalGeneration"]
+    out["model_type"] = layout_model_type(hf_vision["model_type"])
     return out
+
+
+def _tokenizer_image_token_id(src: Path) -> int | None:
+    """The id of `<IMG_CONTEXT>` in the tokenizer files of `src` (tokenizer_config.json's
+    added_tokens_decoder or tokenizer.json's added_tokens), or None when there is no tokenizer."""
+    config_file, tokenizer_file = src / "tokenizer_config.json", src / "tokenizer.json"
+    if config_file.is_file():
+        decoder = json.loads(config_file.read_text()).get("added_tokens_decoder") or {}
+        for token_id, token in decoder.items():
+            if token.get("content") == IMG_CONTEXT:
+                return int(token_id)
+    if tokenizer_file.is_file():
+        for token in json.loads(tokenizer_file.read_text()).get("added_tokens") or []:
+            if token.get("content") == IMG_CONTEXT:
+                return int(token["id"])
+    return None
 
 
 def convert_checkpoint(src: str | Path, dst: str | Path, src_format: str, dst_format: str) -> Path:
@@ -215,14 +268,17 @@ def convert_checkpoint(src: str | Path, dst: str | Path, src_format: str, dst_fo
     state = _read_state(src)
     try:
         if src_format == "sailvl-remote":
-            if config.get("model_type") == "internvl":
-                raise SailvlError(f"{src} is already in the hf layout (model_type 'internvl'); use --from hf")
+            if config.get("model_type") in MODEL_TYPES:
+                raise SailvlError(
+                    f"{src} is already in the hf layout (model_type {config['model_type']!r}); use --from hf"
+                )
             kind = _vision_kind(config["vision_config"])
-            new_config, new_state = remote_config_to_hf(config), remote_to_hf(state, kind)
+            new_config = remote_config_to_hf(config, _tokenizer_image_token_id(src))
+            new_state = remote_to_hf(state, kind)
             if new_config["tie_word_embeddings"]:
                 new_state.pop("lm_head.weight", None)
         else:
-            if config.get("model_type") != "internvl":
+            if config.get("model_type") not in MODEL_TYPES:
                 raise SailvlError(
                     f"{src} holds a {config.get('model_type')!r} model, expected an HF 'internvl' model"
                 )

@@ -6,31 +6,70 @@ import json
 from pathlib import Path
 
 import torch
-from transformers import InternVLForConditionalGeneration
+from transformers import InternVLConfig, InternVLForConditionalGeneration
 
 from sailvl.errors import SailvlError
 from sailvl.model.build import apply_vision_fixes
 from sailvl.model.presets import config_from_dict
 
+# On-disk model_type of a sailvl model directory. transformers' InternVLConfig can only describe an InternViT
+# tower: from a config.json it builds InternVLVisionConfig whatever the vision model_type says, so an AIMv2
+# model saved as "internvl" reloads in plain transformers with a random InternViT tower and only a warning.
+# Such models are saved as SAILVL_MODEL_TYPE instead, which transformers does not know and refuses loudly;
+# sailvl reads both (the weights and every other field are the same InternVL layout).
+HF_MODEL_TYPE = "internvl"
+SAILVL_MODEL_TYPE = "sailvl_internvl"
+MODEL_TYPES = (HF_MODEL_TYPE, SAILVL_MODEL_TYPE)
+_HF_VISION_TYPE = "internvl_vision"
 
-def _check_model_dir(path: Path) -> dict:
+
+def layout_model_type(vision_model_type: str) -> str:
+    """`model_type` a model with this vision tower is saved under: "internvl" (plain transformers loads it)
+    for an InternViT tower, "sailvl_internvl" (only sailvl loads it) for any other tower (AIMv2, SigLIP)."""
+    return HF_MODEL_TYPE if vision_model_type == _HF_VISION_TYPE else SAILVL_MODEL_TYPE
+
+
+def mark_layout(directory: str | Path) -> None:
+    """Rewrite the model_type in `directory`/config.json after `save_pretrained` (see SAILVL_MODEL_TYPE)."""
+    config_file = Path(directory) / "config.json"
+    config = json.loads(config_file.read_text())
+    vision_type = (config.get("vision_config") or {}).get("model_type", _HF_VISION_TYPE)
+    model_type = layout_model_type(vision_type)
+    if config.get("model_type") != model_type:
+        config["model_type"] = model_type
+        config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def read_config_file(path: Path) -> dict:
+    """The config.json dict of the sailvl / HF InternVL model directory `path` (either model_type)."""
     if not path.is_dir():
         raise SailvlError(f"model directory {path} does not exist")
     config_file = path / "config.json"
     if not config_file.is_file():
         raise SailvlError(f"model directory {path} has no config.json")
     try:
-        model_type = json.loads(config_file.read_text()).get("model_type")
+        data = json.loads(config_file.read_text())
+        model_type = data.get("model_type")
     except (json.JSONDecodeError, AttributeError):
         raise SailvlError(f"{config_file} is not a valid JSON config") from None
-    if model_type != "internvl":
+    if model_type not in MODEL_TYPES:
         hint = " (convert it with `sailvl convert --from sailvl-remote --to hf`)" if model_type else ""
         raise SailvlError(f"{path} holds a {model_type!r} model, expected an 'internvl' model{hint}")
+    return data
+
+
+def read_model_config(path: str | Path) -> InternVLConfig:
+    """The `InternVLConfig` of a model directory (or DCP checkpoint) `path`, vision tower type kept."""
+    return config_from_dict(read_config_file(Path(path)))
+
+
+def _check_model_dir(path: Path) -> dict:
+    data = read_config_file(path)
     if not any(path.glob("*.safetensors")):
         raise SailvlError(
             f"model directory {path} has no .safetensors weights (other formats are not loaded)"
         )
-    return json.loads(config_file.read_text())
+    return data
 
 
 def load_model(
@@ -67,8 +106,11 @@ def load_model(
 
 
 def save_model(model: InternVLForConditionalGeneration, path: str | Path) -> Path:
-    """Save `model` (config, generation config, safetensors weights) to `path`; returns the directory."""
+    """Save `model` (config, generation config, safetensors weights) to `path`; returns the directory.
+
+    A model whose vision tower is not InternViT is marked `sailvl_internvl` (see SAILVL_MODEL_TYPE)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)
+    mark_layout(path)
     return path

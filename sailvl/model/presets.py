@@ -100,6 +100,23 @@ def tiny(vocab_size: int = TINY_VOCAB, image_token_id: int | None = None) -> Int
     return _internvl(vision, text, token_id, "default", 112)
 
 
+def tiny_aimv2(vocab_size: int = TINY_VOCAB, image_token_id: int | None = None) -> InternVLConfig:
+    """`tiny` with an AIMv2 tower (64x2, SwiGLU 256, RMSNorm, no CLS) instead of InternViT: the SAILViT shape."""
+    vision = Aimv2VisionConfig(
+        hidden_size=64,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=112,
+        patch_size=14,
+        use_head=False,
+        is_native=False,
+    )
+    text = _qwen2(128, 2, 4, 2, 512, vocab_size, tie=True, max_pos=4096)
+    token_id = TINY_IMG_CONTEXT_ID if image_token_id is None else image_token_id
+    return _internvl(vision, text, token_id, "full", 112)
+
+
 def sailvl_2b(vocab_size: int = QWEN_VOCAB, image_token_id: int | None = None) -> InternVLConfig:
     """SAIL-VL-2B: InternViT-300M-448px + Qwen2.5-1.5B (tied embeddings)."""
     text = _qwen2(1536, 28, 12, 2, 8960, vocab_size, tie=True)
@@ -110,6 +127,12 @@ def sailvl_8b(vocab_size: int = 152064, image_token_id: int | None = None) -> In
     """SAIL-VL-8B: InternViT-300M-448px + Qwen2.5-7B (untied embeddings, vocab 152064)."""
     text = _qwen2(3584, 28, 28, 4, 18944, vocab_size, tie=False)
     return _internvl(_internvit_300m(), text, image_token_id or QWEN_IMG_CONTEXT_ID, "default", 448)
+
+
+def sailvl15_2b(vocab_size: int = QWEN_VOCAB, image_token_id: int | None = None) -> InternVLConfig:
+    """SAIL-VL-1.5-2B: AIMv2-Huge-448 (SAILViT-Huge) vision tower + Qwen2.5-1.5B (tied embeddings)."""
+    text = _qwen2(1536, 28, 12, 2, 8960, vocab_size, tie=True)
+    return _internvl(_aimv2_huge(), text, image_token_id or QWEN_IMG_CONTEXT_ID, "full", 448)
 
 
 def sailvl2_2b(vocab_size: int = QWEN_VOCAB, image_token_id: int | None = None) -> InternVLConfig:
@@ -133,7 +156,9 @@ def sailvl2_2b(vocab_size: int = QWEN_VOCAB, image_token_id: int | None = None) 
 
 PRESETS: dict[str, Callable[..., InternVLConfig]] = {
     "tiny": tiny,
+    "tiny-aimv2": tiny_aimv2,
     "sailvl-2b": sailvl_2b,
+    "sailvl-1.5-2b": sailvl15_2b,
     "sailvl-8b": sailvl_8b,
     "sailvl2-2b": sailvl2_2b,
 }

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 from transformers import InternVLConfig, InternVLForConditionalGeneration
 
 from sailvl.errors import SailvlError
+from sailvl.model import load_model, save_model
+from sailvl.model.loading import read_model_config
 from sailvl.train.checkpoint import TRAINER_STATE, is_complete, read_trainer_state, write_trainer_state
 from sailvl.train.parallel import DistInfo, barrier
 
@@ -43,7 +46,9 @@ def is_exported(path: Path) -> bool:
 
 
 def export_hf(model: nn.Module, processor, out_dir: Path, info: DistInfo, trainer_state: dict) -> Path:
-    """Save `model` + `processor` to `out_dir` loadable by AutoModelForImageTextToText.from_pretrained.
+    """Save `model` + `processor` to `out_dir`: sailvl's `load_model` loads it, and with an InternViT tower
+    so do AutoModelForImageTextToText / AutoProcessor (other towers are marked `sailvl_internvl`, which plain
+    transformers refuses; see sailvl.model.loading).
 
     Collective under FSDP. Written to a temporary directory and renamed, with trainer_state.json
     ({step, tokens_seen, samples_seen, stage}) beside the weights for scaling fits.
@@ -54,7 +59,7 @@ def export_hf(model: nn.Module, processor, out_dir: Path, info: DistInfo, traine
         tmp = out_dir.with_name(f".tmp-{out_dir.name}")
         shutil.rmtree(tmp, ignore_errors=True)
         export_model = _fresh_cpu_model(model.config, state)
-        export_model.save_pretrained(tmp, safe_serialization=True)
+        save_model(export_model, tmp)
         processor.save_pretrained(tmp)
         write_trainer_state(tmp, trainer_state)
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -68,15 +73,20 @@ def _load_any(ckpt: Path) -> InternVLForConditionalGeneration:
     if is_complete(ckpt):
         import torch.distributed.checkpoint as dcp
 
-        config = InternVLConfig.from_json_file(str(ckpt / "config.json"))
+        # Not InternVLConfig.from_json_file: that turns an AIMv2 vision_config into an InternViT one.
+        config = read_model_config(ckpt)
         with torch.device("cpu"):
             model = InternVLForConditionalGeneration(config)
         state = {"app": {"model": model.state_dict()}}
-        dcp.load(state, checkpoint_id=str(ckpt))
+        try:
+            dcp.load(state, checkpoint_id=str(ckpt))
+        except (RuntimeError, CheckpointException) as exc:
+            detail = " ".join(str(exc).split())[:300]
+            raise SailvlError(
+                f"training checkpoint {ckpt} does not match its config.json: {detail}"
+            ) from None
         model.load_state_dict(state["app"]["model"], strict=True)
         return model
-    from sailvl.model import load_model
-
     return load_model(ckpt)
 
 
@@ -103,8 +113,6 @@ def export_vit(ckpt: str | Path, out_dir: str | Path) -> Path:
 def export_llm(model_dir: str | Path, out_dir: str | Path) -> Path:
     """Save the language model of a sailvl model directory as a causal LM (+ its tokenizer) for build_from_parts."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from sailvl.model import load_model
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     model = load_model(model_dir)
