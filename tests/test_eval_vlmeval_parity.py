@@ -305,3 +305,20 @@ def test_mmmu_open_questions_become_two_option_mcqs(vlm):
     assert list(processed["A"]) == ["42", "cat"] and list(processed["B"]) == ["Other Answers", "dog"]
     result = score_benchmark(spec, items, {"0": "x = 42", "1": "dog"})
     assert result["score"] == 100.0
+
+
+def test_pope_f1_matches_pope_rating(vlm):
+    items, predictions = _yes_no_items()
+    splits = ["random", "popular", "adversarial", "random,popular"]
+    for i, it in enumerate(items):
+        it.category = splits[i % len(splits)]
+    frame = _rating_frame(items, predictions, vlm)
+    vlm.store.dump(frame, "pope")
+    theirs = vlm.yorn.POPE_rating("pope").set_index("split").loc["Overall"]
+    ours = score_benchmark(BENCHMARKS["POPE"], items, predictions)
+    assert ours["score"] == pytest.approx(theirs["Overall"], abs=1e-4)
+    for key in ("acc", "precision", "recall"):
+        assert ours[f"pope_{'accuracy' if key == 'acc' else key}"] == pytest.approx(theirs[key], abs=1e-4), (
+            key
+        )
+    assert (frame["extracted"] == "Unknown").any()  # unmatched answers are in the mix

@@ -112,18 +112,20 @@ class _Matcher:
 
 def _score_item(
     scorer: str, spec: BenchmarkSpec, item: BenchItem, prediction: str, matcher: _Matcher
-) -> float:
+) -> tuple[float, str | None]:
+    """(score in [0, 1], the option letter / "Yes" / "No" matched, None for short answers or no match)."""
     if scorer == "mcq":
         options, truth = mcq_choices(spec.name, item)
-        return float(matcher.count(matcher.option(item, options, prediction)).answer == truth)
+        picked = matcher.count(matcher.option(item, options, prediction)).answer
+        return float(picked == truth), picked
     if scorer == "yesno":
         picked = matcher.yes_no(item, prediction).answer
-        return float(picked is not None and picked.lower() == item.answer.strip().lower())
+        return float(picked is not None and picked.lower() == item.answer.strip().lower()), picked
     answers = parse_answers(item.answer)
     if scorer == "ocrbench":
-        return ocrbench_hit(prediction, answers, item.category)
+        return ocrbench_hit(prediction, answers, item.category), None
     if scorer in _SHORT_ANSWER:
-        return _SHORT_ANSWER[scorer](prediction, answers)
+        return _SHORT_ANSWER[scorer](prediction, answers), None
     raise ValueError(f"no per-item scorer named {scorer!r}")
 
 
@@ -245,6 +247,29 @@ def _hallusion(items: list[BenchItem], scores: list[float]) -> dict:
     }
 
 
+def _pope(items: list[BenchItem], scores: list[float], picks: list[str | None]) -> dict:
+    """POPE (VLMEvalKit's POPE_rating): F1 of answering "Yes", in percent, is the headline score; a row
+    counts once per comma-separated category (split); for F1 an unmatched answer counts as "No"."""
+    rows = [
+        (it.answer.strip().lower() == "yes", (picked or "").lower() == "yes", score)
+        for it, score, picked in zip(items, scores, picks, strict=True)
+        for _ in it.category.split(",")
+    ]
+    tp = sum(truth and guess for truth, guess, _ in rows)
+    fp = sum(guess and not truth for truth, guess, _ in rows)
+    fn = sum(truth and not guess for truth, guess, _ in rows)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "score": 100.0 * f1,
+        "pope_f1": round(100.0 * f1, 4),
+        "pope_accuracy": round(100.0 * _mean([score for _, _, score in rows]), 4),
+        "pope_precision": round(100.0 * precision, 4),
+        "pope_recall": round(100.0 * recall, 4),
+    }
+
+
 def score_benchmark(
     spec: BenchmarkSpec,
     items: list[BenchItem],
@@ -285,10 +310,11 @@ def score_benchmark(
         result["n_questions"] = len(groups)
         result["vanilla_accuracy"] = round(100.0 * _mean(originals), 4)
     else:
-        scores = [
+        outcomes = [
             _score_item(s, spec, it, predictions.get(str(it.index), ""), matcher)
             for s, it in zip(scorers, items, strict=True)
         ]
+        scores = [score for score, _ in outcomes]
         rows = list(zip([it.category for it in items], scores, chances, strict=True))
     result["n"] = len(items)
     result["score"] = 100.0 * _mean([s for _, s, _ in rows])
@@ -302,5 +328,7 @@ def score_benchmark(
         result.update(_hallusion(items, scores))
     elif spec.scorer == "ocrbench":
         result["ocrbench_score"] = int(sum(scores))
+    elif spec.scorer == "yesno" and "POPE" in spec.name:
+        result.update(_pope(items, scores, [picked for _, picked in outcomes]))
     result["score"] = round(result["score"], 4)
     return result
