@@ -255,3 +255,29 @@ def test_hallusion_groups():
     assert result["fAcc"] == 50.0  # figure 0 all right, figure 1 not
     assert result["qAcc"] == 50.0  # question 0 right on both figures, question 1 not
     assert result["score"] == pytest.approx((75 + 50 + 50) / 3)
+
+
+def test_yes_no_judge_resolves_what_the_rules_cannot():
+    spec = BENCHMARKS["POPE"]
+    items = [
+        BenchItem(i, "Is there a dog", ans, category="random") for i, ans in enumerate(["Yes", "No", "Yes"])
+    ]
+    preds = {"0": "Yes.", "1": "**No**", "2": "I believe so"}
+    plain = score_benchmark(spec, items, preds)
+    assert (plain["judged"], plain["extraction_failed"], plain["pope_accuracy"]) == (
+        0,
+        2,
+        pytest.approx(100 / 3, abs=1e-3),
+    )
+    prompts = []
+
+    def judge(prompt):
+        prompts.append(prompt)
+        return "No" if "**No**" in prompt else ("Unknown" if len(prompts) < 4 else "Yes")
+
+    judged = score_benchmark(spec, items, preds, judge=judge)
+    assert (judged["judged"], judged["extraction_failed"], judged["pope_accuracy"]) == (2, 0, 100.0)
+    assert judged["score"] == 100.0  # F1 of "Yes"
+    assert len(prompts) == 4 and prompts[-1].endswith(
+        "Question: Is there a dog?\nAnswer: I believe so\nYour output: "
+    )
