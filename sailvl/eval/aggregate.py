@@ -280,7 +280,8 @@ def score_benchmark(
 ) -> dict:
     """Score a benchmark. `items` are the rows asked (circular copies included for mcq_circular),
     `predictions` maps str(index) to the model's answer; a missing prediction counts as wrong.
-    `matching` is "exact" (VLMEvalKit's policy) or "lenient"; `judge` maps MCQ and yes/no answers the
+    `matching` is "exact" (VLMEvalKit's policy) or "lenient" (sailvl's extraction of MCQ and yes/no answers;
+    short-answer scorers are the same under both); `judge` maps MCQ and yes/no answers the
     rules cannot read, as VLMEvalKit's judge does; `seed` seeds its random pick when the judge fails too.
 
     Returns a JSON-ready dict: `score` (0-100, the number that enters averages), `n`, `chance`

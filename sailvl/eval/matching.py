@@ -42,8 +42,8 @@ _CJK = re.compile("[\u4e00-\u9fff]")
 @dataclass(frozen=True)
 class Match:
     """The answer a prediction was matched to and how: `answer` is an option letter, "Z", "Yes", "No" or
-    None; `source` is "rule" (extraction), "judge" (the judge's reply) or "failed" (neither; for MCQ
-    with a judge, `answer` is then VLMEvalKit's random pick)."""
+    None; `source` is "rule" (extraction), "judge" (the judge's reply) or "failed" (neither: MCQ answers
+    are then "Z" without a judge and VLMEvalKit's random pick with one, yes/no answers None)."""
 
     answer: str | None
     source: str
