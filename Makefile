@@ -6,12 +6,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup test test-fast lint demo clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned: this CPU wheel is on the machine; a looser pin pulls GBs of CUDA packages.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[dev]"
+	# Test-only: VLMEvalKit's scoring code for the parity test (tests/_vlmeval.py loads its files without
+	# importing the package). --no-deps: its requirements pull in model, API and video stacks we never run.
+	$(BIN)/pip install --quiet --no-deps ms-vlmeval==0.0.20
 	touch $(STAMP)
 
 setup: $(STAMP)

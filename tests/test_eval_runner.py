@@ -177,3 +177,15 @@ def test_judge_benchmark_skipped_without_judge(tmp_path):
         ["MMVet"], tmp_path / "judged", FakePredictor({0}), data_dir=tmp_path, judge=other_judge
     )
     assert rejudged["benchmarks"]["MMVet"]["score"] == 0.0 and rejudged["judge"].endswith("other_judge")
+
+
+def test_lenient_scores_never_enter_the_opencompass_average():
+    from sailvl.eval.runner import summarize
+
+    exact = {"status": "scored", "score": 60.0, "matching": "exact"}
+    lenient = {"status": "scored", "score": 90.0, "matching": "lenient"}
+    out = summarize({"MMStar": exact, "AI2D_TEST": lenient})
+    assert out["average"] == 75.0
+    assert out["opencompass_average"] == 60.0
+    assert "AI2D_TEST" in out["opencompass_missing"] and out["opencompass_partial"]
+    assert summarize({"AI2D_TEST": lenient})["opencompass_average"] is None

@@ -4,6 +4,7 @@
 `fit_results` turns the results JSONs of a checkpoint series into a score-vs-log(budget) fit."""
 
 from sailvl.eval.aggregate import score_benchmark
+from sailvl.eval.matching import MATCHING_POLICIES, VLMEVALKIT_VERSION, TextJudge
 from sailvl.eval.registry import (
     BENCHMARKS,
     OPENCOMPASS_AVERAGE,
@@ -17,9 +18,12 @@ from sailvl.eval.tsv import BenchItem, read_benchmark, write_benchmark
 
 __all__ = [
     "BENCHMARKS",
+    "MATCHING_POLICIES",
     "OPENCOMPASS_AVERAGE",
+    "VLMEVALKIT_VERSION",
     "BenchItem",
     "BenchmarkSpec",
+    "TextJudge",
     "fit_log_linear",
     "fit_results",
     "get_benchmark",

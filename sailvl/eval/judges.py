@@ -5,22 +5,20 @@ vlmeval/dataset/utils/mmvet.py and mathvista.py)."""
 from __future__ import annotations
 
 import ast
-import importlib
 import logging
 import os
 import string
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sailvl.errors import SailvlError
+from sailvl.eval.matching import VLMEVALKIT_VERSION, infer_option
 from sailvl.eval.tsv import BenchItem
 
 log = logging.getLogger(__name__)
 
-# A judge takes the prompt text and returns the reply text (A1's agreed interface). The judges built here
-# also accept `temperature=` and `max_tokens=` keywords, which VLMEvalKit's retries use.
-TextJudge = Callable[[str], str]
+# A judge (`sailvl.eval.matching.TextJudge`) takes the prompt text and returns the reply text. The judges built
+# here also accept `temperature=` and `max_tokens=` keywords, which VLMEvalKit's retries use.
 
 # VLMEvalKit's OpenAI wrapper answers this after its own retries fail; MathVista's judging checks for it.
 FAIL_MSG = "Failed to obtain answer via API."
@@ -31,12 +29,8 @@ DEFAULT_MAX_TOKENS = 128
 
 
 def vlmevalkit_version() -> str:
-    """The VLMEvalKit version whose matching rules sailvl follows (A1's constant when present)."""
-    try:
-        matching = importlib.import_module("sailvl.eval.matching")
-    except ImportError:
-        return "ms-vlmeval 0.0.20"
-    return str(getattr(matching, "VLMEVALKIT_VERSION", "ms-vlmeval 0.0.20"))
+    """The VLMEvalKit release whose scoring rules sailvl follows, as recorded in results.json."""
+    return f"ms-vlmeval {VLMEVALKIT_VERSION}"
 
 
 @dataclass
@@ -311,43 +305,6 @@ def mathvista_prompt(question: str, prediction: str) -> str:
     return prompt + question + "\n" + "Model respone: " + prediction + "Extracted answer:"
 
 
-def _infer_option(answer: str, choices: dict[str, str]):
-    """VLMEvalKit's can_infer (option letter, else a unique option text); A1's matching.py when present."""
-    try:
-        matching = importlib.import_module("sailvl.eval.matching")
-        if hasattr(matching, "can_infer"):
-            return matching.can_infer(answer, choices)
-    except ImportError:
-        pass
-    answer = str(answer)
-    if FAIL_MSG in answer:
-        return False
-    refusals = (
-        "Sorry, I can't help with images of people yet.",
-        "I can't process this file.",
-        "I'm sorry, but without the image provided",
-        "Cannot determine the answer",
-    )
-    if any(r in answer for r in refusals):
-        return "Z"
-    cleaned = answer
-    for char in ".()[],:;!*#{}":
-        cleaned = cleaned.replace(char, " ")
-    splits = [x.strip() for x in cleaned.split()]
-    count = sum(1 for c in choices if c in splits)
-    if count == 1:
-        for letter in choices:
-            if letter in splits and splits.index(letter) > len(splits) - 5:
-                return letter
-    elif count == 0 and sum(1 for c in ("Z", "") if c in splits) == 1:
-        return "Z"
-    lowered = answer.lower()
-    if len(lowered) > 2 * sum(len(str(v)) for v in choices.values()):
-        return False
-    candidates = [k for k, v in choices.items() if str(v).lower() in lowered]
-    return candidates[0] if len(candidates) == 1 else False
-
-
 def _choices(item: BenchItem) -> dict[str, str]:
     raw = item.extra.get("choices", "")
     try:
@@ -367,7 +324,7 @@ def mathvista_check(item: BenchItem, response: str, prefetch: bool):
     try:
         if item.extra.get("question_type") == "multi_choice":
             answer = item.extra.get("answer_option", item.answer)
-            result = _infer_option(response, _choices(item))
+            result = infer_option(response, _choices(item))
             if prefetch:
                 return result
         elif item.extra.get("answer_type") == "integer":

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from sailvl.eval.aggregate import score_benchmark
 from sailvl.eval.distributed import EvalShard
-from sailvl.eval.judges import JUDGED_SCORERS, TextJudge, judge_name, vlmevalkit_version
+from sailvl.eval.judges import JUDGED_SCORERS, judge_name, vlmevalkit_version
+from sailvl.eval.matching import TextJudge
 from sailvl.eval.prompts import build_prompt, tiles_for
 from sailvl.eval.registry import (
     MAX_TILES_PER_SAMPLE,
@@ -208,10 +209,14 @@ def evaluate_benchmark(
 
 def summarize(benchmarks: dict[str, dict]) -> dict:
     """Averages over scored benchmarks: `average` (all scored), `opencompass_average` over the
-    OpenCompass set present, with `opencompass_partial` and the list of missing ones."""
+    OpenCompass set present, with `opencompass_partial` and the list of missing ones.
+
+    Scores read with `matching="lenient"` are not VLMEvalKit's numbers: they count in `average` but
+    never in `opencompass_average` (they are listed as missing there)."""
     scored = {name: r["score"] for name, r in benchmarks.items() if r.get("status") == "scored"}
-    present = [name for name in OPENCOMPASS_AVERAGE if name in scored]
-    missing = [name for name in OPENCOMPASS_AVERAGE if name not in scored]
+    comparable = {n for n, r in benchmarks.items() if n in scored and r.get("matching", "exact") == "exact"}
+    present = [name for name in OPENCOMPASS_AVERAGE if name in comparable]
+    missing = [name for name in OPENCOMPASS_AVERAGE if name not in comparable]
     return {
         "average": round(sum(scored.values()) / len(scored), 4) if scored else None,
         "opencompass_average": round(sum(scored[n] for n in present) / len(present), 4) if present else None,

@@ -1,5 +1,9 @@
-"""Per-answer scorers: MCQ option extraction, yes/no, VQA accuracy, ANLS, OCRBench containment, relaxed accuracy.
+"""Per-answer scorers for short answers, as VLMEvalKit computes them: VQA accuracy (with its answer
+normalisation), ANLS, OCRBench containment and ChartQA relaxed accuracy.
 
+Each function mirrors the VLMEvalKit release named by `sailvl.eval.matching.VLMEVALKIT_VERSION`, quirks
+included, so a checkpoint's numbers can be compared with the OpenCompass leaderboard; the parity test
+(tests/test_eval_vlmeval_parity.py) runs VLMEvalKit's own functions on a corpus of model outputs.
 Every scorer returns a float in [0, 1] for one prediction; aggregation lives in `sailvl.eval.aggregate`."""
 
 from __future__ import annotations
@@ -7,138 +11,94 @@ from __future__ import annotations
 import ast
 import re
 
-# --- multiple choice ---------------------------------------------------------------------------
+# --- answer normalisation (the official VQA evaluation, as VLMEvalKit runs it) -------------------
 
-_EXPLICIT = re.compile(
-    r"(?:answer|option|choice)\s*(?:is|would be|should be|:)?\s*[:：]?\s*\(?\s*([A-Za-z])\s*\)?(?![A-Za-z])",
-    re.IGNORECASE,
+_PUNCTUATION = (
+    ";",
+    "/",
+    "[",
+    "]",
+    '"',
+    "{",
+    "}",
+    "(",
+    ")",
+    "=",
+    "+",
+    "\\",
+    "_",
+    "-",
+    ">",
+    "<",
+    "@",
+    "`",
+    ",",
+    "?",
+    "!",
 )
-_ONLY_LETTER = re.compile(r"^[\s(\[]*([A-Za-z])[\s)\].:]*$")
-
-
-def _norm_text(text: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", text.lower())).strip()
-
-
-def _letter_candidates(prediction: str, letters: set[str]) -> set[str]:
-    """Standalone capital letters that name an option; an "A" used as an article is ignored."""
-    found = set()
-    for match in re.finditer(r"(?<![A-Za-z])([A-Z])(?![A-Za-z'])", prediction):
-        letter = match.group(1)
-        if letter not in letters:
-            continue
-        rest = prediction[match.end() :]
-        if letter in ("A", "I") and re.match(r"\s+[a-z]", rest):
-            continue  # "A red car" / "I think": article or pronoun, not an option
-        found.add(letter)
-    return found
-
-
-def _option_by_text(prediction: str, options: dict[str, str]) -> str | None:
-    pred = _norm_text(prediction)
-    if not pred:
-        return None
-    texts = {k: _norm_text(v) for k, v in options.items() if _norm_text(v)}
-    exact = [k for k, t in texts.items() if t == pred]
-    if len(exact) == 1:
-        return exact[0]
-    padded = f" {pred} "
-    contained = [k for k, t in texts.items() if f" {t} " in padded]
-    # "dark red" contains "red": keep only options whose text is not inside another matched option.
-    maximal = [
-        k for k in contained if not any(k != o and f" {texts[k]} " in f" {texts[o]} " for o in contained)
-    ]
-    return maximal[0] if len(maximal) == 1 else None
-
-
-def extract_option(prediction: str, options: dict[str, str]) -> str | None:
-    """The option letter a free-form answer picks, or None when it picks none or several.
-
-    Order: a lone letter in any case ("b", "(B)"); an explicit "answer is (B)"; a single standalone
-    capital letter naming an option ("B. red"); then the option text itself ("red"). Several
-    letters or several option texts are ambiguous and give None, as in VLMEvalKit."""
-    if not prediction or not options:
-        return None
-    letters = set(options)
-    text = prediction.strip()
-    only = _ONLY_LETTER.match(text)
-    if only and only.group(1).upper() in letters:
-        return only.group(1).upper()
-    explicit = [m.group(1).upper() for m in _EXPLICIT.finditer(text) if m.group(1).upper() in letters]
-    if len(set(explicit)) == 1:
-        return explicit[0]
-    candidates = _letter_candidates(text, letters)
-    if len(candidates) == 1:
-        return candidates.pop()
-    if candidates:
-        return None  # several letters named: ambiguous, counted wrong as VLMEvalKit does
-    return _option_by_text(text, options)
-
-
-def score_mcq(prediction: str, options: dict[str, str], answer: str) -> float:
-    """1.0 when the extracted option letter equals the answer letter (or the answer's option text)."""
-    picked = extract_option(prediction, options)
-    if picked is None:
-        return 0.0
-    answer = answer.strip()
-    if answer in options:
-        return float(picked == answer)
-    return float(_norm_text(options[picked]) == _norm_text(answer))
-
-
-# --- yes / no ----------------------------------------------------------------------------------
-
-
-def extract_yes_no(prediction: str) -> str | None:
-    """ "yes" / "no" when exactly one of the two words occurs, else None (counted wrong)."""
-    words = set(_norm_text(prediction).split())
-    if "yes" in words and "no" not in words:
-        return "yes"
-    if "no" in words and "yes" not in words:
-        return "no"
-    return None
-
-
-def score_yes_no(prediction: str, answer: str) -> float:
-    """1.0 when the extracted yes/no equals the answer (case-insensitive)."""
-    picked = extract_yes_no(prediction)
-    return float(picked is not None and picked == answer.strip().lower())
-
-
-# --- short-answer VQA --------------------------------------------------------------------------
-
+_DIGIT_COMMA = re.compile(r"(\d)(,)(\d)")
+_LONE_PERIOD = re.compile(r"(?<!\d)\.(?!\d)")
+# VLMEvalKit passes re.UNICODE (32) where re.sub takes `count`: at most 32 periods are removed.
+_MAX_PERIODS_REMOVED = 32
 _NUMBER_WORDS = {
     "none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
     "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10",
 }  # fmt: skip
 _ARTICLES = {"a", "an", "the"}
-_CONTRACTIONS = {
-    "dont": "don't", "doesnt": "doesn't", "isnt": "isn't", "arent": "aren't", "cant": "can't",
-    "wont": "won't", "didnt": "didn't", "wasnt": "wasn't", "werent": "weren't", "hasnt": "hasn't",
-    "havent": "haven't", "shouldnt": "shouldn't", "wouldnt": "wouldn't", "couldnt": "couldn't",
-    "im": "i'm", "ive": "i've", "youre": "you're", "thats": "that's", "whats": "what's", "its": "it's",
-}  # fmt: skip
-_PUNCT = ';/[]"{}()=+\\_-><@`,?!*#%^&$~|:'
-_COMMA_NUMBER = re.compile(r"(\d)(,)(\d)")
-_PERIOD_STRIP = re.compile(r"(?<!\d)\.(?!\d)")
+# The VQA evaluation's contraction table (word without apostrophes > word with them). Its capitalised
+# keys ("Im", "Ive", ...) are left out: words are lowercased first, so they can never match.
+_CONTRACTIONS = dict(
+    pair.split(">")
+    for pair in (
+        "aint>ain't arent>aren't cant>can't couldve>could've couldnt>couldn't couldn'tve>couldn't've "
+        "couldnt've>couldn't've didnt>didn't doesnt>doesn't dont>don't hadnt>hadn't hadnt've>hadn't've "
+        "hadn'tve>hadn't've hasnt>hasn't havent>haven't hed>he'd hed've>he'd've he'dve>he'd've hes>he's "
+        "howd>how'd howll>how'll hows>how's isnt>isn't itd>it'd itd've>it'd've it'dve>it'd've itll>it'll "
+        "maam>ma'am mightnt>mightn't mightnt've>mightn't've mightn'tve>mightn't've mightve>might've "
+        "mustnt>mustn't mustve>must've neednt>needn't notve>not've oclock>o'clock oughtnt>oughtn't "
+        "ow's'at>'ow's'at 'ows'at>'ow's'at 'ow'sat>'ow's'at shant>shan't shed've>she'd've she'dve>she'd've "
+        "shouldve>should've shouldnt>shouldn't shouldnt've>shouldn't've shouldn'tve>shouldn't've "
+        "somebody'd>somebodyd somebodyd've>somebody'd've somebody'dve>somebody'd've somebodyll>somebody'll "
+        "somebodys>somebody's someoned>someone'd someoned've>someone'd've someone'dve>someone'd've "
+        "someonell>someone'll someones>someone's somethingd>something'd somethingd've>something'd've "
+        "something'dve>something'd've somethingll>something'll thats>that's thered>there'd "
+        "thered've>there'd've there'dve>there'd've therere>there're theres>there's theyd>they'd "
+        "theyd've>they'd've they'dve>they'd've theyll>they'll theyre>they're theyve>they've twas>'twas "
+        "wasnt>wasn't wed've>we'd've we'dve>we'd've weve>we've werent>weren't whatll>what'll whatre>what're "
+        "whats>what's whatve>what've whens>when's whered>where'd wheres>where's whereve>where've whod>who'd "
+        "whod've>who'd've who'dve>who'd've wholl>who'll whos>who's whove>who've whyll>why'll whyre>why're "
+        "whys>why's wont>won't wouldve>would've wouldnt>wouldn't wouldnt've>wouldn't've "
+        "wouldn'tve>wouldn't've yall>y'all yall'll>y'all'll y'allll>y'all'll yall'd've>y'all'd've "
+        "y'alld've>y'all'd've y'all'dve>y'all'd've youd>you'd youd've>you'd've you'dve>you'd've youll>you'll "
+        "youre>you're youve>you've "
+    ).split()
+)
+
+
+def process_punctuation(text: str) -> str:
+    """Drop or space out punctuation as the VQA evaluation does: a mark next to a space (or any mark, once
+    the text holds a digit-comma-digit number) is deleted, otherwise replaced by a space; periods not
+    inside numbers are deleted."""
+    out = text
+    drop_all = _DIGIT_COMMA.search(text) is not None
+    for mark in _PUNCTUATION:
+        if mark + " " in text or " " + mark in text or drop_all:
+            out = out.replace(mark, "")
+        else:
+            out = out.replace(mark, " ")
+    return _LONE_PERIOD.sub("", out, count=_MAX_PERIODS_REMOVED)
+
+
+def _digits_and_articles(text: str) -> str:
+    words = [_NUMBER_WORDS.get(word, word) for word in text.lower().split()]
+    return " ".join(_CONTRACTIONS.get(word, word) for word in words if word not in _ARTICLES)
 
 
 def normalize_vqa(text: str) -> str:
-    """Standard VQA answer normalisation: lowercase, punctuation, periods not inside numbers,
-    number words to digits, articles dropped, common contractions restored."""
-    text = text.replace("\n", " ").replace("\t", " ").strip().lower()
-    text = _COMMA_NUMBER.sub(r"\1\3", text)
-    for p in _PUNCT:
-        # Punctuation next to a space is dropped; inside a word it separates ("black-and-white").
-        text = text.replace(p, "") if (p + " " in text or " " + p in text) else text.replace(p, " ")
-    text = _PERIOD_STRIP.sub("", text)
-    words = []
-    for word in text.split():
-        word = _NUMBER_WORDS.get(word, word)
-        if word in _ARTICLES:
-            continue
-        words.append(_CONTRACTIONS.get(word, word))
-    return " ".join(words)
+    """VQA answer normalisation: punctuation, lowercase, number words to digits, articles dropped,
+    contractions restored ("Two dogs." -> "2 dogs")."""
+    text = text.replace("\n", " ").replace("\t", " ").strip()
+    return _digits_and_articles(process_punctuation(text))
 
 
 def parse_answers(answer: str) -> list[str]:
@@ -154,18 +114,28 @@ def parse_answers(answer: str) -> list[str]:
     return [text]
 
 
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
 def vqa_accuracy(prediction: str, answers: list[str]) -> float:
-    """VQA accuracy: with >= 3 references, min(1, matches/3) averaged over leave-one-out subsets
-    (the official VQAv2/TextVQA metric); with fewer, 1.0 if the prediction matches any reference."""
+    """VQA accuracy (TextVQA): for each reference, min(1, matches among the other references / 3),
+    averaged. As in VLMEvalKit, a single reference always scores 0 (no other reference can match)."""
     pred = normalize_vqa(prediction)
     refs = [normalize_vqa(a) for a in answers]
-    if len(refs) < 3:
-        return float(pred in refs)
-    total = 0.0
-    for i in range(len(refs)):
-        others = refs[:i] + refs[i + 1 :]
-        total += min(1.0, sum(r == pred for r in others) / 3.0)
-    return total / len(refs)
+    return _mean(
+        [min(1.0, sum(r == pred for j, r in enumerate(refs) if j != i) / 3) for i in range(len(refs))]
+    )
+
+
+def vqa_match(prediction: str, answers: list[str]) -> float:
+    """1.0 when the normalised prediction equals any normalised reference. For TSVs with no VLMEvalKit
+    counterpart (synthetic benchmarks with one reference each), where VQA accuracy would always be 0."""
+    pred = normalize_vqa(prediction)
+    return float(any(normalize_vqa(a) == pred for a in answers))
+
+
+# --- ANLS (DocVQA, InfoVQA) ----------------------------------------------------------------------
 
 
 def _levenshtein(a: str, b: str) -> int:
@@ -178,54 +148,57 @@ def _levenshtein(a: str, b: str) -> int:
     return previous[-1]
 
 
-def anls(prediction: str, answers: list[str], threshold: float = 0.5) -> float:
-    """Average Normalised Levenshtein Similarity for one prediction: max over references of
-    1 - dist/max_len, zeroed when the normalised distance reaches `threshold` (DocVQA/InfoVQA)."""
+def _anls_distance(reference: str, prediction: str) -> float:
+    ref = " ".join(reference.strip().lower().split())
     pred = " ".join(prediction.strip().lower().split())
-    best = 0.0
-    for ref in answers:
-        ref = " ".join(ref.strip().lower().split())
-        longest = max(len(pred), len(ref))
-        if longest == 0:
-            return 1.0
-        distance = _levenshtein(pred, ref) / longest
-        best = max(best, 0.0 if distance >= threshold else 1.0 - distance)
-    return best
+    # VLMEvalKit divides by the length of the raw strings (uppercased), not of the normalised ones.
+    longest = max(len(reference.upper()), len(prediction.upper()))
+    return 0.0 if longest == 0 else _levenshtein(ref, pred) / longest
+
+
+def anls(prediction: str, answers: list[str], threshold: float = 0.5) -> float:
+    """Average Normalised Levenshtein Similarity of one prediction: 1 - the smallest normalised
+    distance to a reference, zeroed when that similarity is below `threshold`."""
+    if not answers:
+        return 0.0
+    similarity = 1.0 - min(_anls_distance(ref, prediction) for ref in answers)
+    return 0.0 if similarity < threshold else similarity
+
+
+# --- OCRBench ------------------------------------------------------------------------------------
+
+HANDWRITTEN_MATH = "Handwritten Mathematical Expression Recognition"
 
 
 def ocrbench_hit(prediction: str, answers: list[str], category: str = "") -> float:
-    """OCRBench: 1.0 when any reference is contained in the prediction (case-insensitive);
-    handwritten math expressions are compared with all whitespace removed."""
-    if "handwritten mathematical expression" in category.lower():
-        pred = re.sub(r"\s+", "", prediction)
-        return float(any(re.sub(r"\s+", "", a) in pred for a in answers if a.strip()))
-    pred = " ".join(prediction.lower().split())
-    return float(any(" ".join(a.lower().split()) in pred for a in answers if a.strip()))
+    """OCRBench: 1.0 when a reference occurs in the prediction, case-insensitively; for handwritten
+    math expressions case-sensitively with spaces removed."""
+    if category == HANDWRITTEN_MATH:
+        pred = prediction.strip().replace("\n", " ").replace(" ", "")
+        return float(any(a.strip().replace("\n", " ").replace(" ", "") in pred for a in answers))
+    pred = prediction.lower().strip().replace("\n", " ")
+    return float(any(a.lower().strip().replace("\n", " ") in pred for a in answers))
 
 
-def _to_float(text: str) -> float | None:
-    text = text.strip().rstrip(".").replace(",", "")
-    scale = 1.0
-    if text.endswith("%"):
-        text, scale = text[:-1], 0.01
+# --- relaxed accuracy (ChartQA) ------------------------------------------------------------------
+
+
+def _relaxed_float(text: str) -> float | None:
     try:
-        return float(text) * scale
+        return float(text.rstrip("%")) / 100.0 if text.endswith("%") else float(text)
     except ValueError:
         return None
 
 
+def _relaxed_correct(target: str, prediction: str, tolerance: float) -> bool:
+    pred_num, target_num = _relaxed_float(prediction), _relaxed_float(target)
+    if pred_num is not None and target_num:  # a zero target falls back to string equality
+        return abs(pred_num - target_num) / abs(target_num) <= tolerance
+    return prediction.lower() == target.lower()
+
+
 def relaxed_accuracy(prediction: str, answers: list[str], tolerance: float = 0.05) -> float:
-    """ChartQA relaxed accuracy: numbers may differ by `tolerance` relative to the reference;
-    other answers must match exactly (case-insensitive)."""
-    pred = prediction.strip().rstrip(".")
-    for ref in answers:
-        pred_num, ref_num = _to_float(pred), _to_float(ref)
-        if pred_num is not None and ref_num is not None:
-            if ref_num == 0.0:
-                if pred_num == 0.0:
-                    return 1.0
-            elif abs(pred_num - ref_num) / abs(ref_num) <= tolerance:
-                return 1.0
-        elif pred.lower() == ref.strip().lower():
-            return 1.0
-    return 0.0
+    """ChartQA relaxed accuracy (pix2struct): a number within `tolerance` relative to a numeric
+    reference ("12%" reads 0.12), anything else an exact case-insensitive match; best reference."""
+    pred = prediction.strip()
+    return float(any(_relaxed_correct(a, pred, tolerance) for a in answers))
