@@ -143,13 +143,23 @@ def test_judge_calibrate_saves_threshold_that_judge_eval_uses(world_and_model, t
     judge = tmp_path / "judge"
     shutil.copytree(model_dir, judge)
     pairs = root / "world" / "judge.jsonl"
-    main(["curate", "judge-calibrate", str(judge), str(pairs), str(tmp_path / "cal.json"), "batch_size=4"])
+    main(
+        [
+            "curate",
+            "judge-calibrate",
+            str(judge),
+            str(pairs),
+            "--out",
+            str(tmp_path / "cal.json"),
+            "batch_size=4",
+        ]
+    )
     saved = json.loads((judge / "judge_calibration.json").read_text())
     assert saved == {k: v for k, v in json.loads((tmp_path / "cal.json").read_text()).items() if k in saved}
     assert saved["min_alignment"] <= 0 and saved["aligned"] > 0 and saved["corrupted"] > 0
     assert 0.5 <= (saved["keep_rate_aligned"] + saved["reject_rate_corrupted"]) / 2 <= 1
 
-    main(["curate", "judge-eval", str(judge), str(pairs), str(tmp_path / "q.json"), "ita_method=likelihood",
+    main(["curate", "judge-eval", str(judge), str(pairs), "--out", str(tmp_path / "q.json"), "ita_method=likelihood",
           "use_vir=false"])  # fmt: skip
     quality = json.loads((tmp_path / "q.json").read_text())
     assert quality["ita_method"] == "likelihood" and quality["min_alignment"] == saved["min_alignment"]

@@ -9,5 +9,5 @@ Public API (see each module):
   (`LocalExecutor`, `ray_executor.RayExecutor`).
 - run dir: `kept/shard-N.*`, `rejected/shard-N.jsonl`, `lineage/shard-N.jsonl`, `done/shard-N.json`,
   `dedup/<step>/duplicates.json`, `manifest.json`, `report/`; `lineage.check_lineage(run_dir, ids)`,
-  `report.write_report(run_dir)`, `judge.measure_judge(step, labelled)`, `bench.bench_curation()`.
+  `report.write_report(run_dir)`, `judge_quality.measure_judge(step, labelled)`, `bench.bench_curation()`.
 """
