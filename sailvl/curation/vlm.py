@@ -27,15 +27,12 @@ class ModelStepParams(BatchParams):
     )
 
 
-def load_model_fns(p: ModelStepParams) -> tuple[GenerateFn, ScoreFn]:
-    """Load the model once; return `generate(list[(images, prompt)]) -> list[str]` (greedy decoding, through
-    `p.backend`) and `score(list[(images, prompt, answer)]) -> list[AnswerScores]` (teacher-forced with
-    transformers whatever the backend: vLLM serves generation only here)."""
+def load_step_model(p: ModelStepParams) -> tuple[Any, Any]:
+    """`(model, processor)` of a model step's directory, on its device, in eval mode."""
     import torch
 
     from sailvl.data.processor import SailVLProcessor
     from sailvl.errors import ConfigError
-    from sailvl.infer import GenRequest, generate, score_answers
     from sailvl.model import load_model
 
     if p.model is None:
@@ -43,7 +40,14 @@ def load_model_fns(p: ModelStepParams) -> tuple[GenerateFn, ScoreFn]:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if p.device == "auto" else p.device
     model = load_model(p.model, device=device)
     model.eval()
-    processor = SailVLProcessor.from_pretrained(p.model)
+    return model, SailVLProcessor.from_pretrained(p.model)
+
+
+def model_fns(model: Any, processor: Any, p: ModelStepParams) -> tuple[GenerateFn, ScoreFn]:
+    """`generate(list[(images, prompt)]) -> list[str]` (greedy decoding, through `p.backend`) and
+    `score(list[(images, prompt, answer)]) -> list[AnswerScores]` (teacher-forced with transformers whatever
+    the backend: vLLM serves generation only here) for a loaded model."""
+    from sailvl.infer import GenRequest, generate, score_answers
 
     def request(ims: list[Any], prompt: Any) -> GenRequest:
         if isinstance(prompt, str):
@@ -72,6 +76,11 @@ def load_model_fns(p: ModelStepParams) -> tuple[GenerateFn, ScoreFn]:
         )
 
     return generate_fn, score_fn
+
+
+def load_model_fns(p: ModelStepParams) -> tuple[GenerateFn, ScoreFn]:
+    """Load the step's model once; its `model_fns`."""
+    return model_fns(*load_step_model(p), p)
 
 
 class ModelStep(BatchStep):
