@@ -78,7 +78,7 @@ class JudgeParams(ModelStepParams):
         "answer",
         description="'answer': parse the judge's yes/no to `ita_prompt`; 'likelihood': score the caption as the "
         "judge's reply to `caption_prompt` and call it aligned when its weakest token is at least "
-        "`min_alignment` (transformers scoring, whatever `backend` generates).",
+        "`min_alignment` (vLLM: from `prompt_logprobs`).",
     )
     caption_prompt: str = Field(CAPTION_PROMPT, description="Prompt the caption answers (likelihood method).")
     min_alignment: float | None = Field(

@@ -1,6 +1,6 @@
-"""The model behind model steps: load a sailvl/HF model dir once per worker; answer batched prompts through
-`sailvl.infer.generate` (transformers by default, vLLM when installed and asked for) and score given answers
-through `sailvl.infer.score_answers`."""
+"""The model behind model steps: load a sailvl/HF model dir once per worker; answer batched prompts and score
+given answers through `sailvl.infer` (transformers `generate` / `score_answers`), or through one `VllmEngine`
+per worker with `backend: vllm` (then no transformers copy of the model is loaded)."""
 
 from __future__ import annotations
 
@@ -25,10 +25,17 @@ class ModelStepParams(BatchParams):
     max_tiles: int | None = Field(
         None, ge=1, description="Tiles per image at inference (None: processor default)."
     )
+    vllm_window: int = Field(
+        2048,
+        ge=1,
+        description="backend vllm: records per `LLM.generate` call (replaces batch_size; continuous "
+        "batching needs many prompts in flight, so a whole shard of at most this many goes at once).",
+    )
 
 
 def load_step_model(p: ModelStepParams) -> tuple[Any, Any]:
-    """`(model, processor)` of a model step's directory, on its device, in eval mode."""
+    """`(model, processor)` of a model step's directory: the transformers model on its device in eval mode,
+    or for `backend: vllm` a `VllmEngine` (no transformers copy of the weights next to it)."""
     import torch
 
     from sailvl.data.processor import SailVLProcessor
@@ -37,28 +44,31 @@ def load_step_model(p: ModelStepParams) -> tuple[Any, Any]:
 
     if p.model is None:
         raise ConfigError(f"model step {p.name or ''} needs `model:` (a model directory)")
+    processor = SailVLProcessor.from_pretrained(p.model)
+    if p.backend == "vllm":
+        from sailvl.infer.vllm_backend import engine_for
+
+        return engine_for(p.model, processor), processor
     device = ("cuda" if torch.cuda.is_available() else "cpu") if p.device == "auto" else p.device
     model = load_model(p.model, device=device)
     model.eval()
-    return model, SailVLProcessor.from_pretrained(p.model)
+    return model, processor
 
 
 def model_fns(model: Any, processor: Any, p: ModelStepParams) -> tuple[GenerateFn, ScoreFn]:
     """`generate(list[(images, prompt)]) -> list[str]` (greedy decoding, through `p.backend`) and
-    `score(list[(images, prompt, answer)]) -> list[AnswerScores]` (teacher-forced with transformers whatever
-    the backend: vLLM serves generation only here) for a loaded model."""
-    from sailvl.infer import GenRequest, generate, score_answers
+    `score(list[(images, prompt, answer)]) -> list[AnswerScores]` (teacher-forced) for what
+    `load_step_model` returned (a transformers model, or a `VllmEngine` for `backend: vllm`)."""
+    from sailvl.infer import generate, score_answers
 
-    def request(ims: list[Any], prompt: Any) -> GenRequest:
-        if isinstance(prompt, str):
-            return GenRequest(images=list(ims), question=prompt)
-        return GenRequest(images=list(ims), conversation=prompt)
+    if p.backend == "vllm":
+        return _vllm_fns(model, p)
 
     def generate_fn(requests: list[tuple[list[Any], Any]]) -> list[str]:
         return generate(
             model,
             processor,
-            [request(ims, prompt) for ims, prompt in requests],
+            [_request(ims, prompt) for ims, prompt in requests],
             max_new_tokens=p.max_new_tokens,
             batch_size=p.batch_size,
             max_tiles=p.max_tiles,
@@ -69,11 +79,34 @@ def model_fns(model: Any, processor: Any, p: ModelStepParams) -> tuple[GenerateF
         return score_answers(
             model,
             processor,
-            [request(ims, prompt) for ims, prompt, _ in requests],
+            [_request(ims, prompt) for ims, prompt, _ in requests],
             [answer for _, _, answer in requests],
             batch_size=p.batch_size,
             max_tiles=p.max_tiles,
         )
+
+    return generate_fn, score_fn
+
+
+def _request(ims: list[Any], prompt: Any) -> Any:
+    """A `GenRequest` from a record's images and a question or conversation."""
+    from sailvl.infer import GenRequest
+
+    if isinstance(prompt, str):
+        return GenRequest(images=list(ims), question=prompt)
+    return GenRequest(images=list(ims), conversation=prompt)
+
+
+def _vllm_fns(engine: Any, p: ModelStepParams) -> tuple[GenerateFn, ScoreFn]:
+    """Generate and score through a `VllmEngine`: every request of a call in one `LLM.generate`."""
+
+    def generate_fn(requests: list[tuple[list[Any], Any]]) -> list[str]:
+        reqs = [_request(ims, prompt) for ims, prompt in requests]
+        return engine.generate(reqs, p.max_new_tokens, max_tiles=p.max_tiles)
+
+    def score_fn(requests: list[tuple[list[Any], Any, str]]) -> list[Any]:
+        reqs = [_request(ims, prompt) for ims, prompt, _ in requests]
+        return engine.score(reqs, [answer for _, _, answer in requests], max_tiles=p.max_tiles)
 
     return generate_fn, score_fn
 
@@ -94,6 +127,11 @@ class ModelStep(BatchStep):
         super().__init__(params, **kwargs)
         self.generate_fn: GenerateFn | None = None
         self.score_fn: ScoreFn | None = None
+
+    def batch_size(self) -> int:
+        """Records per `process_batch`: `vllm_window` on vLLM (it batches continuously), else batch_size."""
+        p: ModelStepParams = self.params  # type: ignore[assignment]
+        return p.vllm_window if p.backend == "vllm" else p.batch_size
 
     def setup(self) -> None:
         if self.generate_fn is None and self.score_fn is None:

@@ -77,7 +77,7 @@ def _score_batch(model, processor, encoded: list) -> list[AnswerScores]:
         attention[i, : len(e.input_ids)] = 1
         # Position t predicts token t + 1: the last answer's tokens, without its closing <|im_end|>.
         targets = torch.as_tensor(e.labels)[1:]
-        at = _last_run((targets != IGNORE_INDEX).nonzero().flatten())[:-1]
+        at = last_run((targets != IGNORE_INDEX).nonzero().flatten())[:-1]
         rows.append(torch.full_like(at, i))
         positions.append(at)
         tokens.append(targets[at])
@@ -99,7 +99,7 @@ def _score_batch(model, processor, encoded: list) -> list[AnswerScores]:
     return out
 
 
-def _last_run(positions: torch.Tensor) -> torch.Tensor:
+def last_run(positions: torch.Tensor) -> torch.Tensor:
     """The last run of consecutive positions (the final assistant answer of a multi-turn conversation)."""
     if len(positions) == 0:
         return positions
