@@ -4,6 +4,7 @@ per worker with `backend: vllm` (then no transformers copy of the model is loade
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Literal
 
 from pydantic import Field
@@ -63,12 +64,13 @@ def model_fns(model: Any, processor: Any, p: ModelStepParams) -> tuple[GenerateF
 
     if p.backend == "vllm":
         return _vllm_fns(model, p)
+    request = _requester(p)
 
     def generate_fn(requests: list[tuple[list[Any], Any]]) -> list[str]:
         return generate(
             model,
             processor,
-            [_request(ims, prompt) for ims, prompt in requests],
+            [request(ims, prompt) for ims, prompt in requests],
             max_new_tokens=p.max_new_tokens,
             batch_size=p.batch_size,
             max_tiles=p.max_tiles,
@@ -79,7 +81,7 @@ def model_fns(model: Any, processor: Any, p: ModelStepParams) -> tuple[GenerateF
         return score_answers(
             model,
             processor,
-            [_request(ims, prompt) for ims, prompt, _ in requests],
+            [request(ims, prompt) for ims, prompt, _ in requests],
             [answer for _, _, answer in requests],
             batch_size=p.batch_size,
             max_tiles=p.max_tiles,
@@ -88,24 +90,54 @@ def model_fns(model: Any, processor: Any, p: ModelStepParams) -> tuple[GenerateF
     return generate_fn, score_fn
 
 
-def _request(ims: list[Any], prompt: Any) -> Any:
-    """A `GenRequest` from a record's images and a question or conversation."""
+class DecodedImages:
+    """The last `capacity` decoded images by reference (path or bytes object): a judge asks two questions
+    (and may score a caption) about each record's image, which is decoded once."""
+
+    def __init__(self, capacity: int):
+        self.capacity, self._cache = capacity, OrderedDict()
+
+    def __call__(self, ref: Any) -> Any:
+        from sailvl.infer.generate import as_image
+
+        key = ref if isinstance(ref, str) else id(ref)
+        hit = self._cache.get(key)
+        if hit is not None and (isinstance(ref, str) or hit[0] is ref):
+            self._cache.move_to_end(key)
+            return hit[1]
+        image = as_image(ref)
+        self._cache[key] = (ref, image)  # keeps a bytes ref alive, so its id cannot be reused meanwhile
+        if len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
+        return image
+
+
+def _requester(p: ModelStepParams) -> Any:
+    """`request(images, prompt) -> GenRequest` with images decoded once per window of records."""
     from sailvl.infer import GenRequest
 
-    if isinstance(prompt, str):
-        return GenRequest(images=list(ims), question=prompt)
-    return GenRequest(images=list(ims), conversation=prompt)
+    window = p.vllm_window if p.backend == "vllm" else p.batch_size
+    decode = DecodedImages(2 * window)
+
+    def request(ims: list[Any], prompt: Any) -> Any:
+        images = [decode(ref) for ref in ims]
+        if isinstance(prompt, str):
+            return GenRequest(images=images, question=prompt)
+        return GenRequest(images=images, conversation=prompt)
+
+    return request
 
 
 def _vllm_fns(engine: Any, p: ModelStepParams) -> tuple[GenerateFn, ScoreFn]:
     """Generate and score through a `VllmEngine`: every request of a call in one `LLM.generate`."""
+    request = _requester(p)
 
     def generate_fn(requests: list[tuple[list[Any], Any]]) -> list[str]:
-        reqs = [_request(ims, prompt) for ims, prompt in requests]
+        reqs = [request(ims, prompt) for ims, prompt in requests]
         return engine.generate(reqs, p.max_new_tokens, max_tiles=p.max_tiles)
 
     def score_fn(requests: list[tuple[list[Any], Any, str]]) -> list[Any]:
-        reqs = [_request(ims, prompt) for ims, prompt, _ in requests]
+        reqs = [request(ims, prompt) for ims, prompt, _ in requests]
         return engine.score(reqs, [answer for _, _, answer in requests], max_tiles=p.max_tiles)
 
     return generate_fn, score_fn
