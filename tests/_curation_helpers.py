@@ -90,6 +90,7 @@ CHEAP_STEPS = [
 class CrashParams(StepParams):
     crash_at: str = "r0012"
     mode: str = "raise"  # "raise": an exception; "kill": SIGKILL of this process (no cleanup at all)
+    while_exists: str | None = None  # crash only while this file exists (a fix that reaches other processes)
 
 
 @register_step("test_crash")
@@ -99,7 +100,8 @@ class Crash(Filter):
     Params = CrashParams
 
     def keep(self, record: Any) -> bool:
-        if record.id == self.params.crash_at:
+        armed = self.params.while_exists is None or os.path.exists(self.params.while_exists)
+        if record.id == self.params.crash_at and armed:
             if self.params.mode == "kill":
                 os.kill(os.getpid(), 9)
             raise RuntimeError("injected failure")

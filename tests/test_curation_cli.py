@@ -1,5 +1,6 @@
-"""`sailvl curate` end to end through the CLI: run, rerun (resume = no-op), report with readable PNGs,
-the shipped pipeline on a synthetic world, and `sailvl bench curate --json`."""
+"""`sailvl curate` end to end through the CLI: run (`curate PIPELINE` and `curate run PIPELINE`), rerun
+(resume = no-op), report with readable PNGs, judge command errors, the shipped pipeline on a synthetic world,
+and `sailvl bench curate --json` (cheap steps and `--model-steps`)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def test_curate_run_resume_and_report(tmp_path, capsys):
     code, out = _run_cli(["curate", str(pipeline), "steps.1.min_words=2"], capsys)
     assert code == 0, out.err
     assert "12 records in, 7 kept" in out.out
-    code, out = _run_cli(["curate", str(pipeline), "steps.1.min_words=2"], capsys)  # rerun: all shards done
+    # `curate run` is the same command; a rerun finds every shard done.
+    code, out = _run_cli(["curate", "run", str(pipeline), "steps.1.min_words=2"], capsys)
     assert code == 0 and "7 kept" in out.out
     code, out = _run_cli(["curate", str(pipeline), "steps.1.min_words=5"], capsys)
     assert code == 2 and "different pipeline" in out.err
@@ -58,6 +60,12 @@ def test_curate_user_errors(tmp_path, capsys):
     assert code == 2 and "does not exist" in out.err
     code, out = _run_cli(["curate", "report", str(tmp_path)], capsys)
     assert code == 2 and "not a curation run directory" in out.err
+    pairs = tmp_path / "judge.jsonl"
+    pairs.write_text("")
+    code, out = _run_cli(["curate", "judge-eval", str(tmp_path), str(tmp_path / "nope.jsonl")], capsys)
+    assert code == 2 and "nope.jsonl does not exist" in out.err
+    code, out = _run_cli(["curate", "judge-calibrate", str(tmp_path), str(pairs), "out.json"], capsys)
+    assert code == 2 and "'out.json' is not key=value" in out.err
 
 
 @pytest.mark.slow
@@ -105,3 +113,15 @@ def test_bench_curate_json(capsys):
     result = json.loads(out.out)
     for row in result["steps"].values():
         assert row["records_per_s"] > 0 and row["baseline_records_per_s"] > 0
+
+
+def test_bench_curate_model_steps_json(capsys):
+    args = ["bench", "curate", "--model-steps", "--json", "--records", "4", "--batch-size", "4",
+            "--max-new-tokens", "3"]  # fmt: skip
+    code, out = _run_cli(args, capsys)
+    assert code == 0, out.err
+    result = json.loads(out.out)
+    assert set(result["steps"]) == {"recaption", "judge_answer", "judge_likelihood"}
+    assert result["model"] == {"preset": "tiny", "backend": "transformers", "records": 4, "max_new_tokens": 3}
+    for row in result["steps"].values():
+        assert row["records_per_s"] > 0 and row["baseline_records_per_s"] > 0 and row["batch_size"] == 4

@@ -168,3 +168,17 @@ def test_config_errors_name_the_key(tmp_path):
     bad.write_text("input: {paths: [x.jsonl]}\noutput_dir: out\nsteps:\n  - {type: image_checks}\n")
     cfg = load_pipeline(bad, ["steps.0.min_side=40"])
     assert cfg.build_steps()[0].params.min_side == 40
+
+
+def test_a_worker_sets_each_step_up_once_across_shards(corpus, tmp_path):
+    """A model step loads its model in `setup`: one worker keeps it for every shard it processes."""
+    from _curation_helpers import Shout
+
+    setups = []
+    Shout.setup = lambda self: setups.append(self.name)
+    try:
+        path, _ = corpus
+        LocalExecutor(make_pipeline(path, tmp_path / "run", [{"type": "test_shout"}])).run()
+    finally:
+        del Shout.setup
+    assert setups == ["test_shout"] and len(list((tmp_path / "run" / "done").glob("*.json"))) == 6

@@ -107,7 +107,7 @@ def test_recaption_and_judge_account_for_every_record(loop):
 
 @pytest.mark.slow
 def test_issue6_judge_on_held_out_captions(loop):
-    from sailvl.curation.judge import measure_judge_file
+    from sailvl.curation.judge_quality import measure_judge_file
 
     result = measure_judge_file(
         loop["judge_export"], loop["held_out"] / "judge.jsonl", batch_size=32, ita_method="likelihood"

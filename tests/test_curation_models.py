@@ -143,13 +143,23 @@ def test_judge_calibrate_saves_threshold_that_judge_eval_uses(world_and_model, t
     judge = tmp_path / "judge"
     shutil.copytree(model_dir, judge)
     pairs = root / "world" / "judge.jsonl"
-    main(["curate", "judge-calibrate", str(judge), str(pairs), str(tmp_path / "cal.json"), "batch_size=4"])
+    main(
+        [
+            "curate",
+            "judge-calibrate",
+            str(judge),
+            str(pairs),
+            "--out",
+            str(tmp_path / "cal.json"),
+            "batch_size=4",
+        ]
+    )
     saved = json.loads((judge / "judge_calibration.json").read_text())
     assert saved == {k: v for k, v in json.loads((tmp_path / "cal.json").read_text()).items() if k in saved}
     assert saved["min_alignment"] <= 0 and saved["aligned"] > 0 and saved["corrupted"] > 0
     assert 0.5 <= (saved["keep_rate_aligned"] + saved["reject_rate_corrupted"]) / 2 <= 1
 
-    main(["curate", "judge-eval", str(judge), str(pairs), str(tmp_path / "q.json"), "ita_method=likelihood",
+    main(["curate", "judge-eval", str(judge), str(pairs), "--out", str(tmp_path / "q.json"), "ita_method=likelihood",
           "use_vir=false"])  # fmt: skip
     quality = json.loads((tmp_path / "q.json").read_text())
     assert quality["ita_method"] == "likelihood" and quality["min_alignment"] == saved["min_alignment"]
@@ -158,3 +168,28 @@ def test_judge_calibrate_saves_threshold_that_judge_eval_uses(world_and_model, t
     with pytest.raises(SystemExit):
         main(["curate", "judge-eval", str(judge), str(pairs), "ita_method=likelihood", "min_alignment=0.5"])
     assert "config key 'min_alignment'" in capsys.readouterr().err
+
+
+def test_judge_decodes_each_image_once(world_and_model, monkeypatch):
+    """The likelihood judge scores the caption and asks for richness about the same image: one decode."""
+    import sailvl.data.images
+    from sailvl.curation.base import build_step
+    from sailvl.data.sample import Sample
+
+    root, model_dir = world_and_model
+    images = sorted(str(p) for p in (root / "world" / "images").glob("*.png"))[:3]
+    decode, calls = sailvl.data.images.load_image, []
+    monkeypatch.setattr(
+        sailvl.data.images, "load_image", lambda ref, *a, **k: calls.append(ref) or decode(ref, *a, **k)
+    )
+    step = build_step({"type": "judge", "model": str(model_dir), "ita_method": "likelihood", "batch_size": 3,
+                       "max_new_tokens": 2, "min_alignment": -1e9})  # fmt: skip
+    records = [
+        Sample(id=f"r{i}", source="t", images=[im],
+               conversation=[{"role": "user", "content": "<image>\nDescribe."},
+                             {"role": "assistant", "content": "A red circle."}])
+        for i, im in enumerate(images)
+    ]  # fmt: skip
+    step.set_sink(lambda *a: None)
+    list(step.run(records))
+    assert sorted(calls) == images  # scored and asked about, decoded once each

@@ -212,7 +212,7 @@ def test_curriculum_refuses_constant_key(tmp_path):
 
 
 def test_measure_judge_rates():
-    from sailvl.curation.judge import measure_judge
+    from sailvl.curation.judge_quality import measure_judge
 
     step = build_step({"type": "judge", "use_vir": False})
     step.generate_fn = lambda reqs: ["No" if "wrong" in p else "Yes" for _, p in reqs]
@@ -258,7 +258,7 @@ def test_likelihood_judge_thresholds_and_follow_up_turn():
 
 
 def test_best_threshold_balanced_accuracy():
-    from sailvl.curation.judge import best_threshold
+    from sailvl.curation.judge_quality import best_threshold
     from sailvl.errors import SailvlError
 
     assert best_threshold([-0.1, 0.0, -0.2], [-3.0, -2.0]) == pytest.approx(-1.1)  # midway in the gap

@@ -3,11 +3,15 @@
 Public API (see each module):
 - `base`: `Step` (`run(records, rank, world_size)`, `reject(record, reason)`, lazy `setup()`), `Filter`
   (`keep(record) -> bool | (bool, reason)`), `BatchStep` (`process_batch`), `register_step`, `build_step`.
-- steps by `type`: `image_checks`, `text_checks`, `dedup` (exact | phash), `select`, `recaption`, `judge`,
-  `qa_synthesis`, `sft_scoring`; `scoring.split_curriculum` / `write_curriculum`.
-- `config.PipelineConfig` / `load_pipeline(path, overrides)`; `executors.run_pipeline(cfg) -> manifest`
-  (`LocalExecutor`, `ray_executor.RayExecutor`).
+- steps by `type`: `image_checks`, `text_checks`, `dedup` (exact | phash), `select`, `balanced_subset`
+  (by metadata field or pHash k-means clusters), `recaption`, `judge`, `qa_synthesis`, `sft_scoring`;
+  `scoring.split_curriculum` / `write_curriculum`.
+- `config.PipelineConfig` / `load_pipeline(path, overrides)`; `job`: the per-shard routine (`ShardWorker`), the
+  global (dedup) pass and the manifest (`run_job(cfg, map_calls)`); `executors.run_pipeline(cfg) -> manifest`
+  maps it with `LocalExecutor` (process pool) or `ray_executor.RayExecutor` (Ray actors).
 - run dir: `kept/shard-N.*`, `rejected/shard-N.jsonl`, `lineage/shard-N.jsonl`, `done/shard-N.json`,
   `dedup/<step>/duplicates.json`, `manifest.json`, `report/`; `lineage.check_lineage(run_dir, ids)`,
-  `report.write_report(run_dir)`, `judge.measure_judge(step, labelled)`, `bench.bench_curation()`.
+  `report.write_report(run_dir)` (with `caption_stats` before / after recaption),
+  `judge_quality.measure_judge(step, labelled)` / `calibrate_judge`, `bench.bench_curation()` /
+  `bench.bench_model_steps()`.
 """

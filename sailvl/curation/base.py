@@ -31,9 +31,9 @@ class Step:
 
     type_name: ClassVar[str] = ""
     Params: ClassVar[type[StepParams]] = StepParams
-    # True for steps that run a model: the Ray executor runs them as an actor pool (one replica per GPU).
+    # True for steps that run a model: the Ray executor then gives each worker actor a GPU.
     uses_model: ClassVar[bool] = False
-    # True for steps that need every record of the job before deciding (dedup): see executors.py.
+    # True for steps that need every record of the job before deciding (dedup): see job.py.
     is_global: ClassVar[bool] = False
 
     def __init__(self, params: StepParams | None = None, **kwargs: Any):

@@ -9,6 +9,7 @@ import platform
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -76,5 +77,90 @@ def bench_curation(n_images: int = 200, n_hashes: int = 3000, repeats: int = 3) 
     return {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "pillow": PIL.__version__},
         "images": {"count": n_images, "size": "640x480 JPEG q90"},
+        "steps": results,
+    }
+
+
+# -- model steps ----------------------------------------------------------------------------------------
+# Step configs timed by `bench_model_steps`: the batched path against the same step one record at a time.
+MODEL_STEPS: dict[str, dict[str, Any]] = {
+    "recaption": {"type": "recaption"},
+    "judge_answer": {"type": "judge", "ita_method": "answer"},
+    "judge_likelihood": {"type": "judge", "ita_method": "likelihood", "min_alignment": -1.5},
+}
+
+
+def bench_model_dir(root: Path, preset: str, n_images: int) -> Path:
+    """A random-init model directory of `preset` with a tokenizer trained on a synthetic world under `root`."""
+    from sailvl.data.processor import SailVLProcessor
+    from sailvl.model import build_model, save_model
+    from sailvl.synth import generate_world
+    from sailvl.synth.tiny_model import train_tokenizer, world_texts
+
+    generate_world(root / "world", n=n_images, seed=0)
+    tokenizer = train_tokenizer(world_texts(root / "world"), vocab_size=600)
+    model = build_model(preset, seed=0, tokenizer=tokenizer)
+    processor = SailVLProcessor.for_model(tokenizer, model.config)
+    out = save_model(model, root / "model")
+    processor.save_pretrained(out)
+    return out
+
+
+def bench_model_steps(
+    n_records: int = 32,
+    batch_size: int = 16,
+    max_new_tokens: int = 16,
+    preset: str = "tiny",
+    backend: str = "transformers",
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Records/s of recaption and judge (answer and likelihood alignment) on a random-init `preset` model:
+    the step at `batch_size` against the same step one record at a time (`batch_size=1`: one `generate`
+    call per record and question), on the same records, model and process. Untrained models never stop
+    early, so every record generates `max_new_tokens` tokens (recaption) or the judge's 8."""
+    import tempfile
+
+    from sailvl.curation.base import build_step
+    from sailvl.curation.vlm import load_step_model, model_fns
+    from sailvl.data.readers import read_source
+    from sailvl.data.sample import Sample
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = bench_model_dir(Path(tmp), preset, max(n_records // 2, 1))
+        world = Path(tmp) / "world"
+        records = list(read_source("jsonl", world / "pretrain.jsonl", image_root=str(world)))[:n_records]
+        common = {"model": str(model_dir), "backend": backend, "device": device}
+        model, processor = load_step_model(build_step({"type": "recaption", **common}).params)  # once for all
+        results: dict[str, Any] = {}
+        for name, spec in MODEL_STEPS.items():
+            rates = {}
+            for size in (batch_size, 1):
+                step = build_step({**spec, **common, "batch_size": size, "max_new_tokens": max_new_tokens
+                                   if spec["type"] == "recaption" else 8})  # fmt: skip
+                step.generate_fn, step.score_fn = model_fns(model, processor, step.params)
+                step.set_sink(None)
+                list(step.run([Sample.from_dict(r.to_dict()) for r in records[:2]]))  # warm-up, not timed
+                fresh = [Sample.from_dict(r.to_dict()) for r in records]
+                start = time.perf_counter()
+                list(step.run(fresh))
+                rates[size] = len(records) / (time.perf_counter() - start)
+            results[name] = {"records_per_s": round(rates[batch_size], 2), "batch_size": batch_size,
+                             "baseline": "the same step one record at a time (batch_size=1)",
+                             "baseline_records_per_s": round(rates[1], 2),
+                             "speedup": round(rates[batch_size] / rates[1], 2)}  # fmt: skip
+    import torch
+
+    return {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available(),
+        },  # fmt: skip
+        "model": {
+            "preset": preset,
+            "backend": backend,
+            "records": len(records),
+            "max_new_tokens": max_new_tokens,
+        },  # fmt: skip
         "steps": results,
     }

@@ -41,7 +41,7 @@ class OutputConfig(SailConfig):
 class ExecutorConfig(SailConfig):
     """How the job runs."""
 
-    type: Literal["local", "ray"] = Field("local", description="'local' process pool or 'ray' (Ray Data).")
+    type: Literal["local", "ray"] = Field("local", description="'local' process pool or 'ray' (Ray actors).")
     workers: int = Field(1, ge=1, description="Local: worker processes (1 runs in this process).")
     ray_address: str | None = Field(
         None, description="Ray: cluster address ('auto' to join); None starts one."
@@ -50,10 +50,9 @@ class ExecutorConfig(SailConfig):
     model_replicas: int | None = Field(
         None,
         ge=1,
-        description="Ray: actors per model step; None: one per GPU (at least one). Each replica holds one "
-        "CPU (and one GPU when the cluster has GPUs): leave CPUs free for the cheap steps.",
+        description="Ray, pipelines with a model step: actors (model replicas); None: one per GPU, or one "
+        "per CPU on a cluster without GPUs. Each actor holds one CPU (and one GPU when the cluster has GPUs).",
     )
-    batch_size: int = Field(64, ge=1, description="Ray: records per map_batches call for cheap steps.")
 
 
 class CurriculumConfig(SailConfig):

@@ -1,5 +1,5 @@
-"""Run report: the funnel (records in, rejected per step and reason, kept) and PNG histograms of judge
-scores and caption lengths, read from a finished run directory."""
+"""Run report: the funnel (records in, rejected per step and reason, kept), PNG histograms of judge scores
+and caption lengths, and caption quality before / after recaption, read from a finished run directory."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sailvl.curation.caption_stats import STAT_COLUMNS, plot_recaption_stats, recaption_stats, stats_rows
 from sailvl.curation.lineage import check_lineage
 from sailvl.curation.records import caption_of
 from sailvl.curation.shards import READ_STEP
@@ -50,7 +51,7 @@ def funnel(run_dir: str | Path) -> dict[str, Any]:
 
 
 def format_funnel(report: dict[str, Any]) -> str:
-    """Plain-text funnel table (one line per step, indented reasons)."""
+    """Plain-text funnel table (one line per step, indented reasons), then the caption statistics."""
     lines = [f"run {report['name']}: {report['input']} records in, {report['kept']} kept "
              f"({100 * report['kept'] / max(report['input'], 1):.1f}%), {report['shards_done']} shards done"]  # fmt: skip
     lines.append(f"{'step':<22}{'in':>9}{'rejected':>10}{'out':>9}")
@@ -58,6 +59,11 @@ def format_funnel(report: dict[str, Any]) -> str:
         lines.append(f"{row['step']:<22}{row['in']:>9}{row['rejected']:>10}{row['out']:>9}")
         for reason, n in row["reasons"].items():
             lines.append(f"    {reason:<26}{n:>10}")
+    if report.get("caption_stats"):
+        lines.append("captions of kept recaptioned records (before = alt-text):")
+        lines.append("".join(f"{c:>14}" for c in ["source", "when", *STAT_COLUMNS]))
+        for row in stats_rows(report["caption_stats"]):
+            lines.append("".join(f"{str(v):>14}" for v in row))
     return "\n".join(lines)
 
 
@@ -105,7 +111,8 @@ def _histogram(path: Path, series: dict[str, list[float]], title: str, xlabel: s
 
 def write_report(run_dir: str | Path) -> dict[str, Any]:
     """Compute the funnel and write `report/funnel.json`, `judge_scores.png`, `caption_lengths.png` (and
-    `judge_alignment.png` when a likelihood judge scored the captions)."""
+    `judge_alignment.png` when a likelihood judge scored the captions; with recaptioned records, their caption
+    statistics per source before / after recaption in funnel.json `caption_stats` and `caption_quality.png`)."""
     run_dir = Path(run_dir)
     config = _pipeline(run_dir)
     report = funnel(run_dir)
@@ -130,5 +137,14 @@ def write_report(run_dir: str | Path) -> dict[str, Any]:
         _histogram(out / "judge_alignment.png", alignment, "Judge alignment (caption likelihood)",
                    "weakest token: nats below the judge's top choice", 30)  # fmt: skip
         report["plots"].append(str(out / "judge_alignment.png"))
+    kept = [sample for status, sample in pairs if status == "kept"]
+    if any(s.metadata.get("caption_type") == "recaptioned" for s in kept):
+        try:
+            report["caption_stats"] = recaption_stats(kept)
+        except SailvlError as exc:  # no POS tagger installed: lengths and n-grams only
+            report["caption_stats"] = recaption_stats(kept, tag=False)
+            report["caption_stats_note"] = str(exc)
+        plot_recaption_stats(report["caption_stats"], out / "caption_quality.png")
+        report["plots"].append(str(out / "caption_quality.png"))
     (out / "funnel.json").write_text(json.dumps(report, indent=1))
     return report

@@ -20,7 +20,7 @@ from sailvl.errors import SailvlError
 
 READ_STEP = "read"
 _EXT_FORMAT = {".jsonl": "jsonl", ".json": "jsonl", ".tar": "webdataset", ".parquet": "parquet"}
-_FORMAT_EXT = {"jsonl": ".jsonl", "webdataset": ".tar", "parquet": ".parquet"}
+FORMAT_EXT = {"jsonl": ".jsonl", "webdataset": ".tar", "parquet": ".parquet"}
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ class ShardOutput:
         if self.tmp.exists():
             shutil.rmtree(self.tmp)
         self.tmp.mkdir(parents=True)
-        self.kept_rel = f"kept/{shard.name}{_FORMAT_EXT[out_format]}"
+        self.kept_rel = f"kept/{shard.name}{FORMAT_EXT[out_format]}"
         # Kept records of one shard are held until commit and written by the data pipeline's writers;
         # size shards (input.records_per_shard) so that one fits in a worker's memory.
         self._kept: list[Sample] = []
@@ -148,7 +148,7 @@ class ShardOutput:
         """Close, move the files into place, then write the done marker (the commit point)."""
         from sailvl.data import writers
 
-        kept_tmp = self.tmp / f"kept{_FORMAT_EXT[self.format]}"
+        kept_tmp = self.tmp / f"kept{FORMAT_EXT[self.format]}"
         if self.format == "jsonl":
             writers.write_jsonl(self._kept, kept_tmp)
         elif self.format == "parquet":

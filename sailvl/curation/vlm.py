@@ -1,9 +1,10 @@
-"""The model behind model steps: load a sailvl/HF model dir once per worker; answer batched prompts through
-`sailvl.infer.generate` (transformers by default, vLLM when installed and asked for) and score given answers
-through `sailvl.infer.score_answers`."""
+"""The model behind model steps: load a sailvl/HF model dir once per worker; answer batched prompts and score
+given answers through `sailvl.infer` (transformers `generate` / `score_answers`), or through one `VllmEngine`
+per worker with `backend: vllm` (then no transformers copy of the model is loaded)."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Literal
 
 from pydantic import Field
@@ -25,30 +26,45 @@ class ModelStepParams(BatchParams):
     max_tiles: int | None = Field(
         None, ge=1, description="Tiles per image at inference (None: processor default)."
     )
+    vllm_window: int = Field(
+        2048,
+        ge=1,
+        description="backend vllm: records per `LLM.generate` call (replaces batch_size; continuous "
+        "batching needs many prompts in flight, so a whole shard of at most this many goes at once).",
+    )
 
 
-def load_model_fns(p: ModelStepParams) -> tuple[GenerateFn, ScoreFn]:
-    """Load the model once; return `generate(list[(images, prompt)]) -> list[str]` (greedy decoding, through
-    `p.backend`) and `score(list[(images, prompt, answer)]) -> list[AnswerScores]` (teacher-forced with
-    transformers whatever the backend: vLLM serves generation only here)."""
+def load_step_model(p: ModelStepParams) -> tuple[Any, Any]:
+    """`(model, processor)` of a model step's directory: the transformers model on its device in eval mode,
+    or for `backend: vllm` a `VllmEngine` (no transformers copy of the weights next to it)."""
     import torch
 
     from sailvl.data.processor import SailVLProcessor
     from sailvl.errors import ConfigError
-    from sailvl.infer import GenRequest, generate, score_answers
     from sailvl.model import load_model
 
     if p.model is None:
         raise ConfigError(f"model step {p.name or ''} needs `model:` (a model directory)")
+    processor = SailVLProcessor.from_pretrained(p.model)
+    if p.backend == "vllm":
+        from sailvl.infer.vllm_backend import engine_for
+
+        return engine_for(p.model, processor), processor
     device = ("cuda" if torch.cuda.is_available() else "cpu") if p.device == "auto" else p.device
     model = load_model(p.model, device=device)
     model.eval()
-    processor = SailVLProcessor.from_pretrained(p.model)
+    return model, processor
 
-    def request(ims: list[Any], prompt: Any) -> GenRequest:
-        if isinstance(prompt, str):
-            return GenRequest(images=list(ims), question=prompt)
-        return GenRequest(images=list(ims), conversation=prompt)
+
+def model_fns(model: Any, processor: Any, p: ModelStepParams) -> tuple[GenerateFn, ScoreFn]:
+    """`generate(list[(images, prompt)]) -> list[str]` (greedy decoding, through `p.backend`) and
+    `score(list[(images, prompt, answer)]) -> list[AnswerScores]` (teacher-forced) for what
+    `load_step_model` returned (a transformers model, or a `VllmEngine` for `backend: vllm`)."""
+    from sailvl.infer import generate, score_answers
+
+    if p.backend == "vllm":
+        return _vllm_fns(model, p)
+    request = _requester(p)
 
     def generate_fn(requests: list[tuple[list[Any], Any]]) -> list[str]:
         return generate(
@@ -74,6 +90,64 @@ def load_model_fns(p: ModelStepParams) -> tuple[GenerateFn, ScoreFn]:
     return generate_fn, score_fn
 
 
+class DecodedImages:
+    """The last `capacity` decoded images by reference (path or bytes object): a judge asks two questions
+    (and may score a caption) about each record's image, which is decoded once."""
+
+    def __init__(self, capacity: int):
+        self.capacity, self._cache = capacity, OrderedDict()
+
+    def __call__(self, ref: Any) -> Any:
+        from sailvl.infer.generate import as_image
+
+        key = ref if isinstance(ref, str) else id(ref)
+        hit = self._cache.get(key)
+        if hit is not None and (isinstance(ref, str) or hit[0] is ref):
+            self._cache.move_to_end(key)
+            return hit[1]
+        image = as_image(ref)
+        self._cache[key] = (ref, image)  # keeps a bytes ref alive, so its id cannot be reused meanwhile
+        if len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
+        return image
+
+
+def _requester(p: ModelStepParams) -> Any:
+    """`request(images, prompt) -> GenRequest` with images decoded once per window of records."""
+    from sailvl.infer import GenRequest
+
+    window = p.vllm_window if p.backend == "vllm" else p.batch_size
+    decode = DecodedImages(2 * window)
+
+    def request(ims: list[Any], prompt: Any) -> Any:
+        images = [decode(ref) for ref in ims]
+        if isinstance(prompt, str):
+            return GenRequest(images=images, question=prompt)
+        return GenRequest(images=images, conversation=prompt)
+
+    return request
+
+
+def _vllm_fns(engine: Any, p: ModelStepParams) -> tuple[GenerateFn, ScoreFn]:
+    """Generate and score through a `VllmEngine`: every request of a call in one `LLM.generate`."""
+    request = _requester(p)
+
+    def generate_fn(requests: list[tuple[list[Any], Any]]) -> list[str]:
+        reqs = [request(ims, prompt) for ims, prompt in requests]
+        return engine.generate(reqs, p.max_new_tokens, max_tiles=p.max_tiles)
+
+    def score_fn(requests: list[tuple[list[Any], Any, str]]) -> list[Any]:
+        reqs = [request(ims, prompt) for ims, prompt, _ in requests]
+        return engine.score(reqs, [answer for _, _, answer in requests], max_tiles=p.max_tiles)
+
+    return generate_fn, score_fn
+
+
+def load_model_fns(p: ModelStepParams) -> tuple[GenerateFn, ScoreFn]:
+    """Load the step's model once; its `model_fns`."""
+    return model_fns(*load_step_model(p), p)
+
+
 class ModelStep(BatchStep):
     """A batched step driven by a VLM. Tests (or callers) may set `generate_fn` / `score_fn` instead of a
     model dir."""
@@ -85,6 +159,11 @@ class ModelStep(BatchStep):
         super().__init__(params, **kwargs)
         self.generate_fn: GenerateFn | None = None
         self.score_fn: ScoreFn | None = None
+
+    def batch_size(self) -> int:
+        """Records per `process_batch`: `vllm_window` on vLLM (it batches continuously), else batch_size."""
+        p: ModelStepParams = self.params  # type: ignore[assignment]
+        return p.vllm_window if p.backend == "vllm" else p.batch_size
 
     def setup(self) -> None:
         if self.generate_fn is None and self.score_fn is None:

@@ -10,6 +10,7 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from sailvl.curation.caption_stats import STAT_COLUMNS, stats_rows
 from sailvl.demo.document import Document
 from sailvl.demo.plots import plot_accuracy, plot_loss_curves
 
@@ -136,7 +137,11 @@ def write_report(
         doc.table(["step", "in", "rejected", "out", "reasons"],
                   [[r["step"], r["in"], r["rejected"], r["out"], ", ".join(f"{k}: {v}" for k, v in r["reasons"].items())]
                    for r in funnel["steps"]])  # fmt: skip
-        for png in ("judge_scores.png", "judge_alignment.png", "caption_lengths.png"):
+        if funnel.get("caption_stats"):
+            doc.paragraph("Caption quality of the kept recaptioned records per source, before (the alt-text) and "
+                          "after recaption: length, unique n-grams, distinct nouns / verbs / adjectives.")  # fmt: skip
+            doc.table(["source", "when", *STAT_COLUMNS], stats_rows(funnel["caption_stats"]))
+        for png in ("judge_scores.png", "judge_alignment.png", "caption_lengths.png", "caption_quality.png"):
             src = paths.recaption / "report" / png
             if src.is_file():
                 shutil.copy(src, out / f"curation_{png}")

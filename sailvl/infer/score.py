@@ -40,55 +40,66 @@ def score_answers(
     batch_size: int = 8,
     max_tiles: int | None = None,
 ) -> list[AnswerScores]:
-    """Score `answers[i]` as the assistant's reply to `requests[i]` (one forward pass per batch, right
-    padding); returns one `AnswerScores` per request, in order."""
+    """Score `answers[i]` as the assistant's reply to `requests[i]`; returns one `AnswerScores` per request,
+    in order. Requests are batched by length (less padding), each image is encoded once, and the LM head and
+    log-softmax run only at the answer's positions (not over every prompt and image token)."""
     if len(requests) != len(answers):
         raise SailvlError(
             f"score_answers needs one answer per request, got {len(answers)} for {len(requests)}"
         )
     if batch_size < 1:
         raise SailvlError(f"batch_size must be at least 1, got {batch_size}")
-    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    out: list[AnswerScores] = []
+    encoded = [_encode(processor, r, a, max_tiles) for r, a in zip(requests, answers, strict=True)]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
+    out: dict[int, AnswerScores] = {}
     try:
-        for start in range(0, len(requests), batch_size):
-            encoded = [
-                _encode(processor, r, a, max_tiles)
-                for r, a in zip(
-                    requests[start : start + batch_size], answers[start : start + batch_size], strict=True
-                )
-            ]
-            length = max(len(e.input_ids) for e in encoded)
-            pad = processor.tokenizer.pad_token_id or 0
-            input_ids = torch.full((len(encoded), length), pad, dtype=torch.long)
-            labels = torch.full((len(encoded), length), IGNORE_INDEX, dtype=torch.long)
-            attention = torch.zeros((len(encoded), length), dtype=torch.long)
-            for i, e in enumerate(encoded):
-                input_ids[i, : len(e.input_ids)] = e.input_ids
-                labels[i, : len(e.labels)] = e.labels
-                attention[i, : len(e.input_ids)] = 1
-            inputs = {"input_ids": input_ids.to(device), "attention_mask": attention.to(device)}
-            pixels = [e.pixel_values for e in encoded if len(e.pixel_values)]
-            if pixels:
-                inputs["pixel_values"] = torch.cat(pixels).to(device=device, dtype=model.dtype)
-            logp = torch.log_softmax(model(**inputs).logits.float(), dim=-1)[:, :-1]
-            targets = labels[:, 1:].to(device)
-            for i in range(len(encoded)):
-                # The last answer's tokens, without its closing <|im_end|>.
-                positions = (targets[i] != IGNORE_INDEX).nonzero().flatten()
-                positions = _last_run(positions)[:-1]
-                tokens = targets[i, positions]
-                token_logp = logp[i, positions].gather(-1, tokens[:, None])[:, 0]
-                best = logp[i, positions].max(dim=-1).values
-                out.append(AnswerScores(tokens.tolist(), token_logp.cpu(), (token_logp - best).cpu()))
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            scores = _score_batch(model, processor, [encoded[i] for i in chunk])
+            out.update(zip(chunk, scores, strict=True))
     finally:
         model.train(was_training)
+    return [out[i] for i in range(len(encoded))]
+
+
+def _score_batch(model, processor, encoded: list) -> list[AnswerScores]:
+    """One right-padded forward pass of the base model; logits only where an answer token is predicted."""
+    device = next(model.parameters()).device
+    length = max(len(e.input_ids) for e in encoded)
+    pad = processor.tokenizer.pad_token_id or 0
+    input_ids = torch.full((len(encoded), length), pad, dtype=torch.long)
+    attention = torch.zeros((len(encoded), length), dtype=torch.long)
+    rows, positions, tokens = [], [], []
+    for i, e in enumerate(encoded):
+        input_ids[i, : len(e.input_ids)] = e.input_ids
+        attention[i, : len(e.input_ids)] = 1
+        # Position t predicts token t + 1: the last answer's tokens, without its closing <|im_end|>.
+        targets = torch.as_tensor(e.labels)[1:]
+        at = last_run((targets != IGNORE_INDEX).nonzero().flatten())[:-1]
+        rows.append(torch.full_like(at, i))
+        positions.append(at)
+        tokens.append(targets[at])
+    inputs = {"input_ids": input_ids.to(device), "attention_mask": attention.to(device)}
+    pixels = [e.pixel_values for e in encoded if len(e.pixel_values)]
+    if pixels:
+        inputs["pixel_values"] = torch.cat(pixels).to(device=device, dtype=model.dtype)
+    hidden = model.base_model(**inputs).last_hidden_state
+    row, pos = torch.cat(rows).to(device), torch.cat(positions).to(device)
+    logp = torch.log_softmax(model.get_output_embeddings()(hidden[row, pos]).float(), dim=-1)
+    target = torch.cat(tokens).to(device)
+    token_logp = logp.gather(-1, target[:, None])[:, 0].cpu()
+    margins = token_logp - logp.max(dim=-1).values.cpu()
+    out, offset = [], 0
+    for at, tok in zip(positions, tokens, strict=True):
+        n = len(at)
+        out.append(AnswerScores(tok.tolist(), token_logp[offset : offset + n], margins[offset : offset + n]))
+        offset += n
     return out
 
 
-def _last_run(positions: torch.Tensor) -> torch.Tensor:
+def last_run(positions: torch.Tensor) -> torch.Tensor:
     """The last run of consecutive positions (the final assistant answer of a multi-turn conversation)."""
     if len(positions) == 0:
         return positions
