@@ -158,6 +158,19 @@ def materialize(model: nn.Module, device: torch.device) -> None:
         model.tie_weights()
 
 
+def load_full_state(model: nn.Module, full_state: dict[str, torch.Tensor] | None, info: DistInfo) -> None:
+    """Fill a sharded, materialised model from rank 0's full state dict (other ranks pass None).
+
+    Each tensor is broadcast from rank 0 and cut to the local shard before the next one, so a rank other
+    than 0 never holds more than its shards plus one full tensor. Loading is strict: a missing or extra key
+    raises.
+    """
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=True)
+    set_model_state_dict(model, full_state if info.is_main else {}, options=options)
+
+
 def all_reduce_sum(value: float | int, info: DistInfo) -> float:
     """Sum a Python number over ranks (fp64 so token counts stay exact)."""
     if info.world_size == 1:
