@@ -75,3 +75,12 @@ def test_resume_mid_stage_keeps_the_clock(run, tmp_path):
     assert mid["tokens_seen"] == read_trainer_state(exports[1])["tokens_seen"] + mid["stage_tokens_seen"]
     (resumed,) = train_recipe(load_recipe("tiny-sailvit", overrides), part, "world-knowledge", "auto")
     assert read_trainer_state(resumed) == read_trainer_state(exports[2])
+
+
+def test_a_checkpoint_from_before_the_clock_resumes_onto_it():
+    from sailvl.train.trainer import _upgrade_state
+
+    state = {"stage": "b", "step": 3, "tokens_seen": 300, "samples_seen": 30, "bad_steps": 0}
+    _upgrade_state(state, {"tokens_seen": 1000, "samples_seen": 100, "global_step": 10})
+    assert state["tokens_seen"] == 1300 and state["stage_tokens_seen"] == 300
+    assert state["samples_seen"] == 130 and state["stage_samples_seen"] == 30 and state["global_step"] == 13

@@ -94,6 +94,15 @@ def initial_state(stage: StageConfig, clock: dict[str, int]) -> dict:
     }
 
 
+def _upgrade_state(state: dict, clock: dict[str, int]) -> None:
+    # A checkpoint written before the clock ran across stages counted this stage only.
+    if "stage_tokens_seen" not in state:
+        for key in ("tokens_seen", "samples_seen"):
+            state[f"stage_{key}"] = state[key]
+            state[key] += clock[key]
+        state["global_step"] = clock["global_step"] + state["step"]
+
+
 def _build_loader(ctx: StageContext, stage: StageConfig, processor, seed: int, attention: str):
     from sailvl.data.loader import build_loader
 
@@ -143,6 +152,7 @@ def run_stage(ctx: StageContext, stage: StageConfig) -> Path:
     resume_from = latest_checkpoint(ckpt.root) if ctx.resume == "auto" else ctx.resume
     if resume_from is not None:
         ckpt.load(app, Path(resume_from))
+        _upgrade_state(state, start.clock)
         log.info("stage %s resumed from %s at step %d", stage.name, resume_from, state["step"])
     _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype)
     export_hf(model, processor, export_dir, info, {**state, "done": True})
