@@ -85,7 +85,9 @@ def scaling_fit_command(
         ..., help="results.json files (or eval output dirs) of a checkpoint series."
     ),
     x: str = typer.Option(
-        "tokens", "--x", help="Budget axis: tokens or samples (from each checkpoint's trainer state)."
+        "tokens",
+        "--x",
+        help="Budget axis: tokens or samples seen over all stages so far (each checkpoint's trainer state).",
     ),
     target: list[float] = typer.Option(
         None, "--target", help="Budget to predict the score at, e.g. 1e12; repeatable."

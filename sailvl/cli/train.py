@@ -25,12 +25,23 @@ def train_command(
     out: Path = typer.Option(
         Path("runs/train"), "--out", help="Output directory (checkpoints, exports, metrics)."
     ),
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="Only validate the whole recipe (data blocks and files, model paths, globs, budgets); reads no weights.",
+    ),
 ) -> None:
     """Train a recipe's stages; the same command runs under `torchrun --nproc_per_node N -m sailvl.cli train ...`."""
+    from sailvl.train.check import check_recipe
     from sailvl.train.recipe import load_recipe
     from sailvl.train.trainer import train_recipe
 
-    exports = train_recipe(load_recipe(recipe, overrides or []), out, stage=stage, resume=resume)
+    loaded = load_recipe(recipe, overrides or [])
+    if check:
+        for line in check_recipe(loaded, out):
+            typer.echo(line)
+        return
+    exports = train_recipe(loaded, out, stage=stage, resume=resume)
     for path in exports:
         typer.echo(f"exported {path}")
 

@@ -96,7 +96,8 @@ def load_points(
     results_paths: list[str | Path], x_kind: str, metric: str = "average"
 ) -> list[tuple[float, float]]:
     """(budget, score) from `sailvl eval` results JSONs. `x_kind` is tokens|samples (read from the
-    JSON's `tokens_seen`/`samples_seen`, recorded from the checkpoint's trainer_state.json); `metric`
+    JSON's `tokens_seen`/`samples_seen`, recorded from the checkpoint's trainer_state.json: the run's
+    cumulative clock over all stages so far, so a series across stages shares one x axis); `metric`
     is `average`, `opencompass_average`, or a benchmark name (its `score`)."""
     if x_kind not in X_KEYS:
         raise SailvlError(f"--x must be one of {', '.join(X_KEYS)}, got {x_kind!r}")

@@ -1,7 +1,8 @@
 """Training engine: recipes of stages, FSDP2, schedules, DCP checkpoints with exact resume, metrics, export.
 
-Entry points: `load_recipe(name_or_path, overrides)` -> `Recipe`; `train_recipe(recipe, out_dir, stage, resume)`
-runs every stage (one process or under torchrun); `export_vit(ckpt, out_dir)` saves the vision tower;
+Entry points: `load_recipe(name_or_path, overrides)` -> `Recipe`; `check_recipe(recipe, out_dir)` validates every
+stage without reading weights; `train_recipe(recipe, out_dir, stage, resume)` runs every stage (one process or under
+torchrun); `export_vit(ckpt, out_dir)` saves the vision tower;
 `bench_train(...)` compares the packed loop with a plain padded HF loop.
 """
 

@@ -158,6 +158,42 @@ def materialize(model: nn.Module, device: torch.device) -> None:
         model.tie_weights()
 
 
+def load_full_state(model: nn.Module, full_state: dict[str, torch.Tensor] | None, info: DistInfo) -> None:
+    """Fill a sharded, materialised model from rank 0's full state dict (other ranks pass None).
+
+    Tensors go one at a time through one reused buffer the size of the largest: rank 0 broadcasts each, and
+    every rank copies its dim-0 chunk into its FSDP2 shard (a plain tensor, e.g. a buffer, is copied whole).
+    A rank other than 0 thus never holds more than its shards plus one full tensor; a fresh buffer per
+    tensor would leave freed blocks that glibc keeps (they showed as +30% of the model on rank 1). Keys
+    must match exactly (checked on every rank, so a mismatch raises everywhere instead of hanging).
+    """
+    targets = model.state_dict()
+    shapes = [{k: tuple(v.shape) for k, v in full_state.items()}] if info.is_main else [None]
+    dist.broadcast_object_list(shapes, src=0)
+    expected = {k: tuple(v.shape) for k, v in targets.items()}
+    if shapes[0] != expected:
+        wrong = sorted(k for k in set(expected) | set(shapes[0]) if expected.get(k) != shapes[0].get(k))
+        raise SailvlError(
+            f"the start weights do not match the model config ({len(wrong)} keys differ: {wrong[:5]})"
+        )
+    largest = max(t.numel() * t.element_size() for t in targets.values())
+    buffer = torch.empty(largest, dtype=torch.uint8, device=info.device)
+    with torch.no_grad():
+        for key in sorted(targets):
+            target = targets[key]
+            full = buffer[: target.numel() * target.element_size()].view(target.dtype).view(target.shape)
+            if info.is_main:
+                full.copy_(full_state[key])
+            dist.broadcast(full, src=0)
+            if hasattr(target, "to_local"):
+                chunks = full.chunk(info.world_size, dim=0)
+                local = target.to_local()
+                if info.rank < len(chunks) and local.numel():
+                    local.copy_(chunks[info.rank])
+            else:
+                target.copy_(full)
+
+
 def all_reduce_sum(value: float | int, info: DistInfo) -> float:
     """Sum a Python number over ranks (fp64 so token counts stay exact)."""
     if info.world_size == 1:

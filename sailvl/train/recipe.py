@@ -5,11 +5,12 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
 from sailvl.config import SailConfig, apply_overrides, load_yaml, parse_config
+from sailvl.data.config import DataConfig
 from sailvl.errors import ConfigError
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "config" / "recipes"
@@ -72,12 +73,44 @@ class ParallelConfig(SailConfig):
     )
 
 
-class Budget(SailConfig):
-    """When a stage ends: the first of the given limits reached (at least one is required)."""
+_UNITS = {"K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
 
-    steps: int | None = Field(None, gt=0, description="Optimizer steps.")
-    samples: int | None = Field(None, gt=0, description="Training samples (all ranks).")
-    tokens: int | None = Field(None, gt=0, description="Non-pad training tokens (all ranks).")
+
+def parse_count(value: Any) -> Any:
+    """A count written as an int, `131B`, `21M`, `3.5M`, `8K` or `1.31e11` -> int; other types pass to pydantic.
+
+    A suffix that is not K, M, B/G or T, or a count that is not a whole number, is a ValueError (pydantic
+    then names the key).
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, str):
+        return value
+    text = value.strip().replace("_", "").replace(",", "")
+    scale = 1
+    if text and text[-1].upper() in _UNITS:
+        scale, text = _UNITS[text[-1].upper()], text[:-1]
+    try:
+        number = float(text) * scale
+    except ValueError:
+        raise ValueError(f"expected a count like 131B, 21M, 3.5M or 8000, got {value!r}") from None
+    if not number.is_integer():
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(number)
+
+
+Count = Annotated[int | None, BeforeValidator(parse_count)]
+
+
+class Budget(SailConfig):
+    """When a stage ends: the first of the given limits reached (at least one is required).
+
+    Counts take unit suffixes: `tokens: 131B`, `samples: 21M` (K, M, B/G, T; powers of 1000).
+    """
+
+    steps: Count = Field(None, gt=0, description="Optimizer steps of this stage.")
+    samples: Count = Field(None, gt=0, description="Training samples of this stage (all ranks).")
+    tokens: Count = Field(None, gt=0, description="Non-pad training tokens of this stage (all ranks).")
 
     @model_validator(mode="after")
     def _any(self) -> Budget:
@@ -122,6 +155,15 @@ class StageConfig(SailConfig):
     reinit: list[str] = Field(
         default_factory=list, description="Module aliases to re-initialise (projector)."
     )
+    vision_drop_path: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description=(
+            "Stochastic-depth rate of the ViT layers in this stage (InternVL full tuning: 0.1); null keeps the "
+            "tower's config. Only towers with a `drop_path_rate` (InternViT) have drop-path; others are refused."
+        ),
+    )
     save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: only at the end).")
     eval_every: int = Field(
         0, ge=0, description="Write an HF export every N steps for `sailvl eval` (0: off)."
@@ -165,6 +207,24 @@ class Recipe(SailConfig):
             f"recipe {self.name} has no stage {name!r}; stages: {[s.name for s in self.stages]}"
         )
 
+    def stage_data_config(self, stage: StageConfig, attention_mask: str | None = None) -> DataConfig:
+        """The stage's parsed DataConfig; `attention_mask` fills in the mask format unless the data sets one.
+
+        Errors name the recipe key the bad value came from: `stages.N.data.sources.0.path` or `data.max_tokens`.
+        """
+        data = self.stage_data(stage)
+        if attention_mask is not None:
+            data.setdefault("attention_mask", attention_mask)
+        try:
+            return DataConfig.model_validate(data)
+        except ValidationError as exc:
+            index = self.stages.index(stage)
+            problems = []
+            for err in exc.errors():
+                loc = [str(p) for p in err["loc"]]
+                problems.append(f"{_data_key(stage, index, loc)}: {_describe(err)}")
+            raise ConfigError(f"stage {stage.name}: " + "; ".join(problems)) from None
+
     def stage_data(self, stage: StageConfig) -> dict[str, Any]:
         """sailvl.data DataConfig fields: recipe data, then stage data; pack_length -> max_tokens, max_tiles -> sources."""
         data = deep_merge(copy.deepcopy(self.data), stage.data)
@@ -175,6 +235,24 @@ class Recipe(SailConfig):
         if stage.pack_length is not None:
             data["max_tokens"] = stage.pack_length
         return data
+
+
+def _data_key(stage: StageConfig, index: int, loc: list[str]) -> str:
+    # A key set in the stage's data block is reported there; pack_length/max_tiles fill data keys too.
+    if loc and loc[0] in stage.data:
+        return ".".join([f"stages.{index}.data", *loc])
+    if loc[:1] == ["max_tokens"] and stage.pack_length is not None:
+        return f"stages.{index}.pack_length"
+    return ".".join(["data", *loc]) if loc else f"stages.{index}.data"
+
+
+def _describe(err: dict) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "missing"
+    got = err.get("input")
+    return f"{err['msg']} (got {'a mapping' if isinstance(got, dict) else repr(got)[:60]})"
 
 
 def deep_merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
@@ -258,4 +336,7 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
     apply_overrides(data, overrides)
     data["vars"] = {k: str(v) for k, v in (data.get("vars") or {}).items()}
     data = _substitute(data, data["vars"])
-    return parse_config(Recipe, data)
+    recipe = parse_config(Recipe, data)
+    for stage in recipe.stages:
+        recipe.stage_data_config(stage)
+    return recipe

@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch import nn
 
 from sailvl.errors import SailvlError
+from sailvl.model.build import set_vision_drop_path
+from sailvl.model.params import set_trainable
+from sailvl.train.check import check_recipe
 from sailvl.train.checkpoint import AppState, CheckpointManager, latest_checkpoint
 from sailvl.train.export import export_hf, is_exported
 from sailvl.train.metrics import MetricsLogger, Progress, peak_flops, step_flops
@@ -21,6 +23,7 @@ from sailvl.train.optim import build_optimizer, build_param_groups, lr_factor, s
 from sailvl.train.parallel import (
     DistInfo,
     init_distributed,
+    load_full_state,
     mask_format_for,
     materialize,
     parallelize,
@@ -29,6 +32,7 @@ from sailvl.train.parallel import (
     set_attention,
 )
 from sailvl.train.recipe import Recipe, StageConfig
+from sailvl.train.start import CLOCK_KEYS, resolve_start, stage_export_dir, start_model
 from sailvl.train.step import train_step
 
 log = logging.getLogger("sailvl.train")
@@ -51,70 +55,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def stage_export_dir(out_dir: Path, stage_name: str) -> Path:
-    """Where the HF export of a finished stage lives."""
-    return Path(out_dir) / stage_name / "export"
-
-
-def _initial_source(ctx: StageContext, stage: StageConfig) -> str | None:
-    """Directory to load the stage's model from, or None to build from the recipe's model spec."""
-    if stage.init_from == "model":
-        return ctx.recipe.model.path
-    if stage.init_from != "previous":
-        return stage.init_from
-    names = [s.name for s in ctx.recipe.stages]
-    index = names.index(stage.name)
-    if index == 0:
-        return ctx.recipe.model.path
-    previous = stage_export_dir(ctx.out_dir, names[index - 1])
-    if not is_exported(previous):
-        raise SailvlError(
-            f"stage {stage.name} starts from stage {names[index - 1]}, but {previous} is not exported yet"
-        )
-    return str(previous)
-
-
-def load_stage_model(ctx: StageContext, stage: StageConfig) -> tuple[nn.Module, object]:
-    """The model (fp32, CPU or meta) and processor a stage starts from."""
-    from sailvl.data.processor import SailVLProcessor
-    from sailvl.model import build_from_parts, build_model, load_model
-
-    spec, seed = ctx.recipe.model, ctx.recipe.seed
-    source = _initial_source(ctx, stage)
-    if source is not None:
-        return load_model(source, dtype=torch.float32), SailVLProcessor.from_pretrained(
-            spec.processor or source
-        )
-    if spec.preset is not None:
-        processor = SailVLProcessor.from_pretrained(spec.processor)
-        device = "meta" if ctx.recipe.parallel.meta_init else "cpu"
-        return build_model(spec.preset, device=device, seed=seed, tokenizer=processor.tokenizer), processor
-    torch.manual_seed(seed)
-    model, tokenizer = build_from_parts(spec.vision, spec.llm, spec.tokenizer)
-    processor_dir = spec.processor
-    if processor_dir is not None:
-        return model, SailVLProcessor.from_pretrained(processor_dir)
-    return model, SailVLProcessor.for_model(tokenizer, model.config)
-
-
-def reinit_modules(model: nn.Module, aliases: list[str], seed: int) -> None:
-    """Re-initialise every module whose parameters all live under one of `aliases` (e.g. `projector`)."""
-    from sailvl.model.params import module_alias
-
-    torch.manual_seed(seed)
-    touched = set()
-    for name, module in model.named_modules():
-        params = list(module.named_parameters(recurse=False))
-        if not params or not hasattr(module, "reset_parameters"):
-            continue
-        prefix = f"{name}." if name else ""
-        if any(module_alias(prefix + p).split(".", 1)[0] in aliases for p, _ in params):
-            module.reset_parameters()
-            touched.add(name)
-    if not touched:
-        raise SailvlError(f"reinit {aliases} matched no module; use vision, projector or llm")
-
-
 def print_freeze_table(rows: list[dict], stage: str) -> None:
     """The per-module parameter table printed at each stage start (rank 0)."""
     from rich.console import Console
@@ -130,25 +70,43 @@ def print_freeze_table(rows: list[dict], stage: str) -> None:
 
 
 def _progress(stage: StageConfig, state: dict) -> float:
+    # Budgets count this stage only (`stage_*`); `tokens_seen`/`samples_seen` run across stages.
     b = stage.budget
     fractions = [0.0]
     if b.steps:
         fractions.append(state["step"] / b.steps)
     if b.samples:
-        fractions.append(state["samples_seen"] / b.samples)
+        fractions.append(state["stage_samples_seen"] / b.samples)
     if b.tokens:
-        fractions.append(state["tokens_seen"] / b.tokens)
+        fractions.append(state["stage_tokens_seen"] / b.tokens)
     return max(fractions)
 
 
+def initial_state(stage: StageConfig, clock: dict[str, int]) -> dict:
+    """Trainer state at a stage's first step: the cumulative clock it continues, stage counters at zero."""
+    return {
+        "stage": stage.name,
+        "step": 0,
+        "stage_tokens_seen": 0,
+        "stage_samples_seen": 0,
+        "bad_steps": 0,
+        **{key: int(clock[key]) for key in CLOCK_KEYS},
+    }
+
+
+def _upgrade_state(state: dict, clock: dict[str, int]) -> None:
+    # A checkpoint written before the clock ran across stages counted this stage only.
+    if "stage_tokens_seen" not in state:
+        for key in ("tokens_seen", "samples_seen"):
+            state[f"stage_{key}"] = state[key]
+            state[key] += clock[key]
+        state["global_step"] = clock["global_step"] + state["step"]
+
+
 def _build_loader(ctx: StageContext, stage: StageConfig, processor, seed: int, attention: str):
-    from sailvl.config import parse_config
-    from sailvl.data.config import DataConfig
     from sailvl.data.loader import build_loader
 
-    data = ctx.recipe.stage_data(stage)
-    data.setdefault("attention_mask", mask_format_for(attention))
-    data_config = parse_config(DataConfig, data)
+    data_config = ctx.recipe.stage_data_config(stage, mask_format_for(attention))
     return build_loader(data_config, processor, ctx.info.rank, ctx.info.world_size, seed)
 
 
@@ -160,18 +118,17 @@ def run_stage(ctx: StageContext, stage: StageConfig) -> Path:
     """
     info, recipe = ctx.info, ctx.recipe
     stage_dir = Path(ctx.out_dir) / stage.name
-    export_dir = stage_dir / "export"
+    export_dir = stage_export_dir(ctx.out_dir, stage.name)
     if ctx.resume == "auto" and is_exported(export_dir):
         log.info("stage %s is already exported in %s; skipping", stage.name, export_dir)
         return export_dir
-    stage_index = [s.name for s in recipe.stages].index(stage.name)
+    stage_index = recipe.stages.index(stage)
     seed_everything(recipe.seed + stage_index)
-    model, processor = load_stage_model(ctx, stage)
-    if stage.reinit:
-        reinit_modules(model, stage.reinit, recipe.seed + stage_index)
-    from sailvl.model.params import set_trainable
-
+    start = resolve_start(recipe, ctx.out_dir, stage)
+    started = start_model(recipe, start, stage, info)
+    model, processor = started.model, started.processor
     rows = set_trainable(model, stage.trainable)
+    set_vision_drop_path(model, stage.vision_drop_path or 0.0)
     if info.is_main:
         print_freeze_table(rows, stage.name)
     dtype = param_dtype(info.device, recipe.parallel.mixed_precision)
@@ -182,16 +139,20 @@ def run_stage(ctx: StageContext, stage: StageConfig) -> Path:
     model = parallelize(model, info, dtype, recipe.parallel.activation_checkpointing, recipe.parallel.compile)
     if meta:
         materialize(model, info.device)
+    if started.broadcast:
+        load_full_state(model, started.full_state, info)
+        started.full_state = None
     optimizer = build_optimizer(
         build_param_groups(model, stage.lr, stage.weight_decay, stage.lr_groups), betas=stage.betas
     )
     loader = _build_loader(ctx, stage, processor, recipe.seed + stage_index, attention)
-    state = {"stage": stage.name, "step": 0, "tokens_seen": 0, "samples_seen": 0, "bad_steps": 0}
+    state = initial_state(stage, start.clock)
     app = AppState(model, optimizer, loader, state, info.rank)
     ckpt = CheckpointManager(stage_dir / "checkpoints", info, stage.keep_last, model.config)
     resume_from = latest_checkpoint(ckpt.root) if ctx.resume == "auto" else ctx.resume
     if resume_from is not None:
         ckpt.load(app, Path(resume_from))
+        _upgrade_state(state, start.clock)
         log.info("stage %s resumed from %s at step %d", stage.name, resume_from, state["step"])
     _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype)
     export_hf(model, processor, export_dir, info, {**state, "done": True})
@@ -221,8 +182,10 @@ def _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype) -> 
             result = train_step(model, optimizer, micro, info, dtype, stage.grad_clip)
             seconds = time.perf_counter() - t0
             state["step"] += 1
-            state["tokens_seen"] += result.real_tokens
-            state["samples_seen"] += result.samples
+            state["global_step"] += 1
+            for key, count in (("tokens_seen", result.real_tokens), ("samples_seen", result.samples)):
+                state[key] += count
+                state[f"stage_{key}"] += count
             if result.skipped:
                 state["bad_steps"] += 1
                 log.warning("step %d skipped: grad norm %s", state["step"], result.grad_norm)
@@ -261,8 +224,11 @@ def _log_step(metrics, state, result, lrs, seconds, model_config, peak, info) ->
         "grad_norm": result.grad_norm,
         "skipped": result.skipped,
         "target_tokens": result.target_tokens,
+        "global_step": state["global_step"],
         "tokens_seen": state["tokens_seen"],
         "samples_seen": state["samples_seen"],
+        "stage_tokens_seen": state["stage_tokens_seen"],
+        "stage_samples_seen": state["stage_samples_seen"],
         "tokens_per_s": result.real_tokens / seconds,
         "samples_per_s": result.samples / seconds,
         "padding_ratio": 1.0 - result.real_tokens / max(result.padded_tokens, 1),
@@ -285,9 +251,12 @@ def train_recipe(
     (skip exported stages, continue from the newest complete checkpoint) or a checkpoint directory.
     Non-zero ranks return an empty list (rank 0 reports).
     """
+    out_dir = Path(out_dir)
+    checks = check_recipe(recipe, out_dir)  # the whole recipe, before anything is built or trained
     info = init_distributed(recipe.parallel.backend)
     logging.basicConfig(level=logging.INFO if info.is_main else logging.WARNING, format="%(message)s")
-    out_dir = Path(out_dir)
+    for line in checks:
+        log.info(line)
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "recipe.yaml").write_text(_dump_recipe(recipe))
