@@ -233,3 +233,19 @@ def test_convert_of_a_released_checkpoint_adds_the_processor_files(runs, tmp_pat
     image = AutoImageProcessor.from_pretrained(tmp_path / "hf")
     assert (image.size["height"], image.max_patches) == (112, 12)
     assert SailVLProcessor.from_pretrained(tmp_path / "hf").num_image_tokens == 16
+
+
+def test_a_whole_aimv2_export_moves_onto_a_new_llm(runs, tmp_path):
+    # ViT transfer straight from a SAILViT export (model_type sailvl_internvl, which AutoConfig does not know).
+    from sailvl.model import build_from_parts, load_model
+    from sailvl.synth.tiny_model import train_tokenizer
+
+    export, _ = runs["tiny-aimv2"]
+    tokenizer = train_tokenizer(["a red circle", "a blue square"] * 8, vocab_size=300)
+    llm_dir = save_causal_lm(tmp_path / "new_llm", tokenizer, seed=3)
+    model, _ = build_from_parts(export, llm_dir, seed=0)
+    assert model.config.vision_config.model_type == "aimv2_vision_model"
+    source = load_model(export).model.vision_tower.state_dict()
+    moved = model.model.vision_tower.state_dict()
+    assert source.keys() == moved.keys()
+    assert all(torch.equal(moved[name], tensor) for name, tensor in source.items())

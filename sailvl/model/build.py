@@ -18,7 +18,7 @@ from transformers import (
 
 from sailvl.config.constants import IMG_CONTEXT, SPECIAL_TOKENS
 from sailvl.errors import SailvlError
-from sailvl.model.presets import config_from_dict, get_preset_config
+from sailvl.model.presets import MODEL_TYPES, config_from_dict, get_preset_config
 
 _CONTIGUOUS_HOOK_FLAG = "_sailvl_contiguous_hook"
 
@@ -160,16 +160,26 @@ def _require_dir(path: str | Path, what: str) -> Path:
     return path
 
 
+def _is_model_dir(vision_dir: Path) -> bool:
+    """Whether `vision_dir` holds a whole sailvl/InternVL model (either on-disk model_type), not a tower alone.
+
+    Read from config.json directly: AutoConfig does not know "sailvl_internvl" (AIMv2-tower models)."""
+    try:
+        return json.loads((vision_dir / "config.json").read_text()).get("model_type") in MODEL_TYPES
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return False
+
+
 def _vision_config(vision_dir: Path):
     """The vision tower config in `vision_dir` (read without weights) and whether it has a CLS token to drop.
 
     `vision_dir` may also be a sailvl/InternVL model directory, whose vision tower is taken (ViT transfer).
     InternViT has a CLS token; AIMv2 and SigLIP have none. AIMv2's pooling head is dropped (unused here).
     """
-    config = AutoConfig.from_pretrained(vision_dir)
-    if isinstance(config, InternVLConfig):
+    if _is_model_dir(vision_dir):
         config = config_from_dict(json.loads((vision_dir / "config.json").read_text()))
         return config.vision_config, config.vision_feature_select_strategy == "default"
+    config = AutoConfig.from_pretrained(vision_dir)
     if hasattr(config, "vision_config") and config.model_type != config.vision_config.model_type:
         raise SailvlError(
             f"{vision_dir} holds a {config.model_type} model; save its vision model alone (e.g. SiglipVisionModel)"
@@ -181,8 +191,7 @@ def _vision_config(vision_dir: Path):
 
 def _load_vision_tower(vision_dir: Path, dtype: torch.dtype) -> nn.Module:
     """The pretrained vision tower in `vision_dir` (a tower saved alone, or a sailvl/InternVL model's)."""
-    config = AutoConfig.from_pretrained(vision_dir)
-    if isinstance(config, InternVLConfig):
+    if _is_model_dir(vision_dir):
         from sailvl.model.loading import load_model
 
         return load_model(vision_dir, dtype=dtype).model.vision_tower

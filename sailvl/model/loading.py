@@ -10,16 +10,8 @@ from transformers import InternVLConfig, InternVLForConditionalGeneration
 
 from sailvl.errors import SailvlError
 from sailvl.model.build import apply_vision_fixes
-from sailvl.model.presets import config_from_dict
+from sailvl.model.presets import HF_MODEL_TYPE, MODEL_TYPES, SAILVL_MODEL_TYPE, config_from_dict
 
-# On-disk model_type of a sailvl model directory. transformers' InternVLConfig can only describe an InternViT
-# tower: from a config.json it builds InternVLVisionConfig whatever the vision model_type says, so an AIMv2
-# model saved as "internvl" reloads in plain transformers with a random InternViT tower and only a warning.
-# Such models are saved as SAILVL_MODEL_TYPE instead, which transformers does not know and refuses loudly;
-# sailvl reads both (the weights and every other field are the same InternVL layout).
-HF_MODEL_TYPE = "internvl"
-SAILVL_MODEL_TYPE = "sailvl_internvl"
-MODEL_TYPES = (HF_MODEL_TYPE, SAILVL_MODEL_TYPE)
 _HF_VISION_TYPE = "internvl_vision"
 
 

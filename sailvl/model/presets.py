@@ -192,6 +192,16 @@ def image_tokens_per_tile(config: InternVLConfig) -> int:
     return int(side * side * config.downsample_ratio**2)
 
 
+# On-disk model_type of a sailvl model directory. transformers' InternVLConfig can only describe an InternViT
+# tower: from a config.json it builds InternVLVisionConfig whatever the vision model_type says, so an AIMv2
+# model saved as "internvl" reloads in plain transformers with a random InternViT tower and only a warning.
+# Such models are saved as SAILVL_MODEL_TYPE instead, which transformers does not know and refuses loudly;
+# sailvl reads both (the weights and every other field are the same InternVL layout).
+HF_MODEL_TYPE = "internvl"
+SAILVL_MODEL_TYPE = "sailvl_internvl"
+MODEL_TYPES = (HF_MODEL_TYPE, SAILVL_MODEL_TYPE)
+
+
 def config_from_dict(data: dict) -> InternVLConfig:
     """`InternVLConfig` from a config.json dict, keeping a non-InternViT vision tower (AIMv2, SigLIP) intact.
 
