@@ -173,6 +173,24 @@ class StageConfig(SailConfig):
     log_every: int = Field(1, ge=1, description="Write metrics every N steps.")
 
 
+class SftCurriculum(SailConfig):
+    """SFT data from a curriculum directory written by the curation split (`stage-K.jsonl`, easiest first).
+
+    `curriculum` mode gives curriculum stage K to the K-th stage named in `stages` (their `data.sources`
+    are replaced; budgets, LRs and the rest stay theirs). `mixed` mode is the baseline: the named stages
+    become one stage `mixed_name` (the first's settings) over all curriculum files, every record equally
+    likely, for the sum of their budgets."""
+
+    dir: str = Field(description="Curriculum directory (`sailvl curate` output_dir/curriculum).")
+    stages: list[str] = Field(
+        min_length=2, description="Recipe stages, in order, that take curriculum stage 1, 2, ..."
+    )
+    mode: Literal["curriculum", "mixed"] = Field(
+        "curriculum", description="curriculum: one stage per curriculum file; mixed: one shuffled stage."
+    )
+    mixed_name: str = Field("sft-mixed", description="Name of the single stage in mixed mode.")
+
+
 class Recipe(SailConfig):
     """A training recipe: model + data defaults + parallelism + ordered stages."""
 
@@ -188,6 +206,10 @@ class Recipe(SailConfig):
     wandb: bool = Field(False, description="Also log to Weights & Biases when wandb is installed.")
     peak_flops: float | None = Field(
         None, description="Per-device peak FLOP/s for MFU (default: known GPUs)."
+    )
+    sft_curriculum: SftCurriculum | None = Field(
+        None,
+        description="Expand a curation curriculum directory into the named SFT stages (or one mixed stage).",
     )
     stages: list[StageConfig] = Field(min_length=1)
 
@@ -336,7 +358,66 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
     apply_overrides(data, overrides)
     data["vars"] = {k: str(v) for k, v in (data.get("vars") or {}).items()}
     data = _substitute(data, data["vars"])
-    recipe = parse_config(Recipe, data)
+    recipe = expand_curriculum(parse_config(Recipe, data))
     for stage in recipe.stages:
         recipe.stage_data_config(stage)
     return recipe
+
+
+def curriculum_sources(directory: str | Path, n_stages: int) -> list[dict[str, Any]]:
+    """One data source per curriculum stage file `DIR/stage-K.jsonl` (K = 1..n), as the split writes them."""
+    root = Path(directory)
+    return [
+        {"path": str(root / f"stage-{k}.jsonl"), "format": "jsonl", "name": f"curriculum-stage-{k}"}
+        for k in range(1, n_stages + 1)
+    ]
+
+
+def expand_curriculum(recipe: Recipe) -> Recipe:
+    """Apply `sft_curriculum`: the named stages train on curriculum stages 1..N in order, or (mixed) one stage
+    over all N files with the summed budget. Raises ConfigError naming the key when the stages do not fit."""
+    spec = recipe.sft_curriculum
+    if spec is None:
+        return recipe
+    names = [s.name for s in recipe.stages]
+    missing = [n for n in spec.stages if n not in names]
+    if missing:
+        raise ConfigError(
+            f"sft_curriculum.stages names {missing}, which are not stages of the recipe ({names})"
+        )
+    positions = [names.index(n) for n in spec.stages]
+    if positions != list(range(positions[0], positions[0] + len(positions))):
+        raise ConfigError(
+            f"sft_curriculum.stages must be consecutive recipe stages in order, got {spec.stages} in {names}"
+        )
+    sources = curriculum_sources(spec.dir, len(spec.stages))
+    chosen = [recipe.stages[i] for i in positions]
+    if spec.mode == "curriculum":
+        new = [
+            s.model_copy(update={"data": {**s.data, "sources": [src]}})
+            for s, src in zip(chosen, sources, strict=True)
+        ]
+    else:
+        new = [chosen[0].model_copy(update={"name": spec.mixed_name, "budget": _summed_budget(chosen),
+                                            "data": {**chosen[0].data, "sources": [{**src, "repeat": 1.0} for src in sources]}})]  # fmt: skip
+        if spec.mixed_name in [n for n in names if n not in spec.stages]:
+            raise ConfigError(f"sft_curriculum.mixed_name {spec.mixed_name!r} is already a stage name")
+    stages = recipe.stages[: positions[0]] + new + recipe.stages[positions[-1] + 1 :]
+    expanded = recipe.model_copy(update={"stages": stages})
+    for stage in new:
+        expanded.stage_data_config(stage)
+    return expanded
+
+
+def _summed_budget(stages: list[StageConfig]) -> Budget:
+    # The mixed baseline sees the same data for the same total: only one shared unit can be summed.
+    kinds = {
+        tuple(k for k in ("steps", "samples", "tokens") if getattr(s.budget, k) is not None) for s in stages
+    }
+    if len(kinds) != 1 or len(next(iter(kinds))) != 1:
+        raise ConfigError(
+            "sft_curriculum mixed mode needs every curriculum stage's budget in the same single unit "
+            f"(steps, samples or tokens), got {[s.budget.model_dump(exclude_none=True) for s in stages]}"
+        )
+    (kind,) = next(iter(kinds))
+    return Budget(**{kind: sum(getattr(s.budget, kind) for s in stages)})
