@@ -49,8 +49,9 @@ class StepRunner:
         self.results: list[CommandResult] = []
 
     def run(self, command: Command, stdout_file: Path | None = None) -> CommandResult:
-        """Run `python -m sailvl.cli <args>` showing a status line; output goes to the log (stdout to
-        `stdout_file` instead when given, e.g. to keep a chat answer apart from loading messages)."""
+        """Run `python -m sailvl.cli <args>` showing a status line; output goes to the log. With `stdout_file`,
+        stdout alone goes there and stderr (progress bars, loading messages) stays in the log, so a quoted
+        chat answer is only what the command printed."""
         log = self.log_dir / f"{command.log_name}.log"
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **command.env}
         start = time.perf_counter()
@@ -62,7 +63,7 @@ class StepRunner:
                 proc = subprocess.run(
                     [sys.executable, "-m", "sailvl.cli", *command.args],
                     stdout=out,
-                    stderr=subprocess.STDOUT,
+                    stderr=handle if stdout_file else subprocess.STDOUT,
                     env=env,
                     stdin=subprocess.DEVNULL,
                 )
