@@ -131,7 +131,16 @@ def quick_eval_command(
         ..., "--bench", help="Benchmark name or .tsv path scored after each trial; repeatable."
     ),
     protocol: str = typer.Option(
-        "quality", "--protocol", help="quality (rank candidates alone) or incremental (add one at a time)."
+        "quality",
+        "--protocol",
+        help="quality (rank candidates alone), composition (halve one task format at a time) or incremental "
+        "(add one at a time).",
+    ),
+    group_by: str = typer.Option(
+        "format", "--group-by", help="composition: record field that names the task format group."
+    ),
+    fraction: float = typer.Option(
+        0.5, "--fraction", help="composition: share of a group's records kept when it is cut."
     ),
     base: list[Path] = typer.Option(
         None, "--base", help="incremental: sources always kept (the starting mixture)."
@@ -156,19 +165,22 @@ def quick_eval_command(
     from sailvl.errors import SailvlError
     from sailvl.eval.quick_eval import (
         bench_scorer,
+        composition_eval,
         incremental_eval,
         quality_eval,
         recipe_trainer,
         source_entry,
     )
 
-    if protocol not in ("quality", "incremental"):
-        raise SailvlError(f"--protocol must be quality or incremental, got {protocol!r}")
+    if protocol not in ("quality", "composition", "incremental"):
+        raise SailvlError(f"--protocol must be quality, composition or incremental, got {protocol!r}")
     train = recipe_trainer(recipe, overrides or [], stage, samples)
     score = bench_scorer(bench, data_dir, metric, limit=limit)
     candidates = [source_entry(p) for p in candidate]
     if protocol == "quality":
         report = quality_eval(candidates, out, train, score)
+    elif protocol == "composition":
+        report = composition_eval(candidates, out, train, score, group_by, fraction)
     else:
         report = incremental_eval(
             [source_entry(p) for p in base or []], candidates, out, train, score, tolerance

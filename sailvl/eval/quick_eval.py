@@ -1,4 +1,5 @@
-"""SAIL-VL SFT data protocols: quick quality evaluation (rank sources) and incremental evaluation (keep if it helps).
+"""SAIL-VL SFT data protocols: quick quality evaluation (rank sources), composition evaluation (halve one task
+format at a time) and incremental evaluation (keep if it helps).
 
 Each trial trains one recipe stage on a given list of sources for the same budget, starting from the
 recipe's model, then evaluates the export; trials are cached by name, so a rerun resumes."""
@@ -6,10 +7,12 @@ recipe's model, then evaluates the export; trials are cached by name, so a rerun
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections.abc import Callable
 from pathlib import Path
 
+from sailvl.data.readers import iter_raw
 from sailvl.errors import SailvlError
 
 # train(source dicts, trial dir) -> export dir;  score(export dir, trial dir) -> score (0-100)
@@ -55,6 +58,77 @@ def quality_eval(candidates: list[dict], out_dir: str | Path, train: TrainFn, sc
     }
     (out_dir / "quick_eval.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _group_lines(source: dict, group_by: str) -> dict[str, list[str]]:
+    """A JSONL source's lines by the value of field `group_by` ("unknown" where a record lacks it)."""
+    groups: dict[str, list[str]] = {}
+    for _, line_no, line in iter_raw("jsonl", source["path"]):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise SailvlError(f"{source['path']} line {line_no + 1} is not a JSON object") from None
+        value = record.get(group_by) if isinstance(record, dict) else None
+        groups.setdefault("unknown" if value is None else str(value), []).append(line)
+    return groups
+
+
+def composition_eval(
+    candidates: list[dict],
+    out_dir: str | Path,
+    train: TrainFn,
+    score: ScoreFn,
+    group_by: str = "format",
+    fraction: float = 0.5,
+    seed: int = 0,
+) -> dict:
+    """Composition evaluation (SAIL-VL): group the records of all candidates by `group_by` (the task format),
+    train on everything, then once per group with that group cut to `fraction` of its records (a seeded
+    sample) and the rest unchanged; every trial trains the same budget. A group whose score change (points,
+    halved minus full) is negative helps the mixture; a positive change says it is over-represented."""
+    if not 0 < fraction < 1:
+        raise SailvlError(f"composition fraction must be between 0 and 1, got {fraction}")
+    out_dir = Path(out_dir)
+    lines = {c["name"]: _group_lines(c, group_by) for c in candidates}
+    sizes: dict[str, int] = {}
+    for by_group in lines.values():
+        for group, rows in by_group.items():
+            sizes[group] = sizes.get(group, 0) + len(rows)
+    if len(sizes) < 2:
+        raise SailvlError(
+            f"composition evaluation needs at least two {group_by!r} groups, found {sorted(sizes)}"
+        )
+    full = run_trial("composition-full", candidates, out_dir, train, score)
+    groups = []
+    for group in sorted(sizes):
+        sources, kept = [], 0
+        for candidate in candidates:
+            rows = []
+            for g, group_rows in lines[candidate["name"]].items():
+                chosen = _cut(group_rows, g == group, fraction, seed)
+                kept += len(chosen) if g == group else 0
+                rows += chosen
+            path = out_dir / "data" / _slug(f"halve-{group}") / f"{_slug(candidate['name'])}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(
+                "".join(row if row.endswith("\n") else row + "\n" for row in rows), encoding="utf-8"
+            )
+            sources.append({**candidate, "path": str(path)})
+        trial = run_trial(f"composition-halve-{group}", sources, out_dir, train, score)
+        groups.append({"group": group, "records": sizes[group], "records_kept": kept, "score": trial["score"],
+                       "delta": trial["score"] - full["score"]})  # fmt: skip
+    report = {"protocol": "composition", "group_by": group_by, "fraction": fraction,
+              "full_score": full["score"], "groups": groups}  # fmt: skip
+    (out_dir / "quick_eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _cut(rows: list[str], cut: bool, fraction: float, seed: int) -> list[str]:
+    # A seeded sample in file order: the same records are dropped on a rerun.
+    if not cut or len(rows) < 2:
+        return rows
+    keep = sorted(random.Random(seed).sample(range(len(rows)), round(len(rows) * fraction)))
+    return [rows[i] for i in keep]
 
 
 def incremental_eval(
