@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
     # A bare Figure on an Agg canvas: no pyplot global state, no display needed.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -26,7 +26,7 @@ def read_metrics(path: Path) -> list[dict]:
 
 def plot_loss_curves(runs: dict[str, Path], out: Path) -> Path:
     """One panel per training run (`{title: metrics.jsonl}`), one line per stage, loss (nats/token) vs step."""
-    fig = _figure(5.0 * len(runs), 3.8)
+    fig = new_figure(5.0 * len(runs), 3.8)
     for i, (title, path) in enumerate(runs.items(), start=1):
         ax = fig.add_subplot(1, len(runs), i)
         rows = read_metrics(path)
@@ -51,7 +51,7 @@ def plot_loss_curves(runs: dict[str, Path], out: Path) -> Path:
 
 def plot_accuracy(rows: list[dict], out: Path, title: str) -> Path:
     """Grouped bars: accuracy (%) per `label` with the chance level drawn as a black tick on each bar."""
-    fig = _figure(max(6.0, 0.55 * len(rows) + 2), 4.2)
+    fig = new_figure(max(6.0, 0.55 * len(rows) + 2), 4.2)
     ax = fig.add_subplot(1, 1, 1)
     xs = list(range(len(rows)))
     colours = ["#4C72B0" if r["accuracy"] > (r["chance"] or 0) else "#C44E52" for r in rows]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +43,10 @@ class CommandResult:
 class StepRunner:
     """Runs Commands one after another; a failing command stops the demo with the tail of its log."""
 
-    def __init__(self, out_dir: Path, console):
+    def __init__(self, out_dir: Path, console, invoke: Callable[[list[str]], None] | None = None):
+        """`invoke`: run commands in this process with this CLI entry (`sailvl.cli.main`) instead of a
+        subprocess; tests use it to skip the interpreter start-up per command. Real runs leave it None."""
+        self.invoke = invoke
         self.out_dir = out_dir
         self.log_dir = out_dir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -60,21 +65,22 @@ class StepRunner:
                 handle.write(f"$ {command.shell()}\n")
                 handle.flush()
                 out = open(stdout_file, "w", encoding="utf-8") if stdout_file else handle
-                proc = subprocess.run(
-                    [sys.executable, "-m", "sailvl.cli", *command.args],
-                    stdout=out,
-                    stderr=handle if stdout_file else subprocess.STDOUT,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                )
+                if self.invoke is not None:
+                    returncode = _invoke(self.invoke, command.args, out, handle)
+                else:
+                    returncode = subprocess.run(
+                        [sys.executable, "-m", "sailvl.cli", *command.args],
+                        stdout=out,
+                        stderr=handle if stdout_file else subprocess.STDOUT,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                    ).returncode
                 if stdout_file:
                     out.close()
         seconds = time.perf_counter() - start
-        if proc.returncode != 0:
+        if returncode != 0:
             tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:])
-            raise SailvlError(
-                f"demo step '{command.title}' failed (exit {proc.returncode}); see {log}:\n{tail}"
-            )
+            raise SailvlError(f"demo step '{command.title}' failed (exit {returncode}); see {log}:\n{tail}")
         self.console.print(f"[green]done[/] {command.title} [dim]({seconds:.0f} s, log {log})[/]")
         result = CommandResult(command, seconds, log)
         self.results.append(result)
@@ -85,3 +91,13 @@ class StepRunner:
         path = self.log_dir / f"{command.log_name}.stdout"
         self.run(command, stdout_file=path)
         return path.read_text(encoding="utf-8", errors="replace")
+
+
+def _invoke(entry: Callable[[list[str]], None], args: list[str], out, err) -> int:
+    """Exit status of `entry(args)` with stdout to `out` and stderr to `err`."""
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            entry(list(args))
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else 1
+    return 0

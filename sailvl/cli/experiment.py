@@ -1,0 +1,77 @@
+"""`sailvl experiment NAME` (recaption, curriculum, scaling, vit-transfer), `experiment report` and `fresh-llm`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from sailvl.cli.app import app
+
+experiment_app = typer.Typer(
+    help="The papers' claims at toy scale: real `sailvl` runs on the synthetic world, arms with equal budgets, "
+    "mean +- std over seeds, a plot and a verdict.",
+    no_args_is_help=True,
+)
+app.add_typer(experiment_app, name="experiment")
+NAMES = ("recaption", "curriculum", "scaling", "vit-transfer")  # sailvl.experiment.registry.EXPERIMENTS
+
+
+def _register(name: str) -> None:
+    def command(
+        out: Path = typer.Option(
+            Path(f"runs/experiment-{name}"), "--out", help="Output directory (one per seed)."
+        ),
+        seeds: int = typer.Option(3, "--seeds", help="Number of seeds (worlds and runs) to average over."),
+        first_seed: int = typer.Option(0, "--first-seed", help="Seed of the first repeat."),
+        quick: bool = typer.Option(
+            False, "--quick", help="Tiny budgets: checks the pipeline, not the outcome."
+        ),
+    ) -> None:
+        from sailvl.experiment.base import SUMMARY, run_experiment
+        from sailvl.experiment.registry import get_experiment
+
+        experiment = get_experiment(name)
+        report = run_experiment(experiment, out, seeds=seeds, quick=quick, first_seed=first_seed)
+        typer.echo(json.loads((report.parent.parent / SUMMARY).read_text())["verdict"])
+        typer.echo(f"report: {report} (and {report.with_suffix('.html')})")
+
+    command.__doc__ = (
+        f"Run the `{name}` experiment (see EXPERIMENTS.md) and write OUT/results.json and OUT/report/."
+    )
+    experiment_app.command(name)(command)
+
+
+for _name in NAMES:
+    _register(_name)
+
+
+@experiment_app.command("report")
+def report_command(
+    out: Path = typer.Argument(..., help="An experiment's --out directory, or a directory of them."),
+) -> None:
+    """Write report/report.md and report.html for each experiment directory (with a results.json) under OUT."""
+    from sailvl.errors import SailvlError
+    from sailvl.experiment.base import SUMMARY
+    from sailvl.experiment.report import write_experiment_report
+
+    dirs = [out] if (out / SUMMARY).is_file() else sorted(p.parent for p in out.glob(f"*/{SUMMARY}"))
+    if not dirs:
+        raise SailvlError(
+            f"{out} holds no experiment {SUMMARY}; run `sailvl experiment NAME --out DIR` first"
+        )
+    for directory in dirs:
+        typer.echo(f"report: {write_experiment_report(directory)}")
+
+
+@experiment_app.command("fresh-llm")
+def fresh_llm_command(
+    world: Path = typer.Argument(..., help="Synthetic world directory (its text trains the tokenizer)."),
+    out: Path = typer.Argument(..., help="Where to write the causal LM + tokenizer (build_from_parts' llm)."),
+    seed: int = typer.Option(1000, "--seed", help="Init seed; differ from the ViT model's seed."),
+) -> None:
+    """Write a random-init tiny causal LM for the ViT-transfer arms."""
+    from sailvl.experiment.vit_transfer import fresh_llm
+
+    typer.echo(f"fresh LLM written to {fresh_llm(world, out, seed)}")

@@ -1,0 +1,169 @@
+"""Experiment plumbing: per-seed plans of `sailvl` commands, resumable runs, metrics per run, mean/std over seeds."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sailvl.demo.pipeline import WORLD_FLAGS
+from sailvl.demo.report import bench_label
+from sailvl.demo.runner import Command, StepRunner
+from sailvl.errors import SailvlError
+
+BENCHES = ("synth_vqa", "synth_mcq", "synth_yesno")
+# The format a tiny model learns at this scale (MCQ letters and yes/no stay near chance; BENCHMARKS.md):
+# verdicts read it, the tables show every format.
+HEADLINE = "open answer"
+SUMMARY = "results.json"
+
+# A step is a command, or a function building commands once earlier steps wrote what they need (exports).
+Step = Command | Callable[[], list[Command]]
+
+
+@dataclass(frozen=True)
+class Size:
+    """World size shared by an experiment's arms: training images, items per benchmark, rows evaluated."""
+
+    world_images: int
+    bench_items: int
+    eval_limit: int | None
+
+
+@dataclass
+class SeedDirs:
+    """Where one seed's artefacts live: OUT/seed-S/{world, tiny-model, curate, runs, eval, recipes, logs}."""
+
+    root: Path
+
+    def __post_init__(self):
+        r = self.root
+        self.world, self.tiny, self.curate = r / "world", r / "tiny-model", r / "curate"
+        self.runs, self.eval, self.recipes = r / "runs", r / "eval", r / "recipes"
+
+
+def synth_command(d: SeedDirs, size: Size, seed: int) -> Command:
+    """The seed's synthetic world and a random-init tiny model (the demo's learnable world settings)."""
+    args = ["synth", "--out", str(d.world), "--n", str(size.world_images), "--seed", str(seed),
+            "--n-bench", str(size.bench_items), *WORLD_FLAGS, "--tiny-model", str(d.tiny)]  # fmt: skip
+    return Command("synthesise the world and a tiny model", args, "synth")
+
+
+def eval_command(d: SeedDirs, model: Path, arm: str, point: str, size: Size) -> Command:
+    """`sailvl eval` of `model` on the world's held-out benchmarks into eval/ARM/POINT."""
+    benches = [a for b in BENCHES for a in ("--bench", str(d.world / "bench" / f"{b}.tsv"))]
+    limit = ["--limit", str(size.eval_limit)] if size.eval_limit else []
+    out = d.eval / arm / point
+    return Command(f"evaluate {arm} {point}", ["eval", "--model", str(model), *benches, *limit, "--out", str(out)],
+                   f"eval-{arm}-{point}")  # fmt: skip
+
+
+def run_metrics(results: dict) -> dict[str, float]:
+    """Scores (percent) of one `sailvl eval` results.json: average, per answer format, open answer per task."""
+    metrics = {"average": float(results["average"])}
+    for name, bench in sorted(results["benchmarks"].items()):
+        metrics[bench_label(name)] = float(bench["score"])
+    for task, row in sorted(results["benchmarks"].get("synth_vqa", {}).get("per_category", {}).items()):
+        metrics[f"open:{task}"] = float(row["accuracy"])
+    return metrics
+
+
+def mean_std(values: list[float]) -> dict:
+    """{mean, std (sample, 0 for one value), values}."""
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": statistics.fmean(values), "std": std, "values": values}
+
+
+def run_steps(runner: StepRunner, steps: list[Step]) -> None:
+    """Run steps in order; a command whose `.done` marker exists (an earlier run finished it) is skipped."""
+    for step in steps:
+        for command in step() if callable(step) else [step]:
+            marker = runner.log_dir / f"{command.log_name}.done"
+            if marker.is_file():
+                continue
+            runner.run(command)
+            marker.write_text(f"{runner.results[-1].seconds:.1f}\n")
+
+
+def collect(seed_roots: list[Path], x_of: Callable[[dict, Path], float]) -> dict[str, list[dict]]:
+    """Per arm, the curve points over seeds: [{x, metrics: {name: mean_std}}] ordered by x (index-aligned)."""
+    per_seed: dict[str, list[list[tuple[float, dict]]]] = {}
+    for root in seed_roots:
+        for arm_dir in sorted(p for p in (root / "eval").iterdir() if p.is_dir()):
+            points = []
+            for path in sorted(arm_dir.glob("*/results.json")):
+                results = json.loads(path.read_text())
+                points.append((x_of(results, path.parent), run_metrics(results)))
+            per_seed.setdefault(arm_dir.name, []).append(sorted(points, key=lambda p: p[0]))
+    arms = {}
+    for arm, seeds in per_seed.items():
+        n_points = min(len(s) for s in seeds)
+        arms[arm] = [
+            {"x": mean_std([s[i][0] for s in seeds])["mean"],
+             "metrics": {m: mean_std([s[i][1][m] for s in seeds]) for m in seeds[0][i][1]}}
+            for i in range(n_points)
+        ]  # fmt: skip
+    return arms
+
+
+def samples_x(results: dict, eval_dir: Path) -> float:
+    """Default x of a point: the evaluated checkpoint's cumulative samples seen."""
+    return float(results.get("samples_seen") or 0)
+
+
+def run_experiment(
+    experiment,
+    out: str | Path,
+    seeds: int = 3,
+    quick: bool = False,
+    first_seed: int = 0,
+    invoke: Callable[[list[str]], None] | None = None,
+) -> Path:
+    """Run every seed's plan (resuming finished commands), aggregate, write OUT/results.json and the report.
+
+    `invoke`: see StepRunner (tests run the commands in-process). Returns the report's Markdown path."""
+    from rich.console import Console
+
+    from sailvl.experiment.report import write_experiment_report
+
+    if seeds < 1:
+        raise SailvlError(f"--seeds must be at least 1, got {seeds}")
+    out = Path(out).resolve()
+    console, start, commands = Console(), time.perf_counter(), []
+    roots = []
+    for seed in range(first_seed, first_seed + seeds):
+        root = out / f"seed-{seed}"
+        runner = StepRunner(root, console, invoke)
+        console.print(f"[bold]{experiment.NAME}[/] seed {seed} -> {root}")
+        run_steps(runner, experiment.plan(SeedDirs(root), seed, quick))
+        commands += [{"seed": seed, "title": r.command.title, "seconds": round(r.seconds, 1),
+                      "command": r.command.shell()} for r in runner.results]  # fmt: skip
+        roots.append(root)
+    arms = collect(roots, getattr(experiment, "x_of", samples_x))
+    summary = {"experiment": experiment.NAME, "quick": quick, "seeds": list(range(first_seed, first_seed + seeds)),
+               "claim": experiment.CLAIM, "x_label": getattr(experiment, "X_LABEL", None), "arms": arms,
+               "seconds": time.perf_counter() - start, "commands": commands}  # fmt: skip
+    summary["verdict"] = experiment.verdict(summary)
+    (out / SUMMARY).write_text(json.dumps(summary, indent=1))
+    return write_experiment_report(out)
+
+
+def final(summary: dict, arm: str, metric: str = HEADLINE) -> dict:
+    """mean_std of `metric` at an arm's last point (KeyError names the arm when it has no results)."""
+    points = summary["arms"].get(arm)
+    if not points:
+        raise SailvlError(f"experiment {summary['experiment']} has no evaluated runs of arm {arm!r}")
+    return points[-1]["metrics"][metric]
+
+
+def beats(a: dict, b: dict) -> bool:
+    """True when mean a exceeds mean b by more than the larger of their seed standard deviations."""
+    return a["mean"] - b["mean"] > max(a["std"], b["std"])
+
+
+def fmt(v: dict) -> str:
+    """`mean +- std` of a mean_std dict, one decimal."""
+    return f"{v['mean']:.1f} +- {v['std']:.1f}"

@@ -1,0 +1,69 @@
+"""`vit-transfer`: the ViT after the SAILViT stages vs the untouched ViT, each with the same fresh LLM and budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sailvl.demo.pipeline import SAILVIT_STAGES, export_dir
+from sailvl.demo.runner import Command
+from sailvl.experiment.base import SeedDirs, Size, Step, beats, eval_command, final, fmt, synth_command
+from sailvl.synth.tiny_model import make_tiny_model_dir
+from sailvl.train.export import export_llm
+
+NAME = "vit-transfer"
+CLAIM = ("SAILViT: a ViT trained through the gradual feature-learning stages helps other LLMs: paired with a new LLM "
+         "and projector it beats the untouched ViT at the same budget.")  # fmt: skip
+ARMS = ("sailvit-vit", "untouched-vit")
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Optimizer steps of the SAILViT stages I-III and of the transfer stages (projector, then joint SFT)."""
+
+    size: Size
+    sailvit_steps: tuple[int, int, int]
+    transfer_steps: tuple[int, int]
+
+
+QUICK = Budgets(Size(120, 20, 10), (2, 2, 2), (2, 3))
+FULL = Budgets(Size(2000, 100, None), (40, 30, 1500), (100, 600))
+
+
+def fresh_llm(world: str | Path, out: str | Path, seed: int) -> Path:
+    """A random-init tiny causal LM (+ the world's tokenizer) in `out`, seeded apart from the ViT's model."""
+    out = Path(out)
+    full = out.parent / f"{out.name}-full-model"
+    make_tiny_model_dir(world, full, seed=seed)
+    return export_llm(full, out)
+
+
+def plan(d: SeedDirs, seed: int, quick: bool) -> list[Step]:
+    """Train tiny SAILViT from the tiny model, make a fresh LLM, then the same transfer recipe on both ViTs."""
+    b = QUICK if quick else FULL
+    sailvit, llm = d.runs / "sailvit", d.runs / "fresh-llm"
+    steps: list[Step] = [
+        synth_command(d, b.size, seed),
+        Command("train tiny SAILViT (stages I-III)",
+                ["train", "tiny-sailvit", f"vars.world={d.world}", f"vars.model_dir={d.tiny}", f"seed={seed}",
+                 *[f"stages.{i}.budget.steps={n}" for i, n in enumerate(b.sailvit_steps)], "--out", str(sailvit)],
+                "train-sailvit"),
+        Command("make a fresh tiny LLM", ["experiment", "fresh-llm", str(d.world), str(llm), "--seed", str(seed + 1000)],
+                "fresh-llm"),
+    ]  # fmt: skip
+    for arm, vit in zip(ARMS, (export_dir(sailvit, SAILVIT_STAGES[-1]), d.tiny), strict=True):
+        run = d.runs / arm
+        steps.append(Command(f"transfer {arm} to the fresh LLM",
+                             ["train", "tiny-vit-transfer", f"vars.vit={vit}", f"vars.llm={llm}", f"vars.world={d.world}",
+                              f"seed={seed}", *[f"stages.{i}.budget.steps={n}" for i, n in enumerate(b.transfer_steps)],
+                              "--out", str(run)], f"train-{arm}"))  # fmt: skip
+        steps.append(eval_command(d, export_dir(run, "joint-sft"), arm, "final", b.size))
+    return steps
+
+
+def verdict(summary: dict) -> str:
+    """Reproduced when the SAILViT ViT beats the untouched one by more than a seed standard deviation."""
+    sail, plain = final(summary, ARMS[0]), final(summary, ARMS[1])
+    ok = beats(sail, plain)
+    return (f"{'reproduced' if ok else 'not reproduced'} at this scale: open-answer score with the SAILViT ViT "
+            f"{fmt(sail)} vs the untouched ViT {fmt(plain)}, same fresh LLM and budget")  # fmt: skip

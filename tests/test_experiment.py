@@ -1,0 +1,162 @@
+"""`sailvl experiment`: plans are real CLI commands, aggregation and verdicts on known numbers, report pages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sailvl.demo.runner import Command
+from sailvl.experiment import curriculum, recaption, scaling, vit_transfer
+from sailvl.experiment.base import SUMMARY, SeedDirs, collect, mean_std, run_metrics
+from sailvl.experiment.registry import EXPERIMENTS, get_experiment
+from sailvl.experiment.report import write_experiment_report
+
+
+def _results(open_answer: float, samples: int = 0, tokens: int = 0) -> dict:
+    per_cat = {
+        "colour": {"accuracy": open_answer + 10, "n": 10},
+        "digit": {"accuracy": open_answer - 10, "n": 10},
+    }
+    return {
+        "average": (open_answer + 50 + 50) / 3,
+        "samples_seen": samples,
+        "tokens_seen": tokens,
+        "benchmarks": {
+            "synth_vqa": {"score": open_answer, "per_category": per_cat},
+            "synth_mcq": {"score": 50.0, "per_category": {}},
+            "synth_yesno": {"score": 50.0, "per_category": {}},
+        },
+    }
+
+
+def _write_eval(root: Path, arm: str, point: str, results: dict) -> None:
+    path = root / "eval" / arm / point / "results.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results))
+
+
+def test_every_experiment_plans_real_cli_commands(tmp_path):
+    from sailvl.cli import register_commands
+    from sailvl.cli.app import app
+    from sailvl.cli.experiment import NAMES
+
+    register_commands()
+    top = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    assert set(NAMES) == set(EXPERIMENTS)
+    for name, module in EXPERIMENTS.items():
+        for quick in (True, False):
+            steps = module.plan(SeedDirs(tmp_path / name), seed=0, quick=quick)
+            commands = [s for s in steps if isinstance(s, Command)]
+            assert commands[0].args[0] == "synth"
+            assert all(c.args[0] in top and c.shell().startswith("sailvl ") for c in commands), name
+            assert len({c.log_name for c in commands}) == len(commands)  # one log (and resume marker) each
+    assert len(scaling.FULL.token_grid) >= 5
+    with pytest.raises(Exception, match="known: recaption, curriculum, scaling, vit-transfer"):
+        get_experiment("nope")
+
+
+def test_metrics_and_mean_std_over_seeds(tmp_path):
+    metrics = run_metrics(_results(40.0))
+    assert metrics["open answer"] == 40.0 and metrics["MCQ letter"] == 50.0 and metrics["open:digit"] == 30.0
+    assert mean_std([1.0, 3.0]) == {"mean": 2.0, "std": pytest.approx(2**0.5), "values": [1.0, 3.0]}
+    roots = [tmp_path / "seed-0", tmp_path / "seed-1"]
+    for root, score in zip(roots, (30.0, 50.0), strict=True):
+        _write_eval(root, "a", "p1", _results(score, samples=200))
+        _write_eval(root, "a", "p0", _results(score - 20, samples=100))
+    arms = collect(roots, lambda results, _: float(results["samples_seen"]))
+    assert [p["x"] for p in arms["a"]] == [100.0, 200.0]  # ordered by x, not by name
+    assert arms["a"][1]["metrics"]["open answer"]["mean"] == 40.0
+    assert arms["a"][1]["metrics"]["open answer"]["values"] == [30.0, 50.0]
+
+
+def _summary(name: str, arms: dict) -> dict:
+    module = get_experiment(name)
+    return {"experiment": name, "quick": False, "seeds": [0, 1, 2], "claim": module.CLAIM,
+            "x_label": getattr(module, "X_LABEL", None), "arms": arms, "seconds": 60.0, "commands": []}  # fmt: skip
+
+
+def _point(x: float, mean: float, std: float = 1.0) -> dict:
+    return {"x": x, "metrics": {"open answer": {"mean": mean, "std": std, "values": [mean]}}}
+
+
+def test_verdicts_read_the_numbers():
+    s = _summary("recaption", {"raw-alt-text": [_point(0, 30)], "curated-recaptions": [_point(0, 45)],
+                               "gold-captions": [_point(0, 50)]})  # fmt: skip
+    assert recaption.verdict(s).startswith("reproduced")
+    s["arms"]["curated-recaptions"] = [_point(0, 30.5)]
+    assert recaption.verdict(s).startswith("not reproduced")  # within seed noise
+    del s["arms"]["curated-recaptions"]
+    assert "no evaluated runs of curated-recaptions" in recaption.verdict(s)
+    linear = [_point(x, 10 + x / 50) for x in (100, 200, 400, 800, 1600)]
+    logarithmic = [_point(x, 10 * __import__("math").log(x) - 40) for x in (100, 200, 400, 800, 1600)]
+    s = _summary("curriculum", {"curriculum": linear, "mixed": logarithmic})
+    assert curriculum.verdict(s).startswith("reproduced")
+    s = _summary("curriculum", {"curriculum": logarithmic, "mixed": linear})
+    assert curriculum.verdict(s).startswith("not reproduced")
+    grid = [_point(x, 5 + 3 * __import__("math").log(x)) for x in (1e3, 2e3, 4e3, 8e3, 1.6e4)]
+    s = _summary("scaling", {"vit-unfrozen": grid, "vit-frozen": [_point(1.6e4, 20)]})
+    assert scaling.verdict(s).startswith("reproduced") and "(a gain)" in scaling.verdict(s)
+    s = _summary("vit-transfer", {"sailvit-vit": [_point(0, 40)], "untouched-vit": [_point(0, 41)]})
+    assert vit_transfer.verdict(s).startswith("not reproduced")
+
+
+def test_report_page_from_a_summary(tmp_path, capsys):
+    from sailvl.cli import main
+
+    s = _summary("vit-transfer", {"sailvit-vit": [_point(0, 40)], "untouched-vit": [_point(0, 20)]})
+    s["verdict"] = vit_transfer.verdict(s)
+    s["commands"] = [{"seed": 0, "title": "train", "seconds": 3.0, "command": "sailvl train x"}]
+    (tmp_path / "vt").mkdir()
+    (tmp_path / "vt" / SUMMARY).write_text(json.dumps(s))
+    main(["experiment", "report", str(tmp_path)])  # a directory of experiment directories
+    md = (tmp_path / "vt" / "report" / "report.md").read_text()
+    assert "Verdict: reproduced" in md and "| sailvit-vit | 40.0 +- 1.0 |" in md and "sailvl train x" in md
+    assert (tmp_path / "vt" / "report" / "scores.png").stat().st_size > 5000
+    assert "<table>" in (tmp_path / "vt" / "report" / "report.html").read_text()
+    with pytest.raises(Exception, match="no results.json"):
+        write_experiment_report(tmp_path / "empty")
+
+
+@pytest.fixture(scope="module")
+def quick_world(tmp_path_factory):
+    """One quick-size world + tiny model shared by the four quick runs (each copies it as its synth step)."""
+    from sailvl.cli import main
+
+    root = tmp_path_factory.mktemp("quick-world")
+    dirs = SeedDirs(root)
+    main(recaption.plan(dirs, seed=0, quick=True)[0].args)
+    return dirs
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_quick_experiment_end_to_end(name, quick_world, tmp_path):
+    """Every command of the quick plan runs (in-process; the CLI does the same in subprocesses); the results,
+    verdict and report are written. Asserts the pipeline, not the outcome. All four: ~50 s on 2 shared cores."""
+    import shutil
+
+    from sailvl.cli import main
+    from sailvl.experiment.base import run_experiment
+
+    out = tmp_path / name
+    seed_dir = SeedDirs(out / "seed-0")
+    shutil.copytree(quick_world.world, seed_dir.world)
+    shutil.copytree(quick_world.tiny, seed_dir.tiny)
+    (seed_dir.root / "logs").mkdir(parents=True)
+    (seed_dir.root / "logs" / "synth.done").write_text("shared\n")  # resume: the world step is done
+    report = run_experiment(get_experiment(name), out, seeds=1, quick=True, invoke=main)
+    summary = json.loads((out / SUMMARY).read_text())
+    module = get_experiment(name)
+    # A 4-step captioner writes captions the checks and judge reject: the curated arm is then skipped and named.
+    optional = {"curated-recaptions"} if name == "recaption" else set()
+    assert set(module.ARMS) - optional <= set(summary["arms"]) <= set(module.ARMS)
+    for arm in optional - set(summary["arms"]):
+        assert f"no evaluated runs of {arm}" in summary["verdict"]
+    assert summary["verdict"].startswith(("reproduced", "not reproduced"))
+    md = report.read_text()
+    assert f"Verdict: {summary['verdict']}" in md and "(scores.png)" in md
+    assert (report.parent / "scores.png").stat().st_size > 5000 and report.with_suffix(".html").is_file()
+    # Arms ran with identical budgets: every training command of an arm differs only in its data / arm flags.
+    trains = [c["command"] for c in summary["commands"] if c["command"].startswith("sailvl train")]
+    assert trains and all("seed=0" in c for c in trains)
