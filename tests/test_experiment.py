@@ -160,3 +160,15 @@ def test_quick_experiment_end_to_end(name, quick_world, tmp_path):
     # Arms ran with identical budgets: every training command of an arm differs only in its data / arm flags.
     trains = [c["command"] for c in summary["commands"] if c["command"].startswith("sailvl train")]
     assert trains and all("seed=0" in c for c in trains)
+
+
+def test_runner_output_is_stdout_only(tmp_path):
+    """A quoted answer (demo chat) is what the command printed; stderr (here Python's import trace) stays in the log."""
+    from rich.console import Console
+
+    from sailvl.demo.runner import StepRunner
+
+    runner = StepRunner(tmp_path, Console(quiet=True))
+    text = runner.output(Command("help", ["--help"], "help", env={"PYTHONVERBOSE": "1"}))
+    assert "Usage" in text and "import " not in text
+    assert "import " in (tmp_path / "logs" / "help.log").read_text()
