@@ -157,6 +157,8 @@ def test_quick_experiment_end_to_end(name, quick_world, tmp_path):
     md = report.read_text()
     assert f"Verdict: {summary['verdict']}" in md and "(scores.png)" in md
     assert (report.parent / "scores.png").stat().st_size > 5000 and report.with_suffix(".html").is_file()
+    extra = {"scaling": "(scaling_fit.png)", "curriculum": "| linear R^2 | log R^2 |"}.get(name)
+    assert extra is None or extra in md
     # Arms ran with identical budgets: every training command of an arm differs only in its data / arm flags.
     trains = [c["command"] for c in summary["commands"] if c["command"].startswith("sailvl train")]
     assert trains and all("seed=0" in c for c in trains)

@@ -92,7 +92,7 @@ def collect(seed_roots: list[Path], x_of: Callable[[dict, Path], float]) -> dict
     """Per arm, the curve points over seeds: [{x, metrics: {name: mean_std}}] ordered by x (index-aligned)."""
     per_seed: dict[str, list[list[tuple[float, dict]]]] = {}
     for root in seed_roots:
-        for arm_dir in sorted(p for p in (root / "eval").iterdir() if p.is_dir()):
+        for arm_dir in sorted(p for p in (root / "eval").glob("*") if p.is_dir()):
             points = []
             for path in sorted(arm_dir.glob("*/results.json")):
                 results = json.loads(path.read_text())
@@ -152,7 +152,7 @@ def run_experiment(
 
 
 def final(summary: dict, arm: str, metric: str = HEADLINE) -> dict:
-    """mean_std of `metric` at an arm's last point (KeyError names the arm when it has no results)."""
+    """mean_std of `metric` at an arm's last point (SailvlError naming the arm when it has no results)."""
     points = summary["arms"].get(arm)
     if not points:
         raise SailvlError(f"experiment {summary['experiment']} has no evaluated runs of arm {arm!r}")

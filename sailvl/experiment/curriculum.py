@@ -94,6 +94,17 @@ def _r2(x: np.ndarray, y: np.ndarray) -> float:
     return float(1 - residual @ residual / ((y - y.mean()) @ (y - y.mean())))
 
 
+def report_section(summary: dict, doc, report_dir: Path) -> None:
+    """R^2 of the linear and logarithmic fits of each arm's curve."""
+    rows = [
+        [arm, *(f"{v:.3f}" for v in shape_fits(points).values())] for arm, points in summary["arms"].items()
+    ]
+    doc.paragraph(
+        f"Shape of {HEADLINE} vs SFT samples (seed means): R^2 of score = a + b x and of score = a + b ln x."
+    )
+    doc.table(["arm", "linear R^2", "log R^2"], rows)
+
+
 def verdict(summary: dict) -> str:
     """Reproduced when the curriculum ends at least level with the mixed stage and its curve is the more linear one
     (curriculum: linear R^2 >= log R^2; mixed: log R^2 > linear R^2)."""

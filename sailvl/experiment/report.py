@@ -9,6 +9,7 @@ from sailvl.demo.document import Document
 from sailvl.demo.plots import new_figure
 from sailvl.errors import SailvlError
 from sailvl.experiment.base import HEADLINE, SUMMARY, fmt
+from sailvl.experiment.registry import get_experiment
 
 
 def _columns(arms: dict) -> list[str]:
@@ -69,6 +70,9 @@ def write_experiment_report(out_dir: str | Path) -> Path:
     if summary["arms"]:
         plot_arms(summary, report / "scores.png")
         doc.image("scores.png", f"{HEADLINE} score per arm, mean +- std over seeds")
+    extra = getattr(get_experiment(summary["experiment"]), "report_section", None)
+    if extra is not None and summary["arms"]:
+        extra(summary, doc, report)
     doc.heading("Commands (rerun any step)")
     doc.table(["seed", "step", "seconds", "command"],
               [[c["seed"], c["title"], c["seconds"], c["command"]] for c in summary["commands"]])  # fmt: skip

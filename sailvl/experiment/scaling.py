@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sailvl.demo.pipeline import export_dir
 from sailvl.demo.runner import Command
-from sailvl.eval.scaling import fit_log_linear
+from sailvl.eval.scaling import LogFit, fit_log_linear, plot_fit
 from sailvl.experiment.base import (
     HEADLINE,
     SeedDirs,
@@ -72,15 +72,35 @@ def x_of(results: dict, eval_dir: Path) -> float:
     )
 
 
-def grid_fit(summary: dict, metric: str = HEADLINE) -> dict:
+def grid_points(summary: dict, metric: str = HEADLINE) -> list[tuple[float, float]]:
+    """(pretraining tokens, seed-mean score) of the grid."""
+    return [(p["x"], p["metrics"][metric]["mean"]) for p in summary["arms"]["vit-unfrozen"]]
+
+
+def grid_fit(summary: dict, metric: str = HEADLINE) -> LogFit:
     """score = a + b ln(tokens) over the grid's mean scores: a, b, R^2 and 95% intervals."""
-    points = summary["arms"]["vit-unfrozen"]
-    return fit_log_linear([p["x"] for p in points], [p["metrics"][metric]["mean"] for p in points]).to_dict()
+    points = grid_points(summary, metric)
+    return fit_log_linear([x for x, _ in points], [y for _, y in points])
+
+
+def report_section(summary: dict, doc, report_dir: Path) -> None:
+    """The grid's log-linear fit: plot with the prediction band, and its numbers."""
+    fit = grid_fit(summary)
+    plot_fit(
+        grid_points(summary),
+        fit,
+        report_dir / "scaling_fit.png",
+        X_LABEL,
+        f"{HEADLINE} vs pretraining tokens",
+    )
+    doc.paragraph(f"Fit over the grid's seed means: {HEADLINE} = {fit.a:.2f} + {fit.b:.2f} ln(tokens), "
+                  f"R^2 = {fit.r2:.3f}, b in [{fit.b_interval[0]:.2f}, {fit.b_interval[1]:.2f}] (95%).")  # fmt: skip
+    doc.image("scaling_fit.png", "score vs pretraining tokens (log scale) with the fit")
 
 
 def verdict(summary: dict) -> str:
     """Reproduced when the log-linear slope is positive with its 95% interval above 0; the ViT jump is reported."""
-    fit = grid_fit(summary)
+    fit = grid_fit(summary).to_dict()
     unfrozen, frozen = final(summary, "vit-unfrozen"), final(summary, "vit-frozen")
     ok = fit["b"] > 0 and fit["b_interval"][0] > 0
     jump = "a gain" if beats(unfrozen, frozen) else "no gain beyond seed noise"
