@@ -144,7 +144,7 @@ def test_quick_experiment_end_to_end(name, quick_world, tmp_path):
     shutil.copytree(quick_world.world, seed_dir.world)
     shutil.copytree(quick_world.tiny, seed_dir.tiny)
     (seed_dir.root / "logs").mkdir(parents=True)
-    (seed_dir.root / "logs" / "synth.done").write_text("shared\n")  # resume: the world step is done
+    (seed_dir.root / "logs" / "synth.done").write_text("0.0\n")  # resume: the world step is done
     report = run_experiment(get_experiment(name), out, seeds=1, quick=True, invoke=main)
     summary = json.loads((out / SUMMARY).read_text())
     module = get_experiment(name)
@@ -174,3 +174,33 @@ def test_runner_output_is_stdout_only(tmp_path):
     text = runner.output(Command("help", ["--help"], "help", env={"PYTHONVERBOSE": "1"}))
     assert "Usage" in text and "import " not in text
     assert "import " in (tmp_path / "logs" / "help.log").read_text()
+
+
+def test_rerun_skips_finished_commands_and_counts_every_seed(tmp_path):
+    """Resume: a finished command is not run again; a later `--first-seed` adds seeds to the same summary."""
+    from types import SimpleNamespace
+
+    from sailvl.experiment.base import run_experiment
+
+    calls = []
+
+    def invoke(args):  # stands in for `sailvl eval`: writes results.json under --out
+        calls.append(args)
+        out = Path(args[args.index("--out") + 1])
+        out.mkdir(parents=True)
+        (out / "results.json").write_text(json.dumps(_results(10.0 * int(args[1]))))
+
+    def plan(d, seed, quick):
+        return [Command(f"eval {arm}", ["eval", str(seed), "--out", str(d.eval / arm / "final")], f"eval-{arm}")
+                for arm in ("a", "b")]  # fmt: skip
+
+    fake = SimpleNamespace(NAME="fake", CLAIM="c", ARMS=("a", "b"), plan=plan,
+                           verdict=lambda s: f"not reproduced: {len(s['seeds'])} seeds")  # fmt: skip
+    run_experiment(fake, tmp_path, seeds=2, invoke=invoke)
+    assert len(calls) == 4
+    run_experiment(fake, tmp_path, seeds=1, first_seed=2, invoke=invoke)
+    assert len(calls) == 6  # seeds 0-1 were read back, not rerun
+    summary = json.loads((tmp_path / SUMMARY).read_text())
+    assert summary["seeds"] == [0, 1, 2] and summary["verdict"] == "not reproduced: 3 seeds"
+    assert summary["arms"]["a"][0]["metrics"]["open answer"]["values"] == [0.0, 10.0, 20.0]
+    assert len(summary["commands"]) == 6 and (tmp_path / "report" / "report.md").is_file()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,15 +76,19 @@ def mean_std(values: list[float]) -> dict:
     return {"mean": statistics.fmean(values), "std": std, "values": values}
 
 
-def run_steps(runner: StepRunner, steps: list[Step]) -> None:
-    """Run steps in order; a command whose `.done` marker exists (an earlier run finished it) is skipped."""
+def run_steps(runner: StepRunner, steps: list[Step]) -> list[tuple[Command, float]]:
+    """Run steps in order; a command whose `.done` marker exists (an earlier run finished it) is skipped.
+
+    Returns every command with its wall seconds (a skipped one's from its marker)."""
+    done = []
     for step in steps:
         for command in step() if callable(step) else [step]:
             marker = runner.log_dir / f"{command.log_name}.done"
-            if marker.is_file():
-                continue
-            runner.run(command)
-            marker.write_text(f"{runner.results[-1].seconds:.1f}\n")
+            if not marker.is_file():
+                runner.run(command)
+                marker.write_text(f"{runner.results[-1].seconds:.1f}\n")
+            done.append((command, float(marker.read_text().strip() or 0)))
+    return done
 
 
 def collect(seed_roots: list[Path], x_of: Callable[[dict, Path], float]) -> dict[str, list[dict]]:
@@ -132,20 +135,22 @@ def run_experiment(
     if seeds < 1:
         raise SailvlError(f"--seeds must be at least 1, got {seeds}")
     out = Path(out).resolve()
-    console, start, commands = Console(), time.perf_counter(), []
-    roots = []
+    console = Console()
     for seed in range(first_seed, first_seed + seeds):
         root = out / f"seed-{seed}"
-        runner = StepRunner(root, console, invoke)
         console.print(f"[bold]{experiment.NAME}[/] seed {seed} -> {root}")
-        run_steps(runner, experiment.plan(SeedDirs(root), seed, quick))
-        commands += [{"seed": seed, "title": r.command.title, "seconds": round(r.seconds, 1),
-                      "command": r.command.shell()} for r in runner.results]  # fmt: skip
-        roots.append(root)
-    arms = collect(roots, getattr(experiment, "x_of", samples_x))
-    summary = {"experiment": experiment.NAME, "quick": quick, "seeds": list(range(first_seed, first_seed + seeds)),
+        run_steps(StepRunner(root, console, invoke), experiment.plan(SeedDirs(root), seed, quick))
+    # Every seed directory under OUT is finished and counted: `--first-seed 3 --seeds 2` adds two seeds to a run of 3.
+    seed_list = sorted(int(p.name.removeprefix("seed-")) for p in out.glob("seed-*") if p.is_dir())
+    commands = []
+    for seed in seed_list:  # finished commands are skipped: this only reads their markers
+        steps = experiment.plan(SeedDirs(out / f"seed-{seed}"), seed, quick)
+        ran = run_steps(StepRunner(out / f"seed-{seed}", console, invoke), steps)
+        commands += [{"seed": seed, "title": c.title, "seconds": t, "command": c.shell()} for c, t in ran]
+    arms = collect([out / f"seed-{s}" for s in seed_list], getattr(experiment, "x_of", samples_x))
+    summary = {"experiment": experiment.NAME, "quick": quick, "seeds": seed_list,
                "claim": experiment.CLAIM, "x_label": getattr(experiment, "X_LABEL", None), "arms": arms,
-               "seconds": time.perf_counter() - start, "commands": commands}  # fmt: skip
+               "seconds": sum(c["seconds"] for c in commands), "commands": commands}  # fmt: skip
     summary["verdict"] = experiment.verdict(summary)
     (out / SUMMARY).write_text(json.dumps(summary, indent=1))
     return write_experiment_report(out)

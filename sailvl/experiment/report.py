@@ -9,7 +9,7 @@ from sailvl.demo.document import Document
 from sailvl.demo.plots import new_figure
 from sailvl.errors import SailvlError
 from sailvl.experiment.base import HEADLINE, SUMMARY, fmt
-from sailvl.experiment.registry import get_experiment
+from sailvl.experiment.registry import EXPERIMENTS
 
 
 def _columns(arms: dict) -> list[str]:
@@ -58,7 +58,7 @@ def write_experiment_report(out_dir: str | Path) -> Path:
     doc = Document(f"sailvl experiment {summary['experiment']}{' (quick)' if summary['quick'] else ''}")
     doc.paragraph(f"Claim: {summary['claim']}")
     doc.paragraph(f"Verdict: {summary['verdict']}")
-    doc.paragraph(f"Seeds {', '.join(map(str, summary['seeds']))}; total wall time {summary['seconds'] / 60:.1f} min "
+    doc.paragraph(f"Seeds {', '.join(map(str, summary['seeds']))}; commands took {summary['seconds'] / 60:.1f} min in all "
                   f"on this machine. Scores are accuracy % on the world's held-out benchmarks, mean +- std over "
                   f"seeds; '{HEADLINE}' is the format the tiny model learns at this scale.")  # fmt: skip
     columns = _columns(summary["arms"])
@@ -70,7 +70,7 @@ def write_experiment_report(out_dir: str | Path) -> Path:
     if summary["arms"]:
         plot_arms(summary, report / "scores.png")
         doc.image("scores.png", f"{HEADLINE} score per arm, mean +- std over seeds")
-    extra = getattr(get_experiment(summary["experiment"]), "report_section", None)
+    extra = getattr(EXPERIMENTS.get(summary["experiment"]), "report_section", None)
     if extra is not None and summary["arms"]:
         extra(summary, doc, report)
     doc.heading("Commands (rerun any step)")
