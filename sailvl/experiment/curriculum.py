@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 from sailvl.demo.pipeline import PIPELINES
 from sailvl.demo.runner import Command
 from sailvl.experiment.base import HEADLINE, SeedDirs, Size, Step, eval_command, final, fmt, synth_command
+from sailvl.train.checkpoint import read_trainer_state
 
 NAME = "curriculum"
 CLAIM = ("SAIL-VL quality scaling: with the SFT curriculum (stages rising in difficulty, complexity, relevance) the "
@@ -75,8 +75,9 @@ def _checkpoint_evals(d: SeedDirs, arm: str, run: Path, size: Size) -> Step:
 def x_of(results: dict, eval_dir: Path) -> float:
     """SFT samples: the checkpoint's cumulative samples minus those of the shared pretraining stages."""
     run = eval_dir.parent.parent.parent / "runs" / eval_dir.parent.name
-    state = json.loads((run / "pretrain-advance" / "export" / "trainer_state.json").read_text())
-    return float(results["samples_seen"] - state["samples_seen"])
+    return float(
+        results["samples_seen"] - read_trainer_state(run / "pretrain-advance" / "export")["samples_seen"]
+    )
 
 
 def shape_fits(points: list[dict], metric: str = HEADLINE) -> dict:

@@ -3,7 +3,6 @@ gain from unfreezing the ViT in stage II at the largest budget."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from sailvl.experiment.base import (
     fmt,
     synth_command,
 )
+from sailvl.train.checkpoint import read_trainer_state
 
 NAME = "scaling"
 CLAIM = ("SAIL-VL: the benchmark score grows linearly in log(training tokens) in both pretraining stages, with a "
@@ -67,9 +67,7 @@ def plan(d: SeedDirs, seed: int, quick: bool) -> list[Step]:
 def x_of(results: dict, eval_dir: Path) -> float:
     """Pretraining tokens: the cumulative clock of the run's stage II export."""
     run = eval_dir.parent.parent.parent / "runs" / f"{eval_dir.parent.name}-{int(eval_dir.name)}"
-    return float(
-        json.loads((run / "pretrain-advance" / "export" / "trainer_state.json").read_text())["tokens_seen"]
-    )
+    return float(read_trainer_state(run / "pretrain-advance" / "export")["tokens_seen"])
 
 
 def grid_points(summary: dict, metric: str = HEADLINE) -> list[tuple[float, float]]:
