@@ -79,7 +79,7 @@ def test_target_only_logits_equal_hf_loss(bench_dir):
 
 
 def test_bench_train_reports_consistent_fields(bench_dir):
-    from sailvl.train.bench import bench_train
+    from sailvl.bench.train import bench_train
 
     result = bench_train(
         "tiny", steps=3, work_dir=bench_dir, pack_tokens=256, packs_per_batch=2, batch_size=4
@@ -102,8 +102,8 @@ def test_bench_train_reports_consistent_fields(bench_dir):
 
 
 def test_bench_train_rejects_bad_arguments(bench_dir):
+    from sailvl.bench.train import bench_train
     from sailvl.errors import SailvlError
-    from sailvl.train.bench import bench_train
 
     with pytest.raises(SailvlError, match="unknown bench preset"):
         bench_train("huge", work_dir=bench_dir)
@@ -113,7 +113,7 @@ def test_bench_train_rejects_bad_arguments(bench_dir):
 
 def test_bench_shared_model_path_runs_kernels_and_baseline_on_one_model(bench_dir):
     """The GPU preset's code path (meta build, materialise, every kernel, baseline, FLOPs) on the tiny model, CPU."""
-    from sailvl.train.bench import PRESETS, _bench_shared_model
+    from sailvl.bench.train import PRESETS, _bench_shared_model
 
     cfg = dict(PRESETS["sailvl-2b"])
     cfg.update(

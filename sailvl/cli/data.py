@@ -27,8 +27,8 @@ def bench_data(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Samples/s, tokens/s and packing efficiency vs pad-to-longest, plus tiler images/s vs plain PIL."""
+    from sailvl.bench.data import bench_data as run_bench
     from sailvl.config import apply_overrides, load_yaml, parse_config
-    from sailvl.data.bench import bench_data as run_bench
     from sailvl.data.config import DataConfig
 
     data_config = None

@@ -87,7 +87,7 @@ def bench_train_command(
     ),
 ) -> None:
     """Effective (non-pad) tokens/s of sailvl's packed loop vs a plain padded HF loop, same model and data."""
-    from sailvl.train.bench import bench_train
+    from sailvl.bench.train import bench_train
 
     result = bench_train(
         preset=preset,

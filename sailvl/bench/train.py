@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from sailvl.train.bench_loops import TimedLoop, bench_world, data_configs, padded_hf_step
+from sailvl.bench.loops import TimedLoop, bench_world, data_configs, padded_hf_step
 from sailvl.train.parallel import DistInfo, mask_format_for
 
 # tiny: the CPU comparison (two model copies, loops interleaved step by step against machine noise).
