@@ -135,9 +135,9 @@ def test_bench_shared_model_path_runs_kernels_and_baseline_on_one_model(bench_di
 
 
 def test_flops_per_token_matches_parameter_count():
-    """6 x (non-embedding params + LM head) per token: the MFU numerator, checked against the built 2B model."""
+    """6 x non-embedding params per token + 6 x LM head per target: the MFU numerator vs the built 2B model."""
     from sailvl.model import build_model
-    from sailvl.train.metrics import flops_per_token
+    from sailvl.train.flops import train_step_flops
 
     model = build_model("sailvl-2b", device="meta")
     llm = model.model.language_model
@@ -145,4 +145,6 @@ def test_flops_per_token_matches_parameter_count():
         p.numel() for n, p in llm.named_parameters() if "embed_tokens" not in n and p.dim() == 2
     )
     head = model.lm_head.weight.numel()
-    assert flops_per_token(model.config.text_config) == pytest.approx(6 * (non_embedding + head), rel=2e-3)
+    # No attention work (sum L^2 = 0), no tiles: 1000 tokens through the decoder, the LM head at 100 of them.
+    flops = train_step_flops(model.config, 1000, 0, 0, 100)
+    assert flops == pytest.approx(6 * (1000 * non_embedding + 100 * head), rel=2e-3)

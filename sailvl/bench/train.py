@@ -72,8 +72,8 @@ NOTES = (
 )
 GPU_NOTES = (
     "; GPU: bf16 autocast, fp32 master weights, fused AdamW, loops interleaved on one model; "
-    "mfu = useful FLOPs (non-pad tokens: 6N + attention over each sample's length; ViT per tile) / step time / "
-    "dense bf16 peak"
+    "mfu = model FLOPs (sailvl.train.flops: non-pad tokens, LM head where computed, attention as sum of "
+    "per-sample L^2, ViT + projector per tile) / step time / dense bf16 peak"
 )
 
 
@@ -199,7 +199,8 @@ def _bench_shared_model(work: Path, cfg: dict, device: torch.device) -> dict:
     from sailvl.data.processor import SailVLProcessor
     from sailvl.model import build_model
     from sailvl.synth.tiny_model import train_tokenizer, world_texts
-    from sailvl.train.metrics import peak_flops, step_flops
+    from sailvl.train.flops import sum_squares, train_step_flops, trainable_parts
+    from sailvl.train.metrics import peak_flops
     from sailvl.train.parallel import (
         apply_activation_checkpointing,
         materialize,
@@ -224,8 +225,19 @@ def _bench_shared_model(work: Path, cfg: dict, device: torch.device) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
     peak = peak_flops(device)
 
-    def flops(tokens, tiles, context):
-        return step_flops(model.config, tokens, tiles, context)
+    trainable = trainable_parts(model)
+
+    def flops_fn(head_at_targets: bool):
+        """Step FLOPs of a batch; sailvl's loop computes the LM head at targets, the HF loop at every real token."""
+
+        def flops(batch: dict) -> float:
+            tiles = 0 if batch.get("pixel_values") is None else int(batch["pixel_values"].shape[0])
+            real = int(batch["num_real_tokens"])
+            head = int(batch["num_target_tokens"]) if head_at_targets else real
+            sq = sum_squares(batch["sample_lengths"])
+            return train_step_flops(model.config, real, sq, tiles, head, trainable)
+
+        return flops
 
     hf_step = padded_hf_step(model, optimizer, device, dtype)
 
@@ -246,7 +258,7 @@ def _bench_shared_model(work: Path, cfg: dict, device: torch.device) -> dict:
                 iter(build_loader(packed, processor)),
                 lambda b: train_step(model, optimizer, [b], info, dtype, 1.0),
                 device,
-                flops,
+                flops_fn(True),
             )
             try:
                 set_attention(model, kernel)
@@ -262,7 +274,7 @@ def _bench_shared_model(work: Path, cfg: dict, device: torch.device) -> dict:
                 continue
             loops[kernel] = loop
         _, padded = data_configs(world, cfg, "bool")
-        hf = TimedLoop(iter(build_loader(padded, processor)), hf_step, device, flops)
+        hf = TimedLoop(iter(build_loader(padded, processor)), hf_step, device, flops_fn(False))
         set_attention(model, "sdpa")
         for _ in range(cfg["warmup_steps"]):
             hf.warm_up()

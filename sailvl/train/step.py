@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sailvl.config.constants import IGNORE_INDEX
+from sailvl.train.flops import sum_squares
 from sailvl.train.parallel import DistInfo, all_reduce_sum
 
 BATCH_TENSORS = ("input_ids", "labels", "position_ids", "attention_mask", "pixel_values")
@@ -29,6 +30,8 @@ class StepResult:
     samples: int
     tiles: int
     skipped: bool
+    sum_sq_lengths: int = 0  # sum of L^2 over samples (attention work; `sailvl.train.flops`)
+    head_tokens: int = 0  # positions whose logits the LM head computed
 
 
 def flex_block_mask(segment_ids: torch.Tensor, device: torch.device):
@@ -150,6 +153,8 @@ def train_step(
     padded = sum(int(b["input_ids"].numel()) for b in micro_batches)
     real = sum(int(b["num_real_tokens"]) for b in micro_batches)
     samples = sum(len(b["sample_ids"]) for b in micro_batches)
+    sum_sq = sum(sum_squares(b.get("sample_lengths", ())) for b in micro_batches)
+    head = global_targets if _accepts_logits_to_keep(model) else all_reduce_sum(padded, info)
     return StepResult(
         loss=all_reduce_sum(float(loss_sum), info) / max(global_targets, 1.0),
         grad_norm=grad_norm,
@@ -159,4 +164,6 @@ def train_step(
         samples=int(all_reduce_sum(samples, info)),
         tiles=int(all_reduce_sum(tiles, info)),
         skipped=skipped,
+        sum_sq_lengths=int(all_reduce_sum(sum_sq, info)),
+        head_tokens=int(head),
     )

@@ -18,7 +18,8 @@ from sailvl.model.params import set_trainable
 from sailvl.train.check import check_recipe
 from sailvl.train.checkpoint import AppState, CheckpointManager, latest_checkpoint
 from sailvl.train.export import export_hf, is_exported
-from sailvl.train.metrics import MetricsLogger, Progress, peak_flops, step_flops
+from sailvl.train.flops import train_step_flops, trainable_parts
+from sailvl.train.metrics import MetricsLogger, Progress, peak_flops
 from sailvl.train.optim import build_optimizer, build_param_groups, lr_factor, set_lr
 from sailvl.train.parallel import (
     DistInfo,
@@ -166,6 +167,7 @@ def _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype) -> 
     metrics = MetricsLogger(ctx.out_dir, info.is_main, ctx.recipe.wandb, f"{ctx.recipe.name}-{stage.name}")
     bar = Progress(info.is_main, stage.name)
     peak = peak_flops(info.device, ctx.recipe.peak_flops)
+    trainable = trainable_parts(model)
     batches = iter(loader)
     try:
         while _progress(stage, state) < 1.0:
@@ -195,7 +197,7 @@ def _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype) -> 
                         f"{stage.max_bad_steps}); lower the LR or check the data"
                     )
             if state["step"] % stage.log_every == 0:
-                _log_step(metrics, state, result, lrs, seconds, model.config, peak, info)
+                _log_step(metrics, state, result, lrs, seconds, model.config, peak, info, trainable)
             bar.update(_progress(stage, state), f"loss {result.loss:.4f}")
             if stage.save_every and state["step"] % stage.save_every == 0:
                 ckpt.save(app)
@@ -216,7 +218,7 @@ def _next_batch(batches):
         raise SailvlError("the data loader ran out before the stage budget was reached") from None
 
 
-def _log_step(metrics, state, result, lrs, seconds, model_config, peak, info) -> None:
+def _log_step(metrics, state, result, lrs, seconds, model_config, peak, info, trainable) -> None:
     record = {
         "stage": state["stage"],
         "step": state["step"],
@@ -236,8 +238,14 @@ def _log_step(metrics, state, result, lrs, seconds, model_config, peak, info) ->
     }
     record.update({f"lr/{name}": lr for name, lr in lrs.items()})
     if peak is not None:
-        context = result.padded_tokens / max(result.samples, 1)
-        flops = step_flops(model_config, result.padded_tokens, result.tiles, context)
+        flops = train_step_flops(
+            model_config,
+            result.real_tokens,
+            result.sum_sq_lengths,
+            result.tiles,
+            result.head_tokens,
+            trainable,
+        )
         record["mfu"] = flops / seconds / (peak * info.world_size)
     metrics.log(record)
 
