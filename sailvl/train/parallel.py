@@ -62,6 +62,27 @@ def param_dtype(device: torch.device, mixed_precision: str) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
+@dataclass(frozen=True)
+class StepSwitches:
+    """Step-overhead switches resolved for a device (`step_switches`)."""
+
+    foreach_clip: bool
+    fused_optimizer: bool
+    sync: bool
+
+
+def step_switches(parallel, device: torch.device) -> StepSwitches:
+    """The recipe's `parallel` step switches with None resolved per device: on CUDA foreach clipping, fused AdamW
+    and no per-step host sync; on CPU the exact single-tensor path of the checked-in loss curves."""
+    cuda = device.type == "cuda"
+    fused = cuda if parallel.fused_optimizer is None else parallel.fused_optimizer
+    sync = (not fused) if parallel.host_sync_every_step is None else parallel.host_sync_every_step
+    if not sync and not fused:
+        raise SailvlError("parallel.host_sync_every_step: false needs parallel.fused_optimizer: true")
+    foreach = cuda if parallel.foreach_grad_clip is None else parallel.foreach_grad_clip
+    return StepSwitches(foreach_clip=foreach, fused_optimizer=fused, sync=sync)
+
+
 # The packed-row attention mask each attention kernel needs (sailvl.data DataConfig.attention_mask).
 _MASK_FORMATS = {"flex_attention": "flex", "flash_attention_2": "none", "flash_attention_3": "none"}
 
@@ -201,6 +222,15 @@ def all_reduce_sum(value: float | int, info: DistInfo) -> float:
     t = torch.tensor([float(value)], dtype=torch.float64, device=info.device)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return float(t.item())
+
+
+def all_reduce_tensor_sum(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Sum a device tensor over ranks without reading it on the host (itself in a single process)."""
+    if info.world_size == 1:
+        return value
+    value = value.clone()
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value
 
 
 def barrier(info: DistInfo) -> None:
