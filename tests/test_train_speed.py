@@ -106,3 +106,17 @@ def test_step_switches_resolve_per_device_and_refuse_a_contradiction():
     assert (gpu.foreach_clip, gpu.fused_optimizer, gpu.sync) == (True, True, False)
     with pytest.raises(SailvlError, match="fused_optimizer"):
         step_switches(ParallelConfig(host_sync_every_step=False, fused_optimizer=False), cuda)
+
+
+def test_liger_switch_without_liger_is_one_clear_error():
+    """liger-kernel (Triton, GPU) is not installed on the CPU box: switching it on names the key and the package."""
+    import importlib.util
+
+    from sailvl.errors import SailvlError
+    from sailvl.model import build_model
+    from sailvl.train.parallel import apply_liger_kernels
+
+    if importlib.util.find_spec("liger_kernel") is not None:
+        pytest.skip("liger-kernel is installed here; its kernels are exercised on GPU")
+    with pytest.raises(SailvlError, match=r"parallel.liger_kernels: true needs the liger-kernel package"):
+        apply_liger_kernels(build_model("tiny", seed=0))

@@ -126,6 +126,25 @@ def transformer_blocks(model: nn.Module) -> list[nn.Module]:
     return blocks
 
 
+def apply_liger_kernels(model: nn.Module) -> None:
+    """Swap the LLM's RMSNorm, SwiGLU MLP and RoPE for Liger's fused Triton kernels (in place, before sharding).
+
+    The loss keeps sailvl's target-only logits path (`token_loss_sum`), so Liger's fused linear cross-entropy is
+    not used: the LM head already runs only at target positions.
+    """
+    try:
+        from liger_kernel.transformers import _apply_liger_kernel_to_instance
+    except ImportError:
+        raise SailvlError(
+            "parallel.liger_kernels: true needs the liger-kernel package (pip install liger-kernel, GPU only)"
+        ) from None
+    language_model = getattr(getattr(model, "model", model), "language_model", model)
+    _apply_liger_kernel_to_instance(
+        model=language_model, rope=True, rms_norm=True, swiglu=True, cross_entropy=False,
+        fused_linear_cross_entropy=False,
+    )  # fmt: skip
+
+
 def apply_activation_checkpointing(model: nn.Module) -> None:
     """Recompute every transformer block in backward (HF's gradient checkpointing, non-reentrant)."""
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -62,6 +62,10 @@ class ParallelConfig(SailConfig):
         False, description="torch.compile each layer (off by default; slow to start on CPU)."
     )
     meta_init: bool = Field(False, description="Build a preset on the meta device, shard, then materialise.")
+    liger_kernels: bool = Field(
+        False,
+        description="Liger Triton kernels (RMSNorm, SwiGLU, RoPE) in the LLM (GPU; needs liger-kernel installed).",
+    )
     foreach_grad_clip: bool | None = Field(
         None, description="Grad norm and clipping as multi-tensor kernels (None: on with CUDA)."
     )

@@ -23,6 +23,7 @@ from sailvl.train.metrics import MetricsLogger, Progress, peak_flops
 from sailvl.train.optim import build_optimizer, build_param_groups, lr_factor, set_lr
 from sailvl.train.parallel import (
     DistInfo,
+    apply_liger_kernels,
     init_distributed,
     load_full_state,
     mask_format_for,
@@ -138,6 +139,8 @@ def run_stage(ctx: StageContext, stage: StageConfig) -> Path:
     attention = resolve_attention(recipe.parallel.attn_implementation, info.device)
     set_attention(model, attention, info.device)
     model.train()
+    if recipe.parallel.liger_kernels:
+        apply_liger_kernels(model)
     model = parallelize(model, info, dtype, recipe.parallel.activation_checkpointing, recipe.parallel.compile)
     if meta:
         materialize(model, info.device)
