@@ -120,3 +120,12 @@ def test_liger_switch_without_liger_is_one_clear_error():
         pytest.skip("liger-kernel is installed here; its kernels are exercised on GPU")
     with pytest.raises(SailvlError, match=r"parallel.liger_kernels: true needs the liger-kernel package"):
         apply_liger_kernels(build_model("tiny", seed=0))
+
+
+def test_compiled_blocks_and_block_mask_have_no_graph_breaks():
+    """`bench train --explain`: a change that puts a graph break into a block (or the BlockMask) fails here."""
+    from sailvl.bench.graph_breaks import explain_graph_breaks
+
+    report = explain_graph_breaks("tiny")
+    for case in ("decoder_block_sdpa", "decoder_block_flex", "vit_block", "block_mask"):
+        assert (report[case]["graphs"], report[case]["graph_breaks"]) == (1, 0), (case, report[case])
