@@ -29,10 +29,13 @@ class DistInfo:
         return self.rank == 0
 
 
-def init_distributed(backend: str = "auto") -> DistInfo:
+def init_distributed(backend: str = "auto", one_device_mesh: bool = False) -> DistInfo:
     """Join the process group torchrun describes (RANK/WORLD_SIZE/LOCAL_RANK), or run as one process.
 
     torchrun's launch variables are the launcher's protocol, not sailvl settings, so they are read here.
+    `one_device_mesh`: a single process still gets a 1-rank group and mesh, so `parallelize` wraps the model in
+    FSDP2 and its `MixedPrecisionPolicy` (bf16 parameters for compute over fp32 master weights, no autocast
+    re-casting every weight each micro-batch).
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -41,10 +44,16 @@ def init_distributed(backend: str = "auto") -> DistInfo:
     device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)
-    if world_size == 1:
-        return DistInfo(device=device)
     if backend == "auto":
         backend = "nccl" if cuda else "gloo"
+    if world_size == 1:
+        if not one_device_mesh:
+            return DistInfo(device=device)
+        if not dist.is_initialized():
+            dist.init_process_group(backend=backend, store=dist.HashStore(), rank=0, world_size=1)
+        from torch.distributed.device_mesh import init_device_mesh
+
+        return DistInfo(device=device, mesh=init_device_mesh(device.type, (1,), mesh_dim_names=("dp",)))
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
     from torch.distributed.device_mesh import init_device_mesh
@@ -159,8 +168,9 @@ def parallelize(
 ) -> nn.Module:
     """Order as in torchtitan: activation checkpointing, compile, fully_shard per block, then the root.
 
-    With one process the model is only moved to the device (no wrapper); with several, every ViT and
-    decoder layer becomes an FSDP2 unit on the 1-D mesh, with bf16 params / fp32 reductions on GPU.
+    With one process and no mesh the model is only moved to the device (no wrapper); otherwise (several ranks,
+    or one with `init_distributed(one_device_mesh=True)`) every ViT and decoder layer becomes an FSDP2 unit on
+    the 1-D mesh, with `dtype` params for compute and fp32 reductions and master weights.
     """
     if activation_checkpointing:
         apply_activation_checkpointing(model)
@@ -168,7 +178,7 @@ def parallelize(
     if compile:
         for block in blocks:
             block.compile()
-    if info.world_size == 1:
+    if info.mesh is None:  # one process without `one_device_mesh`: plain module, autocast in the step
         return model.to(device=info.device) if model.device.type != "meta" else model
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 

@@ -62,6 +62,13 @@ class ParallelConfig(SailConfig):
         False, description="torch.compile each layer (off by default; slow to start on CPU)."
     )
     meta_init: bool = Field(False, description="Build a preset on the meta device, shard, then materialise.")
+    fsdp_one_device: bool | None = Field(
+        None,
+        description=(
+            "With one process, still wrap the model in FSDP2 on a 1-rank mesh for its MixedPrecisionPolicy (bf16 "
+            "params, fp32 master weights and optimizer state) instead of autocast (None: on with CUDA)."
+        ),
+    )
     liger_kernels: bool = Field(
         False,
         description="Liger Triton kernels (RMSNorm, SwiGLU, RoPE) in the LLM (GPU; needs liger-kernel installed).",

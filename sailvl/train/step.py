@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sailvl.config.constants import IGNORE_INDEX
+from sailvl.data.tiling import normalize_pixels
 from sailvl.errors import SailvlError
 from sailvl.train.flops import sum_squares
 from sailvl.train.parallel import DistInfo, all_reduce_sum, all_reduce_tensor_sum
@@ -74,8 +75,9 @@ def flex_block_mask(segment_ids: torch.Tensor, device: torch.device):
 def to_device(batch: dict, device: torch.device, dtype: torch.dtype) -> dict:
     """Move the model inputs of a collated batch to `device` (pixels to the compute dtype).
 
-    A batch collated with `attention_mask: flex` carries `segment_ids`; its BlockMask is built here, on the
-    device the attention runs on.
+    uint8 pixels (`data.uint8_pixels`) are copied as uint8 and normalised on the device. Copies are
+    non-blocking (asynchronous from pinned host memory on CUDA). A batch collated with `attention_mask: flex`
+    carries `segment_ids`; its BlockMask is built here, on the device the attention runs on.
     """
     out = {}
     for key in BATCH_TENSORS:
@@ -83,9 +85,12 @@ def to_device(batch: dict, device: torch.device, dtype: torch.dtype) -> dict:
         if value is None:
             continue
         if key == "pixel_values":
-            value = value.to(device=device, dtype=dtype) if value.numel() else None
+            if not value.numel():
+                continue
+            value = value.to(device=device, non_blocking=True)
+            value = normalize_pixels(value, dtype=dtype) if value.dtype == torch.uint8 else value.to(dtype)
         else:
-            value = value.to(device)
+            value = value.to(device, non_blocking=True)
         out[key] = value
     if batch.get("segment_ids") is not None and out.get("attention_mask") is None:
         out["attention_mask"] = flex_block_mask(batch["segment_ids"], device)
@@ -156,14 +161,14 @@ def train_step(
     scale = info.world_size / max(global_targets, 1.0)
     autocast = (
         torch.autocast(info.device.type, dtype=compute_dtype)
-        if info.world_size == 1 and compute_dtype != torch.float32
+        if info.mesh is None and compute_dtype != torch.float32  # FSDP2's policy casts sharded models
         else contextlib.nullcontext()
     )
     loss_sum = torch.zeros((), dtype=torch.float64, device=info.device)
     tiles = 0
     for i, batch in enumerate(micro_batches):
         _grad_sync(model, i == len(micro_batches) - 1)
-        inputs = to_device(batch, info.device, compute_dtype if info.world_size == 1 else torch.float32)
+        inputs = to_device(batch, info.device, compute_dtype if info.mesh is None else torch.float32)
         tiles += 0 if inputs.get("pixel_values") is None else int(inputs["pixel_values"].shape[0])
         with autocast:
             mb_loss = token_loss_sum(model, inputs)

@@ -110,6 +110,8 @@ def _build_loader(ctx: StageContext, stage: StageConfig, processor, seed: int, a
     from sailvl.data.loader import build_loader
 
     data_config = ctx.recipe.stage_data_config(stage, mask_format_for(attention))
+    if ctx.info.device.type == "cuda":  # pinned batches: the step's host-to-device copies are asynchronous
+        data_config = data_config.model_copy(update={"pin_memory": True})
     return build_loader(data_config, processor, ctx.info.rank, ctx.info.world_size, seed)
 
 
@@ -280,7 +282,10 @@ def train_recipe(
     """
     out_dir = Path(out_dir)
     checks = check_recipe(recipe, out_dir)  # the whole recipe, before anything is built or trained
-    info = init_distributed(recipe.parallel.backend)
+    one_device = recipe.parallel.fsdp_one_device
+    info = init_distributed(
+        recipe.parallel.backend, torch.cuda.is_available() if one_device is None else one_device
+    )
     logging.basicConfig(level=logging.INFO if info.is_main else logging.WARNING, format="%(message)s")
     for line in checks:
         log.info(line)
@@ -295,7 +300,7 @@ def train_recipe(
         exports = [run_stage(ctx, s) for s in stages]
         return exports if info.is_main else []
     finally:
-        if info.world_size > 1 and dist.is_initialized():
+        if info.mesh is not None and dist.is_initialized():
             dist.destroy_process_group()
 
 
