@@ -82,7 +82,7 @@ def test_bench_train_reports_consistent_fields(bench_dir):
     from sailvl.bench.train import bench_train
 
     result = bench_train(
-        "tiny", steps=3, work_dir=bench_dir, pack_tokens=256, packs_per_batch=2, batch_size=4
+        "tiny", steps=3, work_dir=bench_dir, pack_tokens=256, packs_per_batch=2, batch_size=4, repeats=1
     )
     assert result["sailvl_steps"] == 3 and result["hf_padded_steps"] >= 1
     # The baseline keeps pace in samples: within half a baseline batch of sailvl's count.
@@ -101,6 +101,26 @@ def test_bench_train_reports_consistent_fields(bench_dir):
     assert "256-token" in result["notes"]
 
 
+def test_bench_train_repeats_report_the_spread_and_profile(bench_dir, tmp_path):
+    import json
+
+    from sailvl.bench.train import bench_train
+
+    result = bench_train(
+        "tiny", steps=1, work_dir=bench_dir, pack_tokens=256, repeats=2, profile=tmp_path / "prof"
+    )
+    assert len(result["ratio_runs"]) == 2 and result["ratio"] in result["ratio_runs"]
+    assert result["ratio_spread"] == pytest.approx(
+        max(result["ratio_runs"]) - min(result["ratio_runs"]), abs=1e-3
+    )
+    trace = json.loads((tmp_path / "prof" / "trace.json").read_text())
+    assert trace["traceEvents"]
+    top = result["profile"]["top"]
+    assert top and all(row["self_ms"] >= 0 and row["calls"] > 0 for row in top)
+    assert any("aten::" in row["name"] for row in top)
+    assert "Self CPU" in (tmp_path / "prof" / "top_kernels.txt").read_text()
+
+
 def test_bench_train_rejects_bad_arguments(bench_dir):
     from sailvl.bench.train import bench_train
     from sailvl.errors import SailvlError
@@ -109,6 +129,8 @@ def test_bench_train_rejects_bad_arguments(bench_dir):
         bench_train("huge", work_dir=bench_dir)
     with pytest.raises(SailvlError, match="pack-tokens"):
         bench_train("tiny", work_dir=bench_dir, pack_tokens=0)
+    with pytest.raises(SailvlError, match="repeats"):
+        bench_train("tiny", work_dir=bench_dir, repeats=0)
 
 
 def test_bench_shared_model_path_runs_kernels_and_baseline_on_one_model(bench_dir):

@@ -81,6 +81,14 @@ def bench_train_command(
     compile: bool = typer.Option(
         False, "--compile", help="torch.compile every ViT and decoder block (GPU preset; both loops)."
     ),
+    repeats: int = typer.Option(
+        3, "--repeats", help="Interleaved comparisons to run; the spread is reported."
+    ),
+    profile: Path = typer.Option(
+        None,
+        "--profile",
+        help="Write a torch.profiler chrome trace and top-kernels table of sailvl steps here.",
+    ),
     explain: bool = typer.Option(
         False,
         "--explain",
@@ -108,6 +116,8 @@ def bench_train_command(
         batch_size=batch_size,
         attn=attn or None,
         compile=compile,
+        repeats=repeats,
+        profile=profile,
     )
     if as_json:
         typer.echo(json.dumps(result, indent=2))
