@@ -129,3 +129,16 @@ def test_compiled_blocks_and_block_mask_have_no_graph_breaks():
     report = explain_graph_breaks("tiny")
     for case in ("decoder_block_sdpa", "decoder_block_flex", "vit_block", "block_mask"):
         assert (report[case]["graphs"], report[case]["graph_breaks"]) == (1, 0), (case, report[case])
+
+
+def test_compiled_block_mask_equals_the_eager_one():
+    """parallel.compile_block_mask: the same BlockMask (so the same flex attention) for packs of new shapes too."""
+    from sailvl.train.step import to_device
+
+    cpu = torch.device("cpu")
+    for row in ([0] * 100 + [1] * 156, [0] * 60 + [1] * 140 + [-1] * 56):  # the second pack ends in padding
+        segments = torch.tensor([row])
+        batch = {"input_ids": torch.zeros(1, 256, dtype=torch.long), "segment_ids": segments}
+        eager = to_device(batch, cpu, torch.float32)["attention_mask"]
+        compiled = to_device(batch, cpu, torch.float32, compiled_mask=True)["attention_mask"]
+        assert torch.equal(compiled.to_dense(), eager.to_dense())

@@ -78,6 +78,7 @@ class StepSwitches:
     foreach_clip: bool
     fused_optimizer: bool
     sync: bool
+    compile_block_mask: bool = False
 
 
 def step_switches(parallel, device: torch.device) -> StepSwitches:
@@ -89,7 +90,8 @@ def step_switches(parallel, device: torch.device) -> StepSwitches:
     if not sync and not fused:
         raise SailvlError("parallel.host_sync_every_step: false needs parallel.fused_optimizer: true")
     foreach = cuda if parallel.foreach_grad_clip is None else parallel.foreach_grad_clip
-    return StepSwitches(foreach_clip=foreach, fused_optimizer=fused, sync=sync)
+    mask = cuda if parallel.compile_block_mask is None else parallel.compile_block_mask
+    return StepSwitches(foreach_clip=foreach, fused_optimizer=fused, sync=sync, compile_block_mask=mask)
 
 
 # The packed-row attention mask each attention kernel needs (sailvl.data DataConfig.attention_mask).

@@ -69,6 +69,10 @@ class ParallelConfig(SailConfig):
             "params, fp32 master weights and optimizer state) instead of autocast (None: on with CUDA)."
         ),
     )
+    compile_block_mask: bool | None = Field(
+        None,
+        description="Build flex_attention BlockMasks with a compiled create_block_mask (None: on with CUDA).",
+    )
     liger_kernels: bool = Field(
         False,
         description="Liger Triton kernels (RMSNorm, SwiGLU, RoPE) in the LLM (GPU; needs liger-kernel installed).",

@@ -55,13 +55,24 @@ class StepResult:
         return bool(self.skipped_t)
 
 
-def flex_block_mask(segment_ids: torch.Tensor, device: torch.device):
+_COMPILED_CREATE_BLOCK_MASK = None
+
+
+def flex_block_mask(segment_ids: torch.Tensor, device: torch.device, compiled: bool = False):
     """A flex_attention `BlockMask` on `device`: causal within each segment of `segment_ids` `[B,L]` (pad: -1).
 
     The same rule as `sailvl.data.collate.block_causal_mask`, but flex_attention skips the blocks that are
     fully masked, so a packed row costs the sum of its samples' attention instead of the full L x L square.
+    `compiled`: build it with `torch.compile(create_block_mask)` (compiled once per process; eagerly the
+    construction materialises L x L intermediates every micro-batch).
     """
+    global _COMPILED_CREATE_BLOCK_MASK
     from torch.nn.attention.flex_attention import create_block_mask
+
+    if compiled:
+        if _COMPILED_CREATE_BLOCK_MASK is None:
+            _COMPILED_CREATE_BLOCK_MASK = torch.compile(create_block_mask)
+        create_block_mask = _COMPILED_CREATE_BLOCK_MASK
 
     segments = segment_ids.to(device)
     rows, length = segments.shape
@@ -72,7 +83,7 @@ def flex_block_mask(segment_ids: torch.Tensor, device: torch.device):
     return create_block_mask(same_segment_causal, rows, None, length, length, device=device)
 
 
-def to_device(batch: dict, device: torch.device, dtype: torch.dtype) -> dict:
+def to_device(batch: dict, device: torch.device, dtype: torch.dtype, compiled_mask: bool = False) -> dict:
     """Move the model inputs of a collated batch to `device` (pixels to the compute dtype).
 
     uint8 pixels (`data.uint8_pixels`) are copied as uint8 and normalised on the device. Copies are
@@ -93,7 +104,7 @@ def to_device(batch: dict, device: torch.device, dtype: torch.dtype) -> dict:
             value = value.to(device, non_blocking=True)
         out[key] = value
     if batch.get("segment_ids") is not None and out.get("attention_mask") is None:
-        out["attention_mask"] = flex_block_mask(batch["segment_ids"], device)
+        out["attention_mask"] = flex_block_mask(batch["segment_ids"], device, compiled_mask)
     return out
 
 
@@ -143,6 +154,7 @@ def train_step(
     grad_clip: float,
     foreach_clip: bool = False,
     sync: bool = True,
+    compile_block_mask: bool = False,
 ) -> StepResult:
     """Forward/backward every micro-batch, then clip and step (or skip when the grad norm is not finite).
 
@@ -152,7 +164,8 @@ def train_step(
     `foreach_clip`: the grad norm and clipping as multi-tensor kernels (fewer launches; same result within fp
     rounding). `sync=False`: no host sync in the step; the skip decision stays on the device through a fused
     optimizer's `found_inf` (the update, weight decay and step count are then not applied), so it needs
-    `torch.optim.AdamW(..., fused=True)`; loss and grad norm stay tensors until read.
+    `torch.optim.AdamW(..., fused=True)`; loss and grad norm stay tensors until read. `compile_block_mask`:
+    flex BlockMasks built by a compiled `create_block_mask`.
     """
     if not sync and not getattr(optimizer, "defaults", {}).get("fused"):
         raise SailvlError("train_step(sync=False) needs a fused optimizer (parallel.fused_optimizer: true)")
@@ -168,7 +181,8 @@ def train_step(
     tiles = 0
     for i, batch in enumerate(micro_batches):
         _grad_sync(model, i == len(micro_batches) - 1)
-        inputs = to_device(batch, info.device, compute_dtype if info.mesh is None else torch.float32)
+        dtype = compute_dtype if info.mesh is None else torch.float32
+        inputs = to_device(batch, info.device, dtype, compile_block_mask)
         tiles += 0 if inputs.get("pixel_values") is None else int(inputs["pixel_values"].shape[0])
         with autocast:
             mb_loss = token_loss_sum(model, inputs)

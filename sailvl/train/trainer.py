@@ -192,8 +192,9 @@ def _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype, swi
             micro = [_next_batch(batches) for _ in range(stage.grad_accum)]
             t0 = time.perf_counter()
             result = train_step(
-                model, optimizer, micro, info, dtype, stage.grad_clip, switches.foreach_clip, switches.sync
-            )
+                model, optimizer, micro, info, dtype, stage.grad_clip, switches.foreach_clip, switches.sync,
+                switches.compile_block_mask,
+            )  # fmt: skip
             seconds = time.perf_counter() - t0
             state["step"] += 1
             state["global_step"] += 1
