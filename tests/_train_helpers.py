@@ -32,6 +32,7 @@ def make_batch(seed: int, length: int = 64, vocab: int = 512, tiles: int = 1) ->
         "pixel_values": pixels,
         "num_target_tokens": int((labels[1:] != IGNORE_INDEX).sum()),
         "sample_ids": [f"s{seed}"],
+        "sample_lengths": [length],
         "num_real_tokens": length,
     }
 

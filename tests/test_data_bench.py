@@ -9,7 +9,7 @@ from sailvl.cli import main
 
 
 def _run(capsys, *args):
-    main(["bench", "data", "--json", "--batches", "3", "--tiler-seconds", "0.2", *args])
+    main(["bench", "data", "--json", "--mix", "tiny", "--batches", "3", "--tiler-seconds", "0.2", *args])
     return json.loads(capsys.readouterr().out)
 
 

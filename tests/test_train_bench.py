@@ -79,10 +79,10 @@ def test_target_only_logits_equal_hf_loss(bench_dir):
 
 
 def test_bench_train_reports_consistent_fields(bench_dir):
-    from sailvl.train.bench import bench_train
+    from sailvl.bench.train import bench_train
 
     result = bench_train(
-        "tiny", steps=3, work_dir=bench_dir, pack_tokens=256, packs_per_batch=2, batch_size=4
+        "tiny", steps=3, work_dir=bench_dir, pack_tokens=256, packs_per_batch=2, batch_size=4, repeats=1
     )
     assert result["sailvl_steps"] == 3 and result["hf_padded_steps"] >= 1
     # The baseline keeps pace in samples: within half a baseline batch of sailvl's count.
@@ -101,19 +101,41 @@ def test_bench_train_reports_consistent_fields(bench_dir):
     assert "256-token" in result["notes"]
 
 
+def test_bench_train_repeats_report_the_spread_and_profile(bench_dir, tmp_path):
+    import json
+
+    from sailvl.bench.train import bench_train
+
+    result = bench_train(
+        "tiny", steps=1, work_dir=bench_dir, pack_tokens=256, repeats=2, profile=tmp_path / "prof"
+    )
+    assert len(result["ratio_runs"]) == 2 and result["ratio"] in result["ratio_runs"]
+    assert result["ratio_spread"] == pytest.approx(
+        max(result["ratio_runs"]) - min(result["ratio_runs"]), abs=1e-3
+    )
+    trace = json.loads((tmp_path / "prof" / "trace.json").read_text())
+    assert trace["traceEvents"]
+    top = result["profile"]["top"]
+    assert top and all(row["self_ms"] >= 0 and row["calls"] > 0 for row in top)
+    assert any("aten::" in row["name"] for row in top)
+    assert "Self CPU" in (tmp_path / "prof" / "top_kernels.txt").read_text()
+
+
 def test_bench_train_rejects_bad_arguments(bench_dir):
+    from sailvl.bench.train import bench_train
     from sailvl.errors import SailvlError
-    from sailvl.train.bench import bench_train
 
     with pytest.raises(SailvlError, match="unknown bench preset"):
         bench_train("huge", work_dir=bench_dir)
     with pytest.raises(SailvlError, match="pack-tokens"):
         bench_train("tiny", work_dir=bench_dir, pack_tokens=0)
+    with pytest.raises(SailvlError, match="repeats"):
+        bench_train("tiny", work_dir=bench_dir, repeats=0)
 
 
 def test_bench_shared_model_path_runs_kernels_and_baseline_on_one_model(bench_dir):
     """The GPU preset's code path (meta build, materialise, every kernel, baseline, FLOPs) on the tiny model, CPU."""
-    from sailvl.train.bench import PRESETS, _bench_shared_model
+    from sailvl.bench.train import PRESETS, _bench_shared_model
 
     cfg = dict(PRESETS["sailvl-2b"])
     cfg.update(
@@ -135,9 +157,9 @@ def test_bench_shared_model_path_runs_kernels_and_baseline_on_one_model(bench_di
 
 
 def test_flops_per_token_matches_parameter_count():
-    """6 x (non-embedding params + LM head) per token: the MFU numerator, checked against the built 2B model."""
+    """6 x non-embedding params per token + 6 x LM head per target: the MFU numerator vs the built 2B model."""
     from sailvl.model import build_model
-    from sailvl.train.metrics import flops_per_token
+    from sailvl.train.flops import train_step_flops
 
     model = build_model("sailvl-2b", device="meta")
     llm = model.model.language_model
@@ -145,4 +167,6 @@ def test_flops_per_token_matches_parameter_count():
         p.numel() for n, p in llm.named_parameters() if "embed_tokens" not in n and p.dim() == 2
     )
     head = model.lm_head.weight.numel()
-    assert flops_per_token(model.config.text_config) == pytest.approx(6 * (non_embedding + head), rel=2e-3)
+    # No attention work (sum L^2 = 0), no tiles: 1000 tokens through the decoder, the LM head at 100 of them.
+    flops = train_step_flops(model.config, 1000, 0, 0, 100)
+    assert flops == pytest.approx(6 * (1000 * non_embedding + 100 * head), rel=2e-3)

@@ -118,7 +118,7 @@ def bench_curate(
     preset: str = typer.Option("tiny", help="--model-steps: random-init model preset (e.g. sailvl-2b)."),
     backend: str = typer.Option("transformers", help="--model-steps: generation backend (vllm: GPU)."),
 ) -> None:
-    from sailvl.curation.bench import bench_curation, bench_model_steps
+    from sailvl.bench.curate import bench_curation, bench_model_steps
 
     if model_steps:
         result = bench_model_steps(records, batch_size, max_new_tokens, preset, backend)

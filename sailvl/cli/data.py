@@ -24,11 +24,21 @@ def bench_data(
     overrides: Annotated[
         list[str] | None, typer.Option("--set", help="Config override key.sub=value.")
     ] = None,
+    mix: Annotated[
+        str, typer.Option("--mix", help="Built-in mix without --config: realistic (448 px photos) or tiny.")
+    ] = "realistic",
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=0, help="Loader processes (default: the config's).")
+    ] = None,
+    ranks: Annotated[
+        int | None,
+        typer.Option("--ranks", min=1, help="Report per-rank cost imbalance, dealt vs balanced packs."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Samples/s, tokens/s and packing efficiency vs pad-to-longest, plus tiler images/s vs plain PIL."""
+    from sailvl.bench.data import bench_data as run_bench
     from sailvl.config import apply_overrides, load_yaml, parse_config
-    from sailvl.data.bench import bench_data as run_bench
     from sailvl.data.config import DataConfig
 
     data_config = None
@@ -41,7 +51,7 @@ def bench_data(
         from sailvl.data.processor import SailVLProcessor
 
         proc = SailVLProcessor.from_pretrained(processor)
-    result = run_bench(data_config, proc, batches, tiler_seconds)
+    result = run_bench(data_config, proc, batches, tiler_seconds, mix, workers, ranks)
     if as_json:
         print(json.dumps(result))
         return
@@ -49,8 +59,10 @@ def bench_data(
         r = result[name]
         print(
             f"{name:>15}: {r['samples_per_s']:8.1f} samples/s {r['tokens_per_s']:10.1f} tokens/s "
-            f"efficiency {r['padding_efficiency']:.3f}"
+            f"{r['tiles_per_s']:8.1f} tiles/s efficiency {r['padding_efficiency']:.3f}"
         )
+    if "ranks" in result:
+        print(f"{'ranks':>15}: {result['ranks']}")
     t = result["tiler"]
     print(
         f"{'tiler':>15}: {t['sailvl_images_per_s']:.1f} images/s vs PIL baseline "

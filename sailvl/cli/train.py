@@ -81,14 +81,33 @@ def bench_train_command(
     compile: bool = typer.Option(
         False, "--compile", help="torch.compile every ViT and decoder block (GPU preset; both loops)."
     ),
+    repeats: int = typer.Option(
+        3, "--repeats", help="Interleaved comparisons to run; the spread is reported."
+    ),
+    profile: Path = typer.Option(
+        None,
+        "--profile",
+        help="Write a torch.profiler chrome trace and top-kernels table of sailvl steps here.",
+    ),
+    explain: bool = typer.Option(
+        False,
+        "--explain",
+        help="Only report torch.compile graph breaks of one ViT / decoder block of the preset.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print only the JSON result."),
     work_dir: Path = typer.Option(
         None, "--work-dir", help="Reuse a directory for the synthetic world and model."
     ),
 ) -> None:
     """Effective (non-pad) tokens/s of sailvl's packed loop vs a plain padded HF loop, same model and data."""
-    from sailvl.train.bench import bench_train
+    from sailvl.bench.train import PRESETS, bench_train
 
+    if explain:
+        from sailvl.bench.graph_breaks import explain_graph_breaks
+
+        model = PRESETS[preset]["model"] if preset in PRESETS else preset
+        typer.echo(json.dumps(explain_graph_breaks(model), indent=2))
+        return
     result = bench_train(
         preset=preset,
         steps=steps,
@@ -97,6 +116,8 @@ def bench_train_command(
         batch_size=batch_size,
         attn=attn or None,
         compile=compile,
+        repeats=repeats,
+        profile=profile,
     )
     if as_json:
         typer.echo(json.dumps(result, indent=2))

@@ -76,6 +76,8 @@ def collate_packs(
         "pixel_values": _pixels(ordered),
         "num_target_tokens": int((labels != IGNORE_INDEX).sum()),
         "sample_ids": sample_ids,
+        "sample_lengths": [it.length for it in ordered],
+        "sample_tiles": [it.num_tiles for it in ordered],
         "num_real_tokens": int((segments >= 0).sum()),
     }
     if mask_format == "flex":
@@ -106,5 +108,7 @@ def collate_padded(items: list[PackItem], pad_token_id: int) -> dict:
         "pixel_values": _pixels(items),
         "num_target_tokens": int((labels != IGNORE_INDEX).sum()),
         "sample_ids": [it.sample_id for it in items],
+        "sample_lengths": [it.length for it in items],
+        "sample_tiles": [it.num_tiles for it in items],
         "num_real_tokens": int(attention_mask.sum()),
     }

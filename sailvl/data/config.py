@@ -95,6 +95,17 @@ class DataConfig(SailConfig):
         default=2, ge=0, description="DataLoader worker processes per rank (0: in the main process)."
     )
     prefetch_factor: int = Field(default=2, ge=1, description="Batches prefetched per worker.")
+    uint8_pixels: bool = Field(
+        default=True,
+        description=(
+            "Tiles cross worker processes as uint8 (4x less shared memory than float32); the trainer normalises "
+            "them on the device (sailvl.train.step.to_device), with the same result."
+        ),
+    )
+    pin_memory: bool = Field(
+        default=False,
+        description="Pinned host batches for non-blocking copies (the trainer turns it on with CUDA).",
+    )
     max_bad_fraction: float = Field(
         default=0.05, ge=0, le=1, description="Abort when more than this fraction of records seen were bad."
     )

@@ -110,7 +110,9 @@ class SampleStream:
         check_sample(sample)
         max_tiles = source.max_tiles or self.processor.max_tiles
         images = [load_image(ref, max_side=self.processor.tile_size * max_tiles) for ref in sample.images]
-        encoded = self.processor.encode_sample(sample.conversation, images, max_tiles=source.max_tiles)
+        encoded = self.processor.encode_sample(
+            sample.conversation, images, max_tiles=source.max_tiles, uint8=self.config.uint8_pixels
+        )
         input_ids, labels, pixels = encoded.input_ids, encoded.labels, encoded.pixel_values
         tiles = int(sum(encoded.num_tiles))
         if input_ids.numel() > self.config.max_tokens:
@@ -249,8 +251,9 @@ class SailLoader:
         dataset = _WorkerDataset(self, self.consumed % max(workers, 1))
         kwargs = {"prefetch_factor": self.config.prefetch_factor} if workers else {}
         loader = torch.utils.data.DataLoader(
-            dataset, batch_size=None, num_workers=workers, collate_fn=_identity, **kwargs
-        )
+            dataset, batch_size=None, num_workers=workers, collate_fn=_identity,
+            pin_memory=self.config.pin_memory, **kwargs,
+        )  # fmt: skip
         try:
             for batch in loader:
                 self.worker_states[batch.pop("_worker")] = batch.pop("_state")

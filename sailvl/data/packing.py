@@ -1,4 +1,5 @@
-"""Fitting encoded samples to max_tokens (truncate or drop) and best-fit packing into rows of max_tokens."""
+"""Fitting encoded samples to max_tokens (truncate or drop), best-fit packing into rows of max_tokens, and
+per-step packs balanced across ranks by a tokens + tiles cost."""
 
 from __future__ import annotations
 
@@ -115,3 +116,66 @@ class BestFitPacker:
             room, tiles_left = room - length, tiles_left - item.num_tiles
         pack.sort(key=lambda it: it.draw)
         return pack
+
+
+def pack_cost(pack: list[PackItem], token_cost: float, tile_cost: float) -> float:
+    """Cost of one pack under the linear model `token_cost * tokens + tile_cost * tiles`."""
+    return sum(token_cost * it.length + tile_cost * it.num_tiles for it in pack)
+
+
+def balance_packs(
+    packs: list[list[PackItem]],
+    max_tokens: int,
+    max_tiles: int,
+    token_cost: float = 1.0,
+    tile_cost: float = 0.0,
+    rounds: int = 256,
+) -> list[list[PackItem]]:
+    """Even out the costs (`pack_cost`) of one step's packs, one pack per rank, by moving and swapping samples.
+
+    Each round takes the costliest pack and, from the cheapest partner up, the move of one sample or swap of two
+    that narrows their gap most while both packs stay within `max_tokens` and `max_tiles`; it stops when no move
+    helps. The largest cost never grows, the same samples stay in the step (packing efficiency unchanged), and
+    LLM tokens and ViT tiles both count, so one rank is not handed every many-tile sample (OmniBal / VeOmni-style
+    balance; the ranks' packs must come from one shared stream for this).
+    """
+    packs = [list(p) for p in packs]
+
+    def cost(it: PackItem) -> float:
+        return token_cost * it.length + tile_cost * it.num_tiles
+
+    def room(pack: list[PackItem], add: PackItem | None, drop: PackItem | None) -> bool:
+        tokens = sum(it.length for it in pack) + (add.length if add else 0) - (drop.length if drop else 0)
+        tiles = (
+            sum(it.num_tiles for it in pack) + (add.num_tiles if add else 0) - (drop.num_tiles if drop else 0)
+        )
+        return tokens <= max_tokens and tiles <= max_tiles
+
+    for _ in range(rounds):
+        costs = [pack_cost(p, token_cost, tile_cost) for p in packs]
+        hi = max(range(len(packs)), key=lambda r: costs[r])
+        best = None
+        for lo in sorted(range(len(packs)), key=lambda r: costs[r]):
+            gap = costs[hi] - costs[lo]
+            if lo == hi or gap <= 0:
+                continue
+            for a in packs[hi]:
+                for b in [None, *packs[lo]]:
+                    delta = cost(a) - (cost(b) if b else 0.0)
+                    if 0 < delta < gap and room(packs[lo], a, b) and room(packs[hi], b, a):
+                        score = abs(gap - 2 * delta)
+                        if best is None or score < best[0]:
+                            best = (score, lo, a, b)
+            if best is not None:
+                break
+        if best is None:
+            break
+        _, lo, a, b = best
+        packs[hi].remove(a)
+        packs[lo].append(a)
+        if b is not None:
+            packs[lo].remove(b)
+            packs[hi].append(b)
+    for pack in packs:
+        pack.sort(key=lambda it: it.draw)
+    return packs

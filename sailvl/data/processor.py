@@ -191,21 +191,22 @@ class SailVLProcessor:
         return max(self.min_tiles, limit, 1)
 
     def tile_image(
-        self, image: Image.Image, max_tiles: int | None = None, msac: bool = False
+        self, image: Image.Image, max_tiles: int | None = None, msac: bool = False, uint8: bool = False
     ) -> torch.Tensor:
-        """Normalised tiles `[n, 3, T, T]` of one image (MSAC second pass when `msac`, inference only)."""
+        """Normalised tiles `[n, 3, T, T]` of one image (MSAC second pass when `msac`, inference only); with
+        `uint8` the raw pixels, for `sailvl.data.tiling.normalize_pixels` on the device."""
         limit = self.max_tiles if max_tiles is None else max_tiles
         split = tiling.msac_tiles if msac else tiling.tile_image
         tiles = split(image, self.tile_size, min(self.min_tiles, limit), limit, self.use_thumbnail)
-        return tiling.normalize(tiles)
+        return tiling.stack_tiles(tiles) if uint8 else tiling.normalize(tiles)
 
     def _images_to_pixels(
-        self, images: list[Image.Image], max_tiles: int | None, msac: bool
+        self, images: list[Image.Image], max_tiles: int | None, msac: bool, uint8: bool = False
     ) -> tuple[torch.Tensor | None, list[int]]:
         if not images:
             return None, []
         limit = self._tile_limit(len(images), max_tiles)
-        per_image = [self.tile_image(image, limit, msac) for image in images]
+        per_image = [self.tile_image(image, limit, msac, uint8) for image in images]
         return torch.cat(per_image), [len(p) for p in per_image]
 
     def _encode(
@@ -215,10 +216,11 @@ class SailVLProcessor:
         max_tiles: int | None,
         msac: bool,
         prompt: bool,
+        uint8: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[int]]:
         # Validate the conversation before the (much slower) tiling.
         messages = template.prepare_conversation(conversation, len(images), self.system_prompt)
-        pixels, num_tiles = self._images_to_pixels(images, max_tiles, msac)
+        pixels, num_tiles = self._images_to_pixels(images, max_tiles, msac, uint8)
         input_ids, labels = template.encode_messages(
             self.tokenizer,
             messages,
@@ -230,12 +232,21 @@ class SailVLProcessor:
         return input_ids, labels, pixels, num_tiles
 
     def encode_sample(
-        self, conversation: list[dict], images: list[Image.Image], max_tiles: int | None = None
+        self,
+        conversation: list[dict],
+        images: list[Image.Image],
+        max_tiles: int | None = None,
+        uint8: bool = False,
     ) -> EncodedSample:
-        """Token ids, labels (assistant answers only) and tiles of one training conversation."""
-        input_ids, labels, pixels, num_tiles = self._encode(conversation, images, max_tiles, False, False)
+        """Token ids, labels (assistant answers only) and tiles of one training conversation (`uint8`: raw tiles,
+        normalised later on the device)."""
+        input_ids, labels, pixels, num_tiles = self._encode(
+            conversation, images, max_tiles, False, False, uint8
+        )
         if pixels is None:
-            pixels = torch.zeros(0, 3, self.tile_size, self.tile_size)
+            pixels = torch.zeros(
+                0, 3, self.tile_size, self.tile_size, dtype=torch.uint8 if uint8 else torch.float32
+            )
         return EncodedSample(input_ids=input_ids, labels=labels, pixel_values=pixels, num_tiles=num_tiles)
 
     def encode_prompt(

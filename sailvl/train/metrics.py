@@ -1,4 +1,4 @@
-"""Training metrics on rank 0: JSONL, TensorBoard, optional W&B, rich progress bar; FLOPs and MFU."""
+"""Training metrics on rank 0: JSONL, TensorBoard, optional W&B, rich progress bar; peak FLOP/s for MFU."""
 
 from __future__ import annotations
 
@@ -24,58 +24,6 @@ def peak_flops(device: torch.device, override: float | None = None) -> float | N
         return None
     name = torch.cuda.get_device_name(device)
     return next((v for k, v in PEAK_FLOPS.items() if k in name), None)
-
-
-def _cfg(config: Any, *names: str, default: Any = None) -> Any:
-    for n in names:
-        if getattr(config, n, None) is not None:
-            return getattr(config, n)
-    return default
-
-
-def flops_per_token(text_config: Any) -> float:
-    """Training FLOPs per LLM token from the config: 6 * non-embedding params (attention scores added per token).
-
-    Params per decoder layer: q/o projections 2*D*D, k/v 2*D*(kv_heads*head_dim), MLP 3*D*F (SwiGLU);
-    plus the LM head D*V. Attention QK^T and AV add 6 * 2 * D * L_ctx per layer (fwd + bwd), counted by
-    the caller through `attention_flops_per_token`.
-    """
-    d = text_config.hidden_size
-    n_layers = text_config.num_hidden_layers
-    heads = text_config.num_attention_heads
-    kv = _cfg(text_config, "num_key_value_heads", default=heads)
-    head_dim = _cfg(text_config, "head_dim", default=d // heads)
-    ffn = text_config.intermediate_size
-    per_layer = d * heads * head_dim * 2 + 2 * d * kv * head_dim + 3 * d * ffn
-    return 6.0 * (n_layers * per_layer + d * text_config.vocab_size)
-
-
-def attention_flops_per_token(text_config: Any, context: float) -> float:
-    """Training FLOPs per token of causal attention over an average `context` tokens (fwd 2 matmuls x 2, x3)."""
-    heads = text_config.num_attention_heads
-    head_dim = _cfg(text_config, "head_dim", default=text_config.hidden_size // heads)
-    return 6.0 * 2.0 * text_config.num_hidden_layers * heads * head_dim * context
-
-
-def vision_flops_per_tile(vision_config: Any, tile: int = 448) -> float:
-    """Training FLOPs per image tile through the ViT: 6 * params-per-patch * patches (+ attention)."""
-    d = vision_config.hidden_size
-    ffn = vision_config.intermediate_size
-    n_layers = vision_config.num_hidden_layers
-    patch = vision_config.patch_size
-    patch = patch[0] if isinstance(patch, list | tuple) else patch
-    size = _cfg(vision_config, "image_size", default=tile)
-    size = size[0] if isinstance(size, list | tuple) else size
-    patches = (size // patch) ** 2
-    per_patch = n_layers * (4 * d * d + 2 * d * ffn) + 2 * n_layers * d * patches
-    return 6.0 * per_patch * patches
-
-
-def step_flops(model_config: Any, tokens: int, tiles: int, context: float) -> float:
-    """FLOPs of one training step over `tokens` LLM tokens (incl. pad) and `tiles` image tiles."""
-    text = model_config.text_config
-    per_tok = flops_per_token(text) + attention_flops_per_token(text, context)
-    return tokens * per_tok + tiles * vision_flops_per_tile(model_config.vision_config)
 
 
 class MetricsLogger:

@@ -62,8 +62,13 @@ def build_param_groups(
     return groups
 
 
-def build_optimizer(groups: list[dict], betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
-    """AdamW over `groups` (foreach off: FSDP2 DTensors and plain tensors both work, and results are exact)."""
+def build_optimizer(
+    groups: list[dict], betas: tuple[float, float] = (0.9, 0.999), fused: bool = False
+) -> torch.optim.Optimizer:
+    """AdamW over `groups`: single-tensor (exact, FSDP2 DTensors and plain tensors alike) or `fused` (one kernel
+    per step; `sailvl.train.step.train_step(sync=False)` needs it for its on-device skip)."""
+    if fused:
+        return torch.optim.AdamW(groups, betas=betas, eps=1e-8, fused=True)
     return torch.optim.AdamW(groups, betas=betas, eps=1e-8, foreach=False)
 
 

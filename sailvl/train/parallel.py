@@ -29,10 +29,13 @@ class DistInfo:
         return self.rank == 0
 
 
-def init_distributed(backend: str = "auto") -> DistInfo:
+def init_distributed(backend: str = "auto", one_device_mesh: bool = False) -> DistInfo:
     """Join the process group torchrun describes (RANK/WORLD_SIZE/LOCAL_RANK), or run as one process.
 
     torchrun's launch variables are the launcher's protocol, not sailvl settings, so they are read here.
+    `one_device_mesh`: a single process still gets a 1-rank group and mesh, so `parallelize` wraps the model in
+    FSDP2 and its `MixedPrecisionPolicy` (bf16 parameters for compute over fp32 master weights, no autocast
+    re-casting every weight each micro-batch).
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -41,10 +44,16 @@ def init_distributed(backend: str = "auto") -> DistInfo:
     device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)
-    if world_size == 1:
-        return DistInfo(device=device)
     if backend == "auto":
         backend = "nccl" if cuda else "gloo"
+    if world_size == 1:
+        if not one_device_mesh:
+            return DistInfo(device=device)
+        if not dist.is_initialized():
+            dist.init_process_group(backend=backend, store=dist.HashStore(), rank=0, world_size=1)
+        from torch.distributed.device_mesh import init_device_mesh
+
+        return DistInfo(device=device, mesh=init_device_mesh(device.type, (1,), mesh_dim_names=("dp",)))
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
     from torch.distributed.device_mesh import init_device_mesh
@@ -60,6 +69,29 @@ def param_dtype(device: torch.device, mixed_precision: str) -> torch.dtype:
     if mixed_precision == "fp32":
         return torch.float32
     return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+@dataclass(frozen=True)
+class StepSwitches:
+    """Step-overhead switches resolved for a device (`step_switches`)."""
+
+    foreach_clip: bool
+    fused_optimizer: bool
+    sync: bool
+    compile_block_mask: bool = False
+
+
+def step_switches(parallel, device: torch.device) -> StepSwitches:
+    """The recipe's `parallel` step switches with None resolved per device: on CUDA foreach clipping, fused AdamW
+    and no per-step host sync; on CPU the exact single-tensor path of the checked-in loss curves."""
+    cuda = device.type == "cuda"
+    fused = cuda if parallel.fused_optimizer is None else parallel.fused_optimizer
+    sync = (not fused) if parallel.host_sync_every_step is None else parallel.host_sync_every_step
+    if not sync and not fused:
+        raise SailvlError("parallel.host_sync_every_step: false needs parallel.fused_optimizer: true")
+    foreach = cuda if parallel.foreach_grad_clip is None else parallel.foreach_grad_clip
+    mask = cuda if parallel.compile_block_mask is None else parallel.compile_block_mask
+    return StepSwitches(foreach_clip=foreach, fused_optimizer=fused, sync=sync, compile_block_mask=mask)
 
 
 # The packed-row attention mask each attention kernel needs (sailvl.data DataConfig.attention_mask).
@@ -105,6 +137,25 @@ def transformer_blocks(model: nn.Module) -> list[nn.Module]:
     return blocks
 
 
+def apply_liger_kernels(model: nn.Module) -> None:
+    """Swap the LLM's RMSNorm, SwiGLU MLP and RoPE for Liger's fused Triton kernels (in place, before sharding).
+
+    The loss keeps sailvl's target-only logits path (`token_loss_sum`), so Liger's fused linear cross-entropy is
+    not used: the LM head already runs only at target positions.
+    """
+    try:
+        from liger_kernel.transformers import _apply_liger_kernel_to_instance
+    except ImportError:
+        raise SailvlError(
+            "parallel.liger_kernels: true needs the liger-kernel package (pip install liger-kernel, GPU only)"
+        ) from None
+    language_model = getattr(getattr(model, "model", model), "language_model", model)
+    _apply_liger_kernel_to_instance(
+        model=language_model, rope=True, rms_norm=True, swiglu=True, cross_entropy=False,
+        fused_linear_cross_entropy=False,
+    )  # fmt: skip
+
+
 def apply_activation_checkpointing(model: nn.Module) -> None:
     """Recompute every transformer block in backward (HF's gradient checkpointing, non-reentrant)."""
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -119,8 +170,9 @@ def parallelize(
 ) -> nn.Module:
     """Order as in torchtitan: activation checkpointing, compile, fully_shard per block, then the root.
 
-    With one process the model is only moved to the device (no wrapper); with several, every ViT and
-    decoder layer becomes an FSDP2 unit on the 1-D mesh, with bf16 params / fp32 reductions on GPU.
+    With one process and no mesh the model is only moved to the device (no wrapper); otherwise (several ranks,
+    or one with `init_distributed(one_device_mesh=True)`) every ViT and decoder layer becomes an FSDP2 unit on
+    the 1-D mesh, with `dtype` params for compute and fp32 reductions and master weights.
     """
     if activation_checkpointing:
         apply_activation_checkpointing(model)
@@ -128,7 +180,7 @@ def parallelize(
     if compile:
         for block in blocks:
             block.compile()
-    if info.world_size == 1:
+    if info.mesh is None:  # one process without `one_device_mesh`: plain module, autocast in the step
         return model.to(device=info.device) if model.device.type != "meta" else model
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
@@ -201,6 +253,15 @@ def all_reduce_sum(value: float | int, info: DistInfo) -> float:
     t = torch.tensor([float(value)], dtype=torch.float64, device=info.device)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return float(t.item())
+
+
+def all_reduce_tensor_sum(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Sum a device tensor over ranks without reading it on the host (itself in a single process)."""
+    if info.world_size == 1:
+        return value
+    value = value.clone()
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value
 
 
 def barrier(info: DistInfo) -> None:

@@ -62,6 +62,34 @@ class ParallelConfig(SailConfig):
         False, description="torch.compile each layer (off by default; slow to start on CPU)."
     )
     meta_init: bool = Field(False, description="Build a preset on the meta device, shard, then materialise.")
+    fsdp_one_device: bool | None = Field(
+        None,
+        description=(
+            "With one process, still wrap the model in FSDP2 on a 1-rank mesh for its MixedPrecisionPolicy (bf16 "
+            "params, fp32 master weights and optimizer state) instead of autocast (None: on with CUDA)."
+        ),
+    )
+    compile_block_mask: bool | None = Field(
+        None,
+        description="Build flex_attention BlockMasks with a compiled create_block_mask (None: on with CUDA).",
+    )
+    liger_kernels: bool = Field(
+        False,
+        description="Liger Triton kernels (RMSNorm, SwiGLU, RoPE) in the LLM (GPU; needs liger-kernel installed).",
+    )
+    foreach_grad_clip: bool | None = Field(
+        None, description="Grad norm and clipping as multi-tensor kernels (None: on with CUDA)."
+    )
+    fused_optimizer: bool | None = Field(
+        None, description="Fused AdamW, one kernel per step (None: on with CUDA)."
+    )
+    host_sync_every_step: bool | None = Field(
+        None,
+        description=(
+            "Read loss and grad norm on the host every step (None: only at log steps when the optimizer is fused; "
+            "a non-finite step is then skipped on the device and counted at the next log step)."
+        ),
+    )
     attn_implementation: str = Field(
         "auto",
         description=(

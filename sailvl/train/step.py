@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import math
 from dataclasses import dataclass
 
 import torch
@@ -12,32 +11,68 @@ import torch.nn.functional as F
 from torch import nn
 
 from sailvl.config.constants import IGNORE_INDEX
-from sailvl.train.parallel import DistInfo, all_reduce_sum
+from sailvl.data.tiling import normalize_pixels
+from sailvl.errors import SailvlError
+from sailvl.train.flops import sum_squares
+from sailvl.train.parallel import DistInfo, all_reduce_sum, all_reduce_tensor_sum
 
 BATCH_TENSORS = ("input_ids", "labels", "position_ids", "attention_mask", "pixel_values")
 
 
 @dataclass
 class StepResult:
-    """What one optimizer step did; counts are summed over all ranks and micro-batches."""
+    """What one optimizer step did; counts are summed over all ranks and micro-batches.
 
-    loss: float  # mean CE per target token (nats)
-    grad_norm: float
+    `loss`, `grad_norm` and `skipped` are read from device tensors when first asked for: a step run with
+    `sync=False` leaves them on the device, so the host waits for the GPU only where the caller reads them
+    (at log steps), not every step.
+    """
+
+    loss_t: torch.Tensor  # 0-dim: mean CE per target token (nats)
+    grad_norm_t: torch.Tensor  # 0-dim
+    skipped_t: torch.Tensor  # 0-dim bool: non-finite grad norm or no targets, so no update was applied
     target_tokens: int
     real_tokens: int  # non-pad tokens
     padded_tokens: int  # B * L summed, pad included
     samples: int
     tiles: int
-    skipped: bool
+    sum_sq_lengths: int = 0  # sum of L^2 over samples (attention work; `sailvl.train.flops`)
+    head_tokens: int = 0  # positions whose logits the LM head computed
+
+    @property
+    def loss(self) -> float:
+        """Mean cross entropy per target token (nats); a host sync."""
+        return float(self.loss_t)
+
+    @property
+    def grad_norm(self) -> float:
+        """Global gradient norm before clipping; a host sync."""
+        return float(self.grad_norm_t)
+
+    @property
+    def skipped(self) -> bool:
+        """Whether the update was skipped; a host sync."""
+        return bool(self.skipped_t)
 
 
-def flex_block_mask(segment_ids: torch.Tensor, device: torch.device):
+_COMPILED_CREATE_BLOCK_MASK = None
+
+
+def flex_block_mask(segment_ids: torch.Tensor, device: torch.device, compiled: bool = False):
     """A flex_attention `BlockMask` on `device`: causal within each segment of `segment_ids` `[B,L]` (pad: -1).
 
     The same rule as `sailvl.data.collate.block_causal_mask`, but flex_attention skips the blocks that are
     fully masked, so a packed row costs the sum of its samples' attention instead of the full L x L square.
+    `compiled`: build it with `torch.compile(create_block_mask)` (compiled once per process; eagerly the
+    construction materialises L x L intermediates every micro-batch).
     """
+    global _COMPILED_CREATE_BLOCK_MASK
     from torch.nn.attention.flex_attention import create_block_mask
+
+    if compiled:
+        if _COMPILED_CREATE_BLOCK_MASK is None:
+            _COMPILED_CREATE_BLOCK_MASK = torch.compile(create_block_mask)
+        create_block_mask = _COMPILED_CREATE_BLOCK_MASK
 
     segments = segment_ids.to(device)
     rows, length = segments.shape
@@ -48,11 +83,12 @@ def flex_block_mask(segment_ids: torch.Tensor, device: torch.device):
     return create_block_mask(same_segment_causal, rows, None, length, length, device=device)
 
 
-def to_device(batch: dict, device: torch.device, dtype: torch.dtype) -> dict:
+def to_device(batch: dict, device: torch.device, dtype: torch.dtype, compiled_mask: bool = False) -> dict:
     """Move the model inputs of a collated batch to `device` (pixels to the compute dtype).
 
-    A batch collated with `attention_mask: flex` carries `segment_ids`; its BlockMask is built here, on the
-    device the attention runs on.
+    uint8 pixels (`data.uint8_pixels`) are copied as uint8 and normalised on the device. Copies are
+    non-blocking (asynchronous from pinned host memory on CUDA). A batch collated with `attention_mask: flex`
+    carries `segment_ids`; its BlockMask is built here, on the device the attention runs on.
     """
     out = {}
     for key in BATCH_TENSORS:
@@ -60,12 +96,15 @@ def to_device(batch: dict, device: torch.device, dtype: torch.dtype) -> dict:
         if value is None:
             continue
         if key == "pixel_values":
-            value = value.to(device=device, dtype=dtype) if value.numel() else None
+            if not value.numel():
+                continue
+            value = value.to(device=device, non_blocking=True)
+            value = normalize_pixels(value, dtype=dtype) if value.dtype == torch.uint8 else value.to(dtype)
         else:
-            value = value.to(device)
+            value = value.to(device, non_blocking=True)
         out[key] = value
     if batch.get("segment_ids") is not None and out.get("attention_mask") is None:
-        out["attention_mask"] = flex_block_mask(batch["segment_ids"], device)
+        out["attention_mask"] = flex_block_mask(batch["segment_ids"], device, compiled_mask)
     return out
 
 
@@ -113,50 +152,70 @@ def train_step(
     info: DistInfo,
     compute_dtype: torch.dtype,
     grad_clip: float,
+    foreach_clip: bool = False,
+    sync: bool = True,
+    compile_block_mask: bool = False,
 ) -> StepResult:
     """Forward/backward every micro-batch, then clip and step (or skip when the grad norm is not finite).
 
     The loss of each micro-batch is sum-CE * world_size / (global target tokens): FSDP averages gradients
     over ranks, so the applied gradient is exactly d(sum of all target CE) / (global target count),
     independent of how tokens are split over ranks and micro-batches.
+    `foreach_clip`: the grad norm and clipping as multi-tensor kernels (fewer launches; same result within fp
+    rounding). `sync=False`: no host sync in the step; the skip decision stays on the device through a fused
+    optimizer's `found_inf` (the update, weight decay and step count are then not applied), so it needs
+    `torch.optim.AdamW(..., fused=True)`; loss and grad norm stay tensors until read. `compile_block_mask`:
+    flex BlockMasks built by a compiled `create_block_mask`.
     """
+    if not sync and not getattr(optimizer, "defaults", {}).get("fused"):
+        raise SailvlError("train_step(sync=False) needs a fused optimizer (parallel.fused_optimizer: true)")
     local_targets = sum(int(b["num_target_tokens"]) for b in micro_batches)
     global_targets = all_reduce_sum(local_targets, info)
     scale = info.world_size / max(global_targets, 1.0)
     autocast = (
         torch.autocast(info.device.type, dtype=compute_dtype)
-        if info.world_size == 1 and compute_dtype != torch.float32
+        if info.mesh is None and compute_dtype != torch.float32  # FSDP2's policy casts sharded models
         else contextlib.nullcontext()
     )
     loss_sum = torch.zeros((), dtype=torch.float64, device=info.device)
     tiles = 0
     for i, batch in enumerate(micro_batches):
         _grad_sync(model, i == len(micro_batches) - 1)
-        inputs = to_device(batch, info.device, compute_dtype if info.world_size == 1 else torch.float32)
+        dtype = compute_dtype if info.mesh is None else torch.float32
+        inputs = to_device(batch, info.device, dtype, compile_block_mask)
         tiles += 0 if inputs.get("pixel_values") is None else int(inputs["pixel_values"].shape[0])
         with autocast:
             mb_loss = token_loss_sum(model, inputs)
         (mb_loss * scale).backward()
         loss_sum += mb_loss.detach().double()
     params = [p for p in model.parameters() if p.requires_grad]
-    grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip, foreach=False)
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip, foreach=foreach_clip)
     if hasattr(grad_norm, "full_tensor"):
         grad_norm = grad_norm.full_tensor()
-    grad_norm = float(grad_norm)
-    skipped = not math.isfinite(grad_norm) or global_targets == 0
-    if not skipped:
+    bad = ~torch.isfinite(grad_norm.detach()) | (global_targets == 0)
+    if sync:
+        if not bool(bad):
+            optimizer.step()
+    else:
+        optimizer.found_inf = bad.to(torch.float32)
         optimizer.step()
+        del optimizer.found_inf
     optimizer.zero_grad(set_to_none=True)
     padded = sum(int(b["input_ids"].numel()) for b in micro_batches)
     real = sum(int(b["num_real_tokens"]) for b in micro_batches)
     samples = sum(len(b["sample_ids"]) for b in micro_batches)
+    sum_sq = sum(sum_squares(b.get("sample_lengths", ())) for b in micro_batches)
+    head = global_targets if _accepts_logits_to_keep(model) else all_reduce_sum(padded, info)
+    loss_sum = all_reduce_tensor_sum(loss_sum, info)
     return StepResult(
-        loss=all_reduce_sum(float(loss_sum), info) / max(global_targets, 1.0),
-        grad_norm=grad_norm,
+        loss_t=loss_sum / max(global_targets, 1.0),
+        grad_norm_t=grad_norm.detach(),
+        skipped_t=bad,
         target_tokens=int(global_targets),
         real_tokens=int(all_reduce_sum(real, info)),
         padded_tokens=int(all_reduce_sum(padded, info)),
         samples=int(all_reduce_sum(samples, info)),
         tiles=int(all_reduce_sum(tiles, info)),
-        skipped=skipped,
+        sum_sq_lengths=int(all_reduce_sum(sum_sq, info)),
+        head_tokens=int(head),
     )

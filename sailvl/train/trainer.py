@@ -18,10 +18,12 @@ from sailvl.model.params import set_trainable
 from sailvl.train.check import check_recipe
 from sailvl.train.checkpoint import AppState, CheckpointManager, latest_checkpoint
 from sailvl.train.export import export_hf, is_exported
-from sailvl.train.metrics import MetricsLogger, Progress, peak_flops, step_flops
+from sailvl.train.flops import train_step_flops, trainable_parts
+from sailvl.train.metrics import MetricsLogger, Progress, peak_flops
 from sailvl.train.optim import build_optimizer, build_param_groups, lr_factor, set_lr
 from sailvl.train.parallel import (
     DistInfo,
+    apply_liger_kernels,
     init_distributed,
     load_full_state,
     mask_format_for,
@@ -30,6 +32,7 @@ from sailvl.train.parallel import (
     param_dtype,
     resolve_attention,
     set_attention,
+    step_switches,
 )
 from sailvl.train.recipe import Recipe, StageConfig
 from sailvl.train.start import CLOCK_KEYS, resolve_start, stage_export_dir, start_model
@@ -107,6 +110,8 @@ def _build_loader(ctx: StageContext, stage: StageConfig, processor, seed: int, a
     from sailvl.data.loader import build_loader
 
     data_config = ctx.recipe.stage_data_config(stage, mask_format_for(attention))
+    if ctx.info.device.type == "cuda":  # pinned batches: the step's host-to-device copies are asynchronous
+        data_config = data_config.model_copy(update={"pin_memory": True})
     return build_loader(data_config, processor, ctx.info.rank, ctx.info.world_size, seed)
 
 
@@ -136,14 +141,19 @@ def run_stage(ctx: StageContext, stage: StageConfig) -> Path:
     attention = resolve_attention(recipe.parallel.attn_implementation, info.device)
     set_attention(model, attention, info.device)
     model.train()
+    if recipe.parallel.liger_kernels:
+        apply_liger_kernels(model)
     model = parallelize(model, info, dtype, recipe.parallel.activation_checkpointing, recipe.parallel.compile)
     if meta:
         materialize(model, info.device)
     if started.broadcast:
         load_full_state(model, started.full_state, info)
         started.full_state = None
+    switches = step_switches(recipe.parallel, info.device)
     optimizer = build_optimizer(
-        build_param_groups(model, stage.lr, stage.weight_decay, stage.lr_groups), betas=stage.betas
+        build_param_groups(model, stage.lr, stage.weight_decay, stage.lr_groups),
+        betas=stage.betas,
+        fused=switches.fused_optimizer,
     )
     loader = _build_loader(ctx, stage, processor, recipe.seed + stage_index, attention)
     state = initial_state(stage, start.clock)
@@ -154,19 +164,21 @@ def run_stage(ctx: StageContext, stage: StageConfig) -> Path:
         ckpt.load(app, Path(resume_from))
         _upgrade_state(state, start.clock)
         log.info("stage %s resumed from %s at step %d", stage.name, resume_from, state["step"])
-    _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype)
+    _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype, switches)
     export_hf(model, processor, export_dir, info, {**state, "done": True})
     if info.is_main:
         log.info("stage %s exported to %s", stage.name, export_dir)
     return export_dir
 
 
-def _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype) -> None:
+def _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype, switches) -> None:
     info, state = ctx.info, app.trainer
     metrics = MetricsLogger(ctx.out_dir, info.is_main, ctx.recipe.wandb, f"{ctx.recipe.name}-{stage.name}")
     bar = Progress(info.is_main, stage.name)
     peak = peak_flops(info.device, ctx.recipe.peak_flops)
+    trainable = trainable_parts(model)
     batches = iter(loader)
+    pending_bad, window_start = 0, time.perf_counter()
     try:
         while _progress(stage, state) < 1.0:
             factor = lr_factor(
@@ -179,25 +191,37 @@ def _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype) -> 
             lrs = set_lr(optimizer, factor)
             micro = [_next_batch(batches) for _ in range(stage.grad_accum)]
             t0 = time.perf_counter()
-            result = train_step(model, optimizer, micro, info, dtype, stage.grad_clip)
+            result = train_step(
+                model, optimizer, micro, info, dtype, stage.grad_clip, switches.foreach_clip, switches.sync,
+                switches.compile_block_mask,
+            )  # fmt: skip
             seconds = time.perf_counter() - t0
             state["step"] += 1
             state["global_step"] += 1
             for key, count in (("tokens_seen", result.real_tokens), ("samples_seen", result.samples)):
                 state[key] += count
                 state[f"stage_{key}"] += count
-            if result.skipped:
-                state["bad_steps"] += 1
-                log.warning("step %d skipped: grad norm %s", state["step"], result.grad_norm)
+            # Without per-step sync, skipped steps are counted on the device and read at log steps.
+            pending_bad = pending_bad + result.skipped_t
+            log_now = state["step"] % stage.log_every == 0
+            save_now = bool(stage.save_every) and state["step"] % stage.save_every == 0
+            if (switches.sync or log_now or save_now) and (bad := int(pending_bad)):
+                pending_bad = 0
+                state["bad_steps"] += bad
+                log.warning("%d step(s) up to %d skipped: grad norm %s", bad, state["step"], result.grad_norm)
                 if state["bad_steps"] > stage.max_bad_steps:
                     raise SailvlError(
                         f"stage {stage.name}: {state['bad_steps']} non-finite steps (max_bad_steps="
                         f"{stage.max_bad_steps}); lower the LR or check the data"
                     )
-            if state["step"] % stage.log_every == 0:
-                _log_step(metrics, state, result, lrs, seconds, model.config, peak, info)
-            bar.update(_progress(stage, state), f"loss {result.loss:.4f}")
-            if stage.save_every and state["step"] % stage.save_every == 0:
+            if log_now and not switches.sync:  # the step only enqueued work: time the window between logs
+                now = time.perf_counter()
+                seconds, window_start = (now - window_start) / stage.log_every, now
+            if log_now:
+                _log_step(metrics, state, result, lrs, seconds, model.config, peak, info, trainable)
+            if switches.sync or log_now:
+                bar.update(_progress(stage, state), f"loss {result.loss:.4f}")
+            if save_now:
                 ckpt.save(app)
             if stage.eval_every and state["step"] % stage.eval_every == 0:
                 step_dir = Path(ctx.out_dir) / stage.name / "exports" / f"step-{state['step']:07d}"
@@ -216,7 +240,7 @@ def _next_batch(batches):
         raise SailvlError("the data loader ran out before the stage budget was reached") from None
 
 
-def _log_step(metrics, state, result, lrs, seconds, model_config, peak, info) -> None:
+def _log_step(metrics, state, result, lrs, seconds, model_config, peak, info, trainable) -> None:
     record = {
         "stage": state["stage"],
         "step": state["step"],
@@ -236,8 +260,14 @@ def _log_step(metrics, state, result, lrs, seconds, model_config, peak, info) ->
     }
     record.update({f"lr/{name}": lr for name, lr in lrs.items()})
     if peak is not None:
-        context = result.padded_tokens / max(result.samples, 1)
-        flops = step_flops(model_config, result.padded_tokens, result.tiles, context)
+        flops = train_step_flops(
+            model_config,
+            result.real_tokens,
+            result.sum_sq_lengths,
+            result.tiles,
+            result.head_tokens,
+            trainable,
+        )
         record["mfu"] = flops / seconds / (peak * info.world_size)
     metrics.log(record)
 
@@ -253,7 +283,10 @@ def train_recipe(
     """
     out_dir = Path(out_dir)
     checks = check_recipe(recipe, out_dir)  # the whole recipe, before anything is built or trained
-    info = init_distributed(recipe.parallel.backend)
+    one_device = recipe.parallel.fsdp_one_device
+    info = init_distributed(
+        recipe.parallel.backend, torch.cuda.is_available() if one_device is None else one_device
+    )
     logging.basicConfig(level=logging.INFO if info.is_main else logging.WARNING, format="%(message)s")
     for line in checks:
         log.info(line)
@@ -268,7 +301,7 @@ def train_recipe(
         exports = [run_stage(ctx, s) for s in stages]
         return exports if info.is_main else []
     finally:
-        if info.world_size > 1 and dist.is_initialized():
+        if info.mesh is not None and dist.is_initialized():
             dist.destroy_process_group()
 
 

@@ -19,6 +19,9 @@ from sailvl.data.images import load_image
 from sailvl.data.loader import build_loader
 from sailvl.data.tiling import choose_grid
 
+# What the H200 consumed in `sailvl bench train --preset sailvl-2b` (flex_attention; BENCHMARKS.md), samples/s.
+GPU_SAMPLES_PER_S = 55.1
+
 _WORDS = (
     "the a red green blue circle square star left right top bottom is on of and with near large small".split()
 )
@@ -91,27 +94,36 @@ def tiny_bench_processor():
     return SailVLProcessor(tokenizer, tile_size=112, patch_size=14, downsample_ratio=0.5, max_tiles=4)
 
 
-def _run_loader(config: DataConfig, processor, batches: int) -> dict:
+def _run_loader(config: DataConfig, processor, batches: int) -> tuple[dict, list[list[tuple[int, int]]]]:
+    """Time `batches` batches after the first; returns the figures and each timed row's (tokens, tiles) samples."""
     loader = build_loader(config, processor, seed=0)
     stream = iter(loader)
-    # Time from the first batch on: the packer emits its first pack only once its buffer is full.
-    next(stream)
-    samples = real = slots = 0
+    # Time from every worker's first batch on: a packer emits its first pack only once its buffer is full.
+    for _ in range(max(config.num_workers, 1)):
+        next(stream)
+    samples = real = slots = tiles = 0
+    rows: list[list[tuple[int, int]]] = []
     start = time.perf_counter()
     for batch in itertools.islice(stream, batches):
         samples += len(batch["sample_ids"])
         real += batch["num_real_tokens"]
         slots += batch["input_ids"].numel()
+        tiles += sum(batch["sample_tiles"])
+        rows.append(list(zip(batch["sample_lengths"], batch["sample_tiles"], strict=True)))
     seconds = time.perf_counter() - start
-    return {
+    workers = max(config.num_workers, 1)
+    report = {
         "batches": batches,
         "samples": samples,
         "seconds": round(seconds, 3),
         "samples_per_s": round(samples / seconds, 2),
         "tokens_per_s": round(real / seconds, 1),
+        "tiles_per_s": round(tiles / seconds, 1),
+        "samples_per_s_per_process": round(samples / seconds / workers, 2),
         "padding_efficiency": round(real / slots, 4),
         "bad_records": loader.bad_records().summary(),
     }
+    return report, rows
 
 
 def _pil_tiles(data: bytes, tile: int, max_tiles: int) -> np.ndarray:
@@ -161,34 +173,62 @@ def bench_tiler(processor, images: list[bytes], max_tiles: int, min_seconds: flo
 
 
 def bench_data(
-    config: DataConfig | None = None, processor=None, batches: int = 20, tiler_seconds: float = 2.0
+    config: DataConfig | None = None,
+    processor=None,
+    batches: int = 20,
+    tiler_seconds: float = 2.0,
+    mix: str = "realistic",
+    workers: int | None = None,
+    ranks: int | None = None,
 ) -> dict:
     """Run the packed loader and a pad-to-longest loader over the same stream, then the tiler benchmark.
 
     Throughput is timed after each loader's first batch (steady state, packing buffer full); efficiency is
-    non-pad tokens / all token slots of the timed batches.
-    With no config a synthetic mix is written to a temporary directory. The baseline's batch size is the
-    mean number of samples per packed batch, so both runs see the same amount of data per batch.
+    non-pad tokens / all token slots of the timed batches. With no config a mix is written to a temporary
+    directory: `realistic` (`sailvl.bench.mix`: photo JPEGs, 448 px x 12 tiles, 8192-token packs, SFT-like
+    lengths) or `tiny` (112 px tiles, 1024-token packs; quick). `workers` overrides the loader's processes.
+    The baseline's batch size is the mean number of samples per packed batch, so both runs see the same data.
+    With `ranks`, the timed packs are dealt to that many ranks per step, as the loader does, and re-packed by
+    `balance_packs`; the report gives the rank imbalance (max / mean per-rank cost) of both.
     """
-    processor = processor or tiny_bench_processor()
+    from sailvl.bench.balance import rank_balance
+    from sailvl.bench.mix import realistic_processor, write_realistic_mix
+
+    if mix not in ("realistic", "tiny"):
+        from sailvl.errors import SailvlError
+
+        raise SailvlError(f"--mix must be realistic or tiny, got {mix!r}")
+    source = "config" if config is not None else mix
+    if processor is None:
+        processor = realistic_processor() if mix == "realistic" and config is None else tiny_bench_processor()
     with tempfile.TemporaryDirectory() as tmp:
         if config is None:
-            config = write_synthetic_mix(tmp)
-        packed = _run_loader(config, processor, batches)
+            config = write_realistic_mix(tmp) if mix == "realistic" else write_synthetic_mix(tmp)
+        if workers is not None:
+            config = config.model_copy(update={"num_workers": workers})
+        packed, rows = _run_loader(config, processor, batches)
         per_batch = max(1, round(packed["samples"] / batches))
         baseline_config = config.model_copy(update={"packing": False, "batch_size": per_batch})
-        baseline = _run_loader(baseline_config, processor, max(1, packed["samples"] // per_batch))
+        baseline, _ = _run_loader(baseline_config, processor, max(1, packed["samples"] // per_batch))
         root = Path(tmp) / "images"
         images = [p.read_bytes() for p in sorted(root.glob("*.jpg"))] if root.is_dir() else []
         if not images:
             rng = random.Random(0)
             images = [_jpeg(rng, 1024, 768), _jpeg(rng, 1600, 1200), _jpeg(rng, 640, 480)]
         tiler = bench_tiler(processor, images, processor.max_tiles, tiler_seconds)
-    return {
+    result = {
+        "mix": source,
         "max_tokens": config.max_tokens,
+        "tile_size": processor.tile_size,
+        "max_tiles": processor.max_tiles,
         "num_workers": config.num_workers,
         "sources": [s.display_name for s in config.sources],
         "packed": packed,
         "pad_to_longest": baseline,
+        "gpu_consumed_samples_per_s": GPU_SAMPLES_PER_S,
+        "loader_over_gpu": round(packed["samples_per_s"] / GPU_SAMPLES_PER_S, 3),
         "tiler": tiler,
     }
+    if ranks is not None:
+        result["ranks"] = rank_balance(rows, ranks, config.max_tokens, config.max_tiles_per_pack)
+    return result

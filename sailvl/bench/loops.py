@@ -10,7 +10,9 @@ import torch
 
 
 class TimedLoop:
-    """One training loop: a batch iterator and a step function, with time, counts and FLOPs accumulated."""
+    """One training loop: a batch iterator and a step function, with time, counts and FLOPs accumulated.
+
+    `flops_fn(batch) -> float` gives the model FLOPs of one step on `batch` (`sailvl.train.flops`)."""
 
     def __init__(self, batches, step_fn, device: torch.device, flops_fn=None):
         self.batches, self.step_fn, self.device, self.flops_fn = batches, step_fn, device, flops_fn
@@ -43,7 +45,7 @@ class TimedLoop:
         self.tiles += tiles
         self.targets += int(batch["num_target_tokens"])
         if self.flops_fn is not None:
-            self.flops += self.flops_fn(real, tiles, real / max(samples, 1))
+            self.flops += self.flops_fn(batch)
 
     def report(self, prefix: str, peak: float | None = None) -> dict:
         out = {

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import torch
 
-from sailvl.train.bench_loops import TimedLoop, bench_world, data_configs, padded_hf_step
+from sailvl.bench.loops import TimedLoop, bench_world, data_configs, padded_hf_step
+from sailvl.bench.profile import profile_steps
 from sailvl.train.parallel import DistInfo, mask_format_for
 
 # tiny: the CPU comparison (two model copies, loops interleaved step by step against machine noise).
@@ -71,9 +72,10 @@ NOTES = (
     "loading timed inside both; first {warmup_steps} step(s) of each untimed"
 )
 GPU_NOTES = (
-    "; GPU: bf16 autocast, fp32 master weights, fused AdamW, loops interleaved on one model; "
-    "mfu = useful FLOPs (non-pad tokens: 6N + attention over each sample's length; ViT per tile) / step time / "
-    "dense bf16 peak"
+    "; GPU: bf16 autocast, fp32 master weights, fused AdamW, foreach clip, no per-step host sync in the step, "
+    "compiled BlockMask, loops interleaved on one model; "
+    "mfu = model FLOPs (sailvl.train.flops: non-pad tokens, LM head where computed, attention as sum of "
+    "per-sample L^2, ViT + projector per tile) / step time / dense bf16 peak"
 )
 
 
@@ -106,6 +108,8 @@ def bench_train(
     batch_size: int | None = None,
     attn: list[str] | None = None,
     compile: bool = False,
+    repeats: int = 3,
+    profile: str | Path | None = None,
 ) -> dict:
     """Train the same model on the synthetic SFT mix with both loops; report non-pad tokens/s of each.
 
@@ -115,7 +119,14 @@ def bench_train(
     (shared-model presets; the baseline then runs compiled blocks too). The world and model are generated in `work_dir`
     (reused when present) or a temporary directory. Returns a JSON-safe dict; `ratio` is sailvl's tokens/s
     over the baseline's (on GPU also `mfu` per loop, and `ratio_<kernel>` for every kernel timed).
+    The interleaved comparison runs `repeats` times: the report is the run with the median ratio, plus every
+    run's ratio (`ratio_runs`) and their spread (max - min). `profile`: a directory for a torch.profiler trace of
+    3 sailvl steps after the last run (`trace.json`, `top_kernels.txt`; the top 15 in `profile`).
     """
+    from sailvl.errors import SailvlError
+
+    if repeats < 1:
+        raise SailvlError(f"--repeats must be positive, got {repeats}")
     cfg = _settings(
         preset,
         {
@@ -132,22 +143,33 @@ def bench_train(
         tmp = tempfile.TemporaryDirectory()
         work_dir = tmp.name
     try:
-        if cfg["device"] == "cpu":
-            result = _bench_interleaved(Path(work_dir), cfg)
-        else:
-            result = _bench_shared_model(
-                Path(work_dir), cfg, torch.device("cuda", torch.cuda.current_device())
-            )
+        runs = []
+        for i in range(repeats):
+            last = profile if i == repeats - 1 else None
+            if cfg["device"] == "cpu":
+                runs.append(_bench_interleaved(Path(work_dir), cfg, last))
+            else:
+                device = torch.device("cuda", torch.cuda.current_device())
+                runs.append(_bench_shared_model(Path(work_dir), cfg, device, last))
     finally:
         if tmp is not None:
             tmp.cleanup()
-    result = {"preset": preset, **result}
+    ratios = [r["ratio"] for r in runs]
+    result = sorted(runs, key=lambda r: r["ratio"])[len(runs) // 2]
+    if profile is not None:
+        result["profile"] = runs[-1]["profile"]
+    result = {
+        "preset": preset,
+        **result,
+        "ratio_runs": ratios,
+        "ratio_spread": round(max(ratios) - min(ratios), 3),
+    }
     result.update({k: cfg[k] for k in ("pack_tokens", "packs_per_batch", "batch_size")})
     result["notes"] = NOTES.format(**cfg) + (GPU_NOTES if cfg["device"] == "cuda" else "")
     return result
 
 
-def _bench_interleaved(work: Path, cfg: dict) -> dict:
+def _bench_interleaved(work: Path, cfg: dict, profile: str | Path | None = None) -> dict:
     """Two copies of the tiny model, fp32, the loops interleaved step by step so machine noise hits both."""
     from sailvl.data.loader import build_loader
     from sailvl.data.processor import SailVLProcessor
@@ -189,17 +211,22 @@ def _bench_interleaved(work: Path, cfg: dict) -> dict:
     result.update(sail.report("sailvl"))
     result.update(hf.report("hf_padded"))
     result["ratio"] = round(sail.tokens_per_s() / hf.tokens_per_s(), 3)
+    if profile is not None:
+        result["profile"] = profile_steps(lambda: sail.step_fn(next(sail.batches)), 3, profile, info.device)
     return result
 
 
-def _bench_shared_model(work: Path, cfg: dict, device: torch.device) -> dict:
+def _bench_shared_model(
+    work: Path, cfg: dict, device: torch.device, profile: str | Path | None = None
+) -> dict:
     """One random-init model of the preset built on the meta device and materialised on `device` (bf16 autocast
     on GPU, fp32 on CPU); every sailvl kernel and the padded HF baseline train that one model, interleaved."""
     from sailvl.data.loader import build_loader
     from sailvl.data.processor import SailVLProcessor
     from sailvl.model import build_model
     from sailvl.synth.tiny_model import train_tokenizer, world_texts
-    from sailvl.train.metrics import peak_flops, step_flops
+    from sailvl.train.flops import sum_squares, train_step_flops, trainable_parts
+    from sailvl.train.metrics import peak_flops
     from sailvl.train.parallel import (
         apply_activation_checkpointing,
         materialize,
@@ -222,10 +249,25 @@ def _bench_shared_model(work: Path, cfg: dict, device: torch.device) -> dict:
         for block in transformer_blocks(model):
             block.compile()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
+    # The training defaults of the device (`parallel.step_switches`): on CUDA foreach clipping, no host sync in
+    # the step (the loop still synchronises once per step to time it) and a compiled BlockMask build.
+    cuda = device.type == "cuda"
+    step_args = (cuda, not cuda, cuda)
     peak = peak_flops(device)
 
-    def flops(tokens, tiles, context):
-        return step_flops(model.config, tokens, tiles, context)
+    trainable = trainable_parts(model)
+
+    def flops_fn(head_at_targets: bool):
+        """Step FLOPs of a batch; sailvl's loop computes the LM head at targets, the HF loop at every real token."""
+
+        def flops(batch: dict) -> float:
+            tiles = 0 if batch.get("pixel_values") is None else int(batch["pixel_values"].shape[0])
+            real = int(batch["num_real_tokens"])
+            head = int(batch["num_target_tokens"]) if head_at_targets else real
+            sq = sum_squares(batch["sample_lengths"])
+            return train_step_flops(model.config, real, sq, tiles, head, trainable)
+
+        return flops
 
     hf_step = padded_hf_step(model, optimizer, device, dtype)
 
@@ -244,9 +286,9 @@ def _bench_shared_model(work: Path, cfg: dict, device: torch.device) -> dict:
             packed, _ = data_configs(world, cfg, mask_format_for(kernel))
             loop = TimedLoop(
                 iter(build_loader(packed, processor)),
-                lambda b: train_step(model, optimizer, [b], info, dtype, 1.0),
+                lambda b: train_step(model, optimizer, [b], info, dtype, 1.0, *step_args),
                 device,
-                flops,
+                flops_fn(True),
             )
             try:
                 set_attention(model, kernel)
@@ -262,7 +304,7 @@ def _bench_shared_model(work: Path, cfg: dict, device: torch.device) -> dict:
                 continue
             loops[kernel] = loop
         _, padded = data_configs(world, cfg, "bool")
-        hf = TimedLoop(iter(build_loader(padded, processor)), hf_step, device, flops)
+        hf = TimedLoop(iter(build_loader(padded, processor)), hf_step, device, flops_fn(False))
         set_attention(model, "sdpa")
         for _ in range(cfg["warmup_steps"]):
             hf.warm_up()
@@ -283,6 +325,11 @@ def _bench_shared_model(work: Path, cfg: dict, device: torch.device) -> dict:
         for kernel, loop in loops.items():
             out[f"ratio_{kernel}"] = round(loop.tokens_per_s() / hf.tokens_per_s(), 3)
         out["ratio"] = out[f"ratio_{cfg['attn'][0]}"]
+        if profile is not None:
+            set_attention(model, cfg["attn"][0])
+            out["profile"] = profile_steps(
+                lambda: headline.step_fn(next(headline.batches)), 3, profile, device
+            )
         return out
 
     checkpointing = False  # the fastest setting; recompute blocks only when the steps do not fit

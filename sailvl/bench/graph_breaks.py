@@ -1,0 +1,60 @@
+"""`sailvl bench train --explain`: torch._dynamo.explain over one ViT block, one decoder block (sdpa and
+flex_attention with a packed BlockMask) and the BlockMask construction: the graph breaks that would keep
+`parallel.compile` from compiling each whole."""
+
+from __future__ import annotations
+
+
+def explain_graph_breaks(preset: str = "tiny") -> dict:
+    """Graphs and graph breaks (with reasons) per case, for `preset` (random init, CPU, fp32).
+
+    Forward only (no_grad: flex_attention has no CPU backward); AOTAutograd traces the backward from the same
+    graph, so a break-free forward compiles whole. A case with one graph and no break compiles whole.
+    """
+    import torch._dynamo
+
+    from sailvl.model import build_model
+    from sailvl.train.step import flex_block_mask
+
+    model = build_model(preset, seed=0).eval()
+    text = model.model.language_model
+    encoder = model.model.vision_tower.encoder
+    vit_layers = getattr(encoder, "layer", None) or encoder.layers
+    length = 128
+    hidden = torch.randn(1, length, text.config.hidden_size)
+    position_ids = torch.cat([torch.arange(length // 2), torch.arange(length // 2)])[
+        None
+    ]  # two packed samples
+    segments = (torch.arange(length) >= length // 2).long()[None]
+    vit_hidden = torch.randn(1, 65, model.model.vision_tower.config.hidden_size)
+    cpu = torch.device("cpu")
+    out = {"preset": preset, "torch": torch.__version__}
+    with torch.no_grad():
+        rope = text.rotary_emb(hidden, position_ids)
+        block_mask = flex_block_mask(segments, cpu)
+        cases = {
+            "decoder_block_sdpa": ("sdpa", text.layers[0], (hidden,), {"position_embeddings": rope}),
+            "decoder_block_flex": (
+                {"text_config": "flex_attention", "vision_config": "sdpa"},
+                text.layers[0],
+                (hidden,),
+                {"position_embeddings": rope, "attention_mask": block_mask},
+            ),
+            "vit_block": ("sdpa", vit_layers[0], (vit_hidden,), {}),
+            "block_mask": ("sdpa", lambda s: flex_block_mask(s, cpu), (segments,), {}),
+        }
+        for name, (attn, fn, args, kwargs) in cases.items():
+            model.set_attn_implementation(attn)
+            torch._dynamo.reset()
+            report = (
+                torch._dynamo.explain(fn)(*args, position_ids=position_ids, **kwargs)
+                if "decoder" in name
+                else (torch._dynamo.explain(fn)(*args, **kwargs))
+            )
+            out[name] = {
+                "graphs": report.graph_count,
+                "graph_breaks": report.graph_break_count,
+                "break_reasons": sorted({str(b.reason).splitlines()[0][:200] for b in report.break_reasons}),
+            }
+    torch._dynamo.reset()
+    return out
