@@ -91,11 +91,9 @@ def test_injected_failure_then_resume(corpus, reference_run, tmp_path):
     # ... the same one resumes once the cause of the failure is gone (the "bug" is fixed between runs).
     from _curation_helpers import Crash
 
-    Crash.keep = lambda self, record: True
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # restores Crash.keep for later tests in this process
+        patch.setattr(Crash, "keep", lambda self, record: True)
         LocalExecutor(make_pipeline(path, out, crashing)).run()
-    finally:
-        del Crash.keep
     report = check_lineage(out, ids)
     assert report.ok and report.kept + report.rejected == len(ids)
     assert _kept_ids(out) == _kept_ids(reference_run[0])
@@ -122,11 +120,9 @@ def test_sigkill_mid_shard_then_resume(corpus, reference_run, tmp_path):
     # Resume in this process, where the crash step no longer kills.
     from _curation_helpers import Crash
 
-    Crash.keep = lambda self, record: True
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # restores Crash.keep for later tests in this process
+        patch.setattr(Crash, "keep", lambda self, record: True)
         LocalExecutor(make_pipeline(path, out, steps)).run()
-    finally:
-        del Crash.keep
     report = check_lineage(out, ids)
     assert report.ok and report.kept + report.rejected == len(ids) and not report.repeated_ids
     assert _kept_ids(out) == _kept_ids(reference_run[0])
