@@ -125,3 +125,5 @@ def test_bench_curate_model_steps_json(capsys):
     assert result["model"] == {"preset": "tiny", "backend": "transformers", "records": 4, "max_new_tokens": 3}
     for row in result["steps"].values():
         assert row["records_per_s"] > 0 and row["baseline_records_per_s"] > 0 and row["batch_size"] == 4
+        assert "re-encoding" in row["baseline"]
+    assert result["steps"]["judge_likelihood"]["vs_answer_judge_one_at_a_time"] > 0

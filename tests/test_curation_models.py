@@ -193,3 +193,55 @@ def test_judge_decodes_each_image_once(world_and_model, monkeypatch):
     step.set_sink(lambda *a: None)
     list(step.run(records))
     assert sorted(calls) == images  # scored and asked about, decoded once each
+
+
+def test_vision_cache_one_vit_pass_per_image_same_numbers(world_and_model):
+    """With a VisionCache, scoring a caption and then asking two questions about the same images sends each image
+    through the ViT once (counted at the vision tower), and the scores and answers equal the uncached path's."""
+    import torch
+    from PIL import Image
+
+    from sailvl.data.processor import SailVLProcessor
+    from sailvl.infer import GenRequest, generate, score_answers
+    from sailvl.infer.vision_cache import VisionCache
+    from sailvl.model import load_model
+
+    root, model_dir = world_and_model
+    model, processor = load_model(model_dir, device="cpu"), SailVLProcessor.from_pretrained(model_dir)
+    tower_calls = []
+    model.model.vision_tower.register_forward_hook(
+        lambda m, a, o: tower_calls.append(len(o.last_hidden_state))
+    )
+    paths = sorted((root / "world" / "images").glob("*.png"))[:3]
+    images = [Image.open(p).convert("RGB") for p in paths]
+    # Two images in one prompt (the multi-image tile cap applies) and a text-only prompt among them.
+    describe = [GenRequest(images=[im], question="<image>\nDescribe the image in detail.") for im in images]
+    describe.append(GenRequest(images=images[:2], question="<image>\n<image>\nCompare."))
+    describe.append(GenRequest(question="Say something."))
+    answers = ["A red circle.", "Two blue squares on grey.", "x", "They differ.", "Hello."]
+    follow = [GenRequest(images=r.images, question=r.question.replace("Describe", "Rate")) for r in describe]
+
+    plain_scores = score_answers(model, processor, describe, answers, batch_size=2)
+    plain_answers = generate(model, processor, follow, max_new_tokens=5, batch_size=3)
+    plain_calls = len(tower_calls)
+    tower_calls.clear()
+    cache = VisionCache(capacity=16)
+    cached_scores = score_answers(model, processor, describe, answers, batch_size=2, cache=cache)
+    calls_after_scoring = len(tower_calls)
+    cached_answers = generate(model, processor, follow, max_new_tokens=5, batch_size=3, cache=cache)
+
+    assert cached_answers == plain_answers
+    for a, b in zip(cached_scores, plain_scores, strict=True):
+        assert a.tokens == b.tokens
+        assert torch.allclose(a.logprobs, b.logprobs, atol=1e-4) and torch.allclose(
+            a.margins, b.margins, atol=1e-4
+        )
+    # One ViT pass per distinct (image, tile limit): the two-image prompt reuses the single-image tiles unless the
+    # multi-image cap lowers its limit.
+    prompts = [[images[0]], [images[1]], [images[2]], images[:2]]
+    distinct = {(id(im), processor.tile_limit(len(ims), None)): im for ims in prompts for im in ims}
+    assert cache.vit_images == len(distinct)
+    assert len(tower_calls) == calls_after_scoring < plain_calls  # the questions reused the scored images
+    assert sum(tower_calls) == sum(
+        len(processor.tile_image(im, limit)) for (_, limit), im in distinct.items()
+    )

@@ -26,6 +26,11 @@ class ModelStepParams(BatchParams):
     max_tiles: int | None = Field(
         None, ge=1, description="Tiles per image at inference (None: processor default)."
     )
+    reuse_image_embeddings: bool = Field(
+        True,
+        description="transformers: tile each image and run it through the vision tower once for every prompt the "
+        "step asks about it (a judge's alignment score and richness question); off: every prompt re-encodes.",
+    )
     vllm_window: int = Field(
         2048,
         ge=1,
@@ -61,10 +66,13 @@ def model_fns(model: Any, processor: Any, p: ModelStepParams) -> tuple[GenerateF
     `score(list[(images, prompt, answer)]) -> list[AnswerScores]` (teacher-forced) for what
     `load_step_model` returned (a transformers model, or a `VllmEngine` for `backend: vllm`)."""
     from sailvl.infer import generate, score_answers
+    from sailvl.infer.vision_cache import VisionCache
 
     if p.backend == "vllm":
         return _vllm_fns(model, p)
     request = _requester(p)
+    # A record's image is tiled and goes through the ViT once for all the prompts a step asks about it.
+    cache = VisionCache(2 * p.batch_size) if p.reuse_image_embeddings else None
 
     def generate_fn(requests: list[tuple[list[Any], Any]]) -> list[str]:
         return generate(
@@ -75,6 +83,7 @@ def model_fns(model: Any, processor: Any, p: ModelStepParams) -> tuple[GenerateF
             batch_size=p.batch_size,
             max_tiles=p.max_tiles,
             backend=p.backend,
+            cache=cache,
         )
 
     def score_fn(requests: list[tuple[list[Any], Any, str]]) -> list[Any]:
@@ -85,6 +94,7 @@ def model_fns(model: Any, processor: Any, p: ModelStepParams) -> tuple[GenerateF
             [answer for _, _, answer in requests],
             batch_size=p.batch_size,
             max_tiles=p.max_tiles,
+            cache=cache,
         )
 
     return generate_fn, score_fn

@@ -184,7 +184,8 @@ class SailVLProcessor:
             raise SailvlError(f"no loadable tokenizer in {directory}: {err}") from err
         return cls(tokenizer, **settings)
 
-    def _tile_limit(self, num_images: int, max_tiles: int | None) -> int:
+    def tile_limit(self, num_images: int, max_tiles: int | None) -> int:
+        """Tiles per image for a prompt with `num_images` images (the multi-image total cap applied)."""
         limit = self.max_tiles if max_tiles is None else max_tiles
         if self.max_total_tiles and num_images > 1:
             limit = min(limit, self.max_total_tiles // num_images)
@@ -201,12 +202,15 @@ class SailVLProcessor:
         return tiling.stack_tiles(tiles) if uint8 else tiling.normalize(tiles)
 
     def _images_to_pixels(
-        self, images: list[Image.Image], max_tiles: int | None, msac: bool, uint8: bool = False
+        self, images: list[Image.Image | torch.Tensor], max_tiles: int | None, msac: bool, uint8: bool = False
     ) -> tuple[torch.Tensor | None, list[int]]:
         if not images:
             return None, []
-        limit = self._tile_limit(len(images), max_tiles)
-        per_image = [self.tile_image(image, limit, msac, uint8) for image in images]
+        limit = self.tile_limit(len(images), max_tiles)
+        # An image may come already tiled (`[n, 3, T, T]`, `sailvl.infer.vision_cache`): it is used as it is.
+        per_image = [
+            im if isinstance(im, torch.Tensor) else self.tile_image(im, limit, msac, uint8) for im in images
+        ]
         return torch.cat(per_image), [len(p) for p in per_image]
 
     def _encode(

@@ -18,11 +18,20 @@ from sailvl.eval.tsv import BenchItem
 from sailvl.infer import BACKENDS, GenRequest, generate
 
 TRAINER_STATE = "trainer_state.json"
-_BUDGET_KEYS = ("tokens_seen", "samples_seen", "step", "stage")
+# The cumulative clock (whole run) and the stage clock of the evaluated checkpoint (sailvl.train.trainer).
+_BUDGET_KEYS = (
+    "tokens_seen",
+    "samples_seen",
+    "global_step",
+    "step",
+    "stage",
+    "stage_tokens_seen",
+    "stage_samples_seen",
+)
 
 
 def read_trainer_state(model_dir: str | Path) -> dict:
-    """{tokens_seen, samples_seen, step, stage} from the model directory's trainer_state.json, or {}."""
+    """The run clock (`_BUDGET_KEYS`) from the model directory's trainer_state.json, or {}."""
     path = Path(model_dir) / TRAINER_STATE
     if not path.is_file():
         return {}

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from sailvl.errors import SailvlError
+from sailvl.infer.vision_cache import VisionCache, inputs_embeds
 
 BACKENDS = ("transformers", "vllm")
 
@@ -32,7 +33,7 @@ class GenRequest:
 def as_image(ref: Any) -> Image.Image:
     """An RGB PIL image from a PIL image, a path or encoded bytes."""
     if isinstance(ref, Image.Image):
-        return ref.convert("RGB")
+        return ref if ref.mode == "RGB" else ref.convert("RGB")  # the same object: caches key on it
     from sailvl.data.images import load_image
 
     return load_image(ref)
@@ -59,17 +60,29 @@ def generation_kwargs(tokenizer, max_new_tokens: int, do_sample: bool, temperatu
     return kwargs
 
 
-def model_inputs(model, processor, requests: list[GenRequest], max_tiles: int | None, msac: bool) -> dict:
-    """A left-padded batch on the model's device: `input_ids`, `attention_mask`, `pixel_values` (or absent)."""
+def model_inputs(
+    model,
+    processor,
+    requests: list[GenRequest],
+    max_tiles: int | None,
+    msac: bool,
+    cache: VisionCache | None = None,
+) -> dict:
+    """A left-padded batch on the model's device: `input_ids`, `attention_mask`, `pixel_values` (or absent); with
+    a `cache`, `inputs_embeds` holding the images' cached embeddings instead of `pixel_values`."""
     prompts = [r.prompt() for r in requests]
     images = [[as_image(ref) for ref in r.images] for r in requests]
-    batch = processor.encode_prompts(prompts, images, max_tiles=max_tiles, msac=msac)
+    tiles = [cache.tiles(processor, ims, max_tiles, msac) for ims in images] if cache else images
+    batch = processor.encode_prompts(prompts, tiles, max_tiles=max_tiles, msac=msac)
     device = next(model.parameters()).device
     inputs = {
         "input_ids": batch["input_ids"].to(device),
         "attention_mask": batch["attention_mask"].to(device),
     }
-    if batch.get("pixel_values") is not None:
+    if cache is not None:
+        embeds = cache.embeds(model, [im for ims in images for im in ims], [t for ts in tiles for t in ts])
+        inputs["inputs_embeds"] = inputs_embeds(model, inputs["input_ids"], embeds)
+    elif batch.get("pixel_values") is not None:
         inputs["pixel_values"] = batch["pixel_values"].to(device=device, dtype=model.dtype)
     return inputs
 
@@ -84,9 +97,10 @@ def generate_ids(
     temperature: float = 1.0,
     max_tiles: int | None = None,
     msac: bool = False,
+    cache: VisionCache | None = None,
 ) -> list[list[int]]:
     """Generated token ids (prompt removed, stopping `<|im_end|>` and padding dropped) for one batch."""
-    inputs = model_inputs(model, processor, requests, max_tiles, msac)
+    inputs = model_inputs(model, processor, requests, max_tiles, msac, cache)
     kwargs = generation_kwargs(processor.tokenizer, max_new_tokens, do_sample, temperature)
     output = model.generate(**inputs, **kwargs)
     new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()
@@ -109,10 +123,12 @@ def generate(
     max_tiles: int | None = None,
     msac: bool = False,
     backend: str = "transformers",
+    cache: VisionCache | None = None,
 ) -> list[str]:
     """Answer each request (in order) with the model; `batch_size` prompts per `generate` call.
 
     `backend="vllm"` serves the model directory `model` was loaded from with vLLM (GPU, optional install).
+    With a `cache` (transformers), an image already tiled and encoded for an earlier prompt is not again.
     Special tokens are removed from the answers.
     """
     if backend not in BACKENDS:
@@ -132,7 +148,7 @@ def generate(
         for start in range(0, len(requests), batch_size):
             chunk = requests[start : start + batch_size]
             ids = generate_ids(
-                model, processor, chunk, max_new_tokens, do_sample, temperature, max_tiles, msac
+                model, processor, chunk, max_new_tokens, do_sample, temperature, max_tiles, msac, cache
             )
             answers.extend(processor.tokenizer.batch_decode(ids, skip_special_tokens=True))
     finally:

@@ -10,6 +10,7 @@ import torch
 from sailvl.data.template import IGNORE_INDEX
 from sailvl.errors import SailvlError
 from sailvl.infer.generate import GenRequest, as_image
+from sailvl.infer.vision_cache import VisionCache, inputs_embeds
 
 
 @dataclass
@@ -23,11 +24,10 @@ class AnswerScores:
     margins: torch.Tensor
 
 
-def _encode(processor, request: GenRequest, answer: str, max_tiles: int | None):
+def _encode(processor, images: list, request: GenRequest, answer: str, max_tiles: int | None):
     prompt = request.prompt()
     conversation = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
     conversation = [*conversation, {"role": "assistant", "content": answer}]
-    images = [as_image(ref) for ref in request.images]
     return processor.encode_sample(conversation, images, max_tiles=max_tiles)
 
 
@@ -39,10 +39,12 @@ def score_answers(
     answers: list[str],
     batch_size: int = 8,
     max_tiles: int | None = None,
+    cache: VisionCache | None = None,
 ) -> list[AnswerScores]:
     """Score `answers[i]` as the assistant's reply to `requests[i]`; returns one `AnswerScores` per request,
-    in order. Requests are batched by length (less padding), each image is encoded once, and the LM head and
-    log-softmax run only at the answer's positions (not over every prompt and image token)."""
+    in order. Requests are batched by length (less padding), and the LM head and log-softmax run only at the
+    answer's positions (not over every prompt and image token). With a `cache`, each image is tiled and goes
+    through the vision tower once for this and any later call that asks about it."""
     if len(requests) != len(answers):
         raise SailvlError(
             f"score_answers needs one answer per request, got {len(answers)} for {len(requests)}"
@@ -51,21 +53,30 @@ def score_answers(
         raise SailvlError(f"batch_size must be at least 1, got {batch_size}")
     was_training = model.training
     model.eval()
-    encoded = [_encode(processor, r, a, max_tiles) for r, a in zip(requests, answers, strict=True)]
+    images = [[as_image(ref) for ref in r.images] for r in requests]
+    tiles = [cache.tiles(processor, ims, max_tiles, False) for ims in images] if cache else images
+    encoded = [
+        _encode(processor, t, r, a, max_tiles) for t, r, a in zip(tiles, requests, answers, strict=True)
+    ]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
     out: dict[int, AnswerScores] = {}
     try:
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            scores = _score_batch(model, processor, [encoded[i] for i in chunk])
+            embeds = None
+            if cache is not None:
+                flat = [(im, t) for i in chunk for im, t in zip(images[i], tiles[i], strict=True)]
+                embeds = cache.embeds(model, [im for im, _ in flat], [t for _, t in flat])
+            scores = _score_batch(model, processor, [encoded[i] for i in chunk], embeds)
             out.update(zip(chunk, scores, strict=True))
     finally:
         model.train(was_training)
     return [out[i] for i in range(len(encoded))]
 
 
-def _score_batch(model, processor, encoded: list) -> list[AnswerScores]:
-    """One right-padded forward pass of the base model; logits only where an answer token is predicted."""
+def _score_batch(model, processor, encoded: list, image_embeds: list | None = None) -> list[AnswerScores]:
+    """One right-padded forward pass of the base model; logits only where an answer token is predicted.
+    `image_embeds`: the batch's images already encoded (`VisionCache`), in prompt order, instead of its tiles."""
     device = next(model.parameters()).device
     length = max(len(e.input_ids) for e in encoded)
     pad = processor.tokenizer.pad_token_id or 0
@@ -83,7 +94,9 @@ def _score_batch(model, processor, encoded: list) -> list[AnswerScores]:
         tokens.append(targets[at])
     inputs = {"input_ids": input_ids.to(device), "attention_mask": attention.to(device)}
     pixels = [e.pixel_values for e in encoded if len(e.pixel_values)]
-    if pixels:
+    if image_embeds is not None:
+        inputs["inputs_embeds"] = inputs_embeds(model, inputs.pop("input_ids"), image_embeds)
+    elif pixels:
         inputs["pixel_values"] = torch.cat(pixels).to(device=device, dtype=model.dtype)
     hidden = model.base_model(**inputs).last_hidden_state
     row, pos = torch.cat(rows).to(device), torch.cat(positions).to(device)

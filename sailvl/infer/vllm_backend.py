@@ -23,7 +23,7 @@ def image_processor_kwargs(processor, num_images: int, max_tiles: int | None) ->
     """Per-prompt `mm_processor_kwargs` that make vLLM's InternVL image processor (transformers'
     GotOcr2ImageProcessor) cut the same tiles as `processor`: same grid limit, tile size, thumbnail,
     bicubic resize and ImageNet normalisation (pixel-identical, tested on CPU)."""
-    limit = processor._tile_limit(num_images, max_tiles)
+    limit = processor.tile_limit(num_images, max_tiles)
     return {
         "crop_to_patches": True,
         "min_patches": min(processor.min_tiles, limit),
@@ -58,7 +58,11 @@ class VllmEngine:
                     "backend 'vllm' needs the vllm package (GPU only): pip install vllm"
                 ) from None
             # vLLM serves transformers' InternVLForConditionalGeneration layout straight from the directory.
-            llm = vllm.LLM(model=self.model_dir, limit_mm_per_prompt={"image": max_images})
+            # Prefix caching: prompts about one image (a judge's caption score and richness question) share the
+            # image's KV blocks, and its encoder cache runs the ViT once per image.
+            llm = vllm.LLM(
+                model=self.model_dir, limit_mm_per_prompt={"image": max_images}, enable_prefix_caching=True
+            )
             sampling_params = vllm.SamplingParams
         self.llm, self._sampling_params = llm, sampling_params
 
