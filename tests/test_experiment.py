@@ -204,3 +204,11 @@ def test_rerun_skips_finished_commands_and_counts_every_seed(tmp_path):
     assert summary["seeds"] == [0, 1, 2] and summary["verdict"] == "not reproduced: 3 seeds"
     assert summary["arms"]["a"][0]["metrics"]["open answer"]["values"] == [0.0, 10.0, 20.0]
     assert len(summary["commands"]) == 6 and (tmp_path / "report" / "report.md").is_file()
+    # Another process is running seed 3 into the same OUT (its first command done, the second not): this run's
+    # summary leaves it out and does not run its commands.
+    (tmp_path / "seed-3" / "logs").mkdir(parents=True)
+    (tmp_path / "seed-3" / "logs" / "eval-a.done").write_text("1.0\n")
+    run_experiment(fake, tmp_path, seeds=1, first_seed=4, invoke=invoke)
+    assert len(calls) == 8 and not any(c[1] == "3" for c in calls)
+    summary = json.loads((tmp_path / SUMMARY).read_text())
+    assert summary["seeds"] == [0, 1, 2, 4] and summary["verdict"] == "not reproduced: 4 seeds"

@@ -91,6 +91,19 @@ def run_steps(runner: StepRunner, steps: list[Step]) -> list[tuple[Command, floa
     return done
 
 
+def finished_commands(log_dir: Path, steps: list[Step]) -> list[tuple[Command, float]] | None:
+    """Every command of a seed's plan with its wall seconds from its `.done` marker, without running anything;
+    None while one is unfinished (a later step is only built once the steps before it are done)."""
+    done = []
+    for step in steps:
+        for command in step() if callable(step) else [step]:
+            marker = log_dir / f"{command.log_name}.done"
+            if not marker.is_file():
+                return None
+            done.append((command, float(marker.read_text().strip() or 0)))
+    return done
+
+
 def collect(seed_roots: list[Path], x_of: Callable[[dict, Path], float]) -> dict[str, list[dict]]:
     """Per arm, the curve points over seeds: [{x, metrics: {name: mean_std}}] ordered by x (index-aligned)."""
     per_seed: dict[str, list[list[tuple[float, dict]]]] = {}
@@ -140,12 +153,18 @@ def run_experiment(
         root = out / f"seed-{seed}"
         console.print(f"[bold]{experiment.NAME}[/] seed {seed} -> {root}")
         run_steps(StepRunner(root, console, invoke), experiment.plan(SeedDirs(root), seed, quick))
-    # Every seed directory under OUT is finished and counted: `--first-seed 3 --seeds 2` adds two seeds to a run of 3.
-    seed_list = sorted(int(p.name.removeprefix("seed-")) for p in out.glob("seed-*") if p.is_dir())
-    commands = []
-    for seed in seed_list:  # finished commands are skipped: this only reads their markers
-        steps = experiment.plan(SeedDirs(out / f"seed-{seed}"), seed, quick)
-        ran = run_steps(StepRunner(out / f"seed-{seed}", console, invoke), steps)
+    # Every finished seed directory under OUT counts: `--first-seed 3 --seeds 2` adds two seeds to a run of 3, and
+    # processes running one seed each into the same OUT (seeds in parallel) leave each other's unfinished seeds alone.
+    seed_list, commands = [], []
+    for root in sorted(out.glob("seed-*"), key=lambda p: int(p.name.removeprefix("seed-"))):
+        seed = int(root.name.removeprefix("seed-"))
+        ran = finished_commands(root / "logs", experiment.plan(SeedDirs(root), seed, quick))
+        if ran is None:
+            console.print(
+                f"[yellow]seed {seed} is not finished (running elsewhere?): left out of {SUMMARY}[/]"
+            )
+            continue
+        seed_list.append(seed)
         commands += [{"seed": seed, "title": c.title, "seconds": t, "command": c.shell()} for c, t in ran]
     arms = collect([out / f"seed-{s}" for s in seed_list], getattr(experiment, "x_of", samples_x))
     summary = {"experiment": experiment.NAME, "quick": quick, "seeds": seed_list,

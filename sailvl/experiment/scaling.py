@@ -39,7 +39,9 @@ class Budgets:
 
 
 QUICK = Budgets(Size(120, 20, 10), (1200, 2400, 4800), (8, 8, 8))  # stage I >= one 512-token row
-FULL = Budgets(Size(2000, 100, None), (10_000, 20_000, 40_000, 80_000, 160_000), (300, 200, 100))
+# The grid reaches ~1M pretraining tokens (~2000 steps: where the tiny model learns to see colour and shape) from
+# the floor; 10K..160K tokens on 2000 images left every point at the floor. The SFT after each point is the same.
+FULL = Budgets(Size(8000, 100, None), (62_500, 125_000, 250_000, 500_000, 1_000_000), (1000, 600, 400))
 
 
 def _train(d: SeedDirs, arm: str, tokens: int, b: Budgets, seed: int) -> tuple[Command, Path]:
