@@ -3,7 +3,7 @@
 import pytest
 
 from sailvl.errors import ConfigError
-from sailvl.train.recipe import load_recipe
+from sailvl.train.recipe_files import load_recipe
 
 TINY = ["vars.world=/w", "vars.model_dir=/m", "vars.curriculum=/c"]
 

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from sailvl.data import template
-from sailvl.data.processor import SailVLProcessor, hf_chat_template
+from sailvl.data.processor import SailVLProcessor
+from sailvl.data.processor_files import hf_chat_template
 from sailvl.errors import SailvlError
 from sailvl.model import get_preset_config
 

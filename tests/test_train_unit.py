@@ -11,7 +11,7 @@ from sailvl.train.checkpoint import latest_checkpoint, list_checkpoints
 from sailvl.train.flops import llm_linear_flops, train_step_flops
 from sailvl.train.metrics import MetricsLogger
 from sailvl.train.optim import build_optimizer, build_param_groups, lr_factor, set_lr
-from sailvl.train.recipe import RECIPES_DIR, load_recipe
+from sailvl.train.recipe_files import RECIPES_DIR, load_recipe
 
 SHIPPED = ["sailvit", "sailvl-2b", "vit-transfer", "tiny-sailvit", "tiny-sailvl", "tiny-vit-transfer"]
 

@@ -33,7 +33,7 @@ def train_command(
 ) -> None:
     """Train a recipe's stages; the same command runs under `torchrun --nproc_per_node N -m sailvl.cli train ...`."""
     from sailvl.train.check import check_recipe
-    from sailvl.train.recipe import load_recipe
+    from sailvl.train.recipe_files import load_recipe
     from sailvl.train.trainer import train_recipe
 
     loaded = load_recipe(recipe, overrides or [])

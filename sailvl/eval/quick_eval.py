@@ -165,7 +165,8 @@ def incremental_eval(
 def recipe_trainer(recipe_name: str, overrides: list[str], stage: str | None, samples: int | None) -> TrainFn:
     """A TrainFn training one stage of a recipe (default: its last) from the recipe's model, on the
     given sources only, for `samples` training samples (default: the stage's budget)."""
-    from sailvl.train.recipe import Budget, load_recipe
+    from sailvl.train.recipe import Budget
+    from sailvl.train.recipe_files import load_recipe
     from sailvl.train.trainer import train_recipe
 
     recipe = load_recipe(recipe_name, overrides)
