@@ -212,3 +212,43 @@ def test_rerun_skips_finished_commands_and_counts_every_seed(tmp_path):
     assert len(calls) == 8 and not any(c[1] == "3" for c in calls)
     summary = json.loads((tmp_path / SUMMARY).read_text())
     assert summary["seeds"] == [0, 1, 2, 4] and summary["verdict"] == "not reproduced: 4 seeds"
+
+
+def test_jobs_run_seeds_side_by_side_with_split_threads(tmp_path, monkeypatch):
+    """`--jobs 2`: two seeds' commands run at the same time (a barrier both must reach), each subprocess with
+    half the CPU threads, and the summary counts both seeds."""
+    import subprocess
+    import threading
+    from types import SimpleNamespace
+
+    import sailvl.demo.runner as runner_module
+    from sailvl.experiment.base import run_experiment
+
+    monkeypatch.setattr(runner_module.os, "cpu_count", lambda: 4)
+    barrier, envs = threading.Barrier(2, timeout=20), []
+
+    def fake_run(argv, stdout, stderr, env, stdin):  # stands in for `python -m sailvl.cli eval ... --out DIR`
+        args = argv[3:]
+        barrier.wait()  # BrokenBarrierError (a failed test) unless the other seed's command runs meanwhile
+        envs.append(env["OMP_NUM_THREADS"])
+        out = Path(args[args.index("--out") + 1])
+        out.mkdir(parents=True)
+        (out / "results.json").write_text(json.dumps(_results(10.0 * int(args[1]))))
+        return subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr(runner_module.subprocess, "run", fake_run)
+
+    def plan(d, seed, quick):
+        return [Command(f"eval {arm}", ["eval", str(seed), "--out", str(d.eval / arm / "final")], f"eval-{arm}")
+                for arm in ("a", "b")]  # fmt: skip
+
+    fake = SimpleNamespace(
+        NAME="fake", CLAIM="c", ARMS=("a", "b"), plan=plan, verdict=lambda s: "not reproduced"
+    )
+    run_experiment(fake, tmp_path, seeds=2, jobs=2)
+    assert envs == ["2"] * 4
+    summary = json.loads((tmp_path / SUMMARY).read_text())
+    assert summary["seeds"] == [0, 1] and summary["arms"]["a"][0]["metrics"]["open answer"]["values"] == [
+        0.0,
+        10.0,
+    ]

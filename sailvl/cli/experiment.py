@@ -28,12 +28,15 @@ def _register(name: str) -> None:
         quick: bool = typer.Option(
             False, "--quick", help="Tiny budgets: checks the pipeline, not the outcome."
         ),
+        jobs: int = typer.Option(
+            1, "--jobs", help="Seeds run at once, the CPU threads split between them (2 on a 2-core box)."
+        ),
     ) -> None:
         from sailvl.experiment.base import SUMMARY, run_experiment
         from sailvl.experiment.registry import get_experiment
 
         experiment = get_experiment(name)
-        report = run_experiment(experiment, out, seeds=seeds, quick=quick, first_seed=first_seed)
+        report = run_experiment(experiment, out, seeds=seeds, quick=quick, first_seed=first_seed, jobs=jobs)
         typer.echo(json.loads((report.parent.parent / SUMMARY).read_text())["verdict"])
         typer.echo(f"report: {report} (and {report.with_suffix('.html')})")
 

@@ -43,10 +43,20 @@ class CommandResult:
 class StepRunner:
     """Runs Commands one after another; a failing command stops the demo with the tail of its log."""
 
-    def __init__(self, out_dir: Path, console, invoke: Callable[[list[str]], None] | None = None):
+    def __init__(
+        self,
+        out_dir: Path,
+        console,
+        invoke: Callable[[list[str]], None] | None = None,
+        env: dict[str, str] | None = None,
+        live: bool = True,
+    ):
         """`invoke`: run commands in this process with this CLI entry (`sailvl.cli.main`) instead of a
-        subprocess; tests use it to skip the interpreter start-up per command. Real runs leave it None."""
-        self.invoke = invoke
+        subprocess; tests use it to skip the interpreter start-up per command. Real runs leave it None.
+        `env`: variables set for every command (e.g. `OMP_NUM_THREADS` when runners share the cores). `live`:
+        a spinner while a command runs; runners in parallel threads print a start line instead (one live
+        display at a time)."""
+        self.invoke, self.env, self.live = invoke, dict(env or {}), live
         self.out_dir = out_dir
         self.log_dir = out_dir / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -58,9 +68,12 @@ class StepRunner:
         stdout alone goes there and stderr (progress bars, loading messages) stays in the log, so a quoted
         chat answer is only what the command printed."""
         log = self.log_dir / f"{command.log_name}.log"
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **command.env}
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **self.env, **command.env}
         start = time.perf_counter()
-        with self.console.status(f"[bold]{command.title}[/] ...", spinner="dots"):
+        if not self.live:
+            self.console.print(f"start {command.title} [dim](log {log})[/]")
+        status = self.console.status(f"[bold]{command.title}[/] ...", spinner="dots") if self.live else None
+        with status or contextlib.nullcontext():
             with open(log, "w", encoding="utf-8") as handle:
                 handle.write(f"$ {command.shell()}\n")
                 handle.flush()
