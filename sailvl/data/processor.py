@@ -198,7 +198,8 @@ class SailVLProcessor:
         if not images:
             return None, []
         limit = self.tile_limit(len(images), max_tiles)
-        # An image may come already tiled (`[n, 3, T, T]`, `sailvl.infer.vision_cache`): it is used as it is.
+        # An image may come as a tensor whose first dimension is its tile count: tiles, or an `[n, 0]` placeholder when
+        # its embeddings are cached (`sailvl.infer.vision_cache`). It is used as it is.
         per_image = [
             im if isinstance(im, torch.Tensor) else self.tile_image(im, limit, msac, uint8) for im in images
         ]

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from sailvl.errors import SailvlError
-from sailvl.infer.vision_cache import VisionCache, inputs_embeds
+from sailvl.infer.vision_cache import VisionCache, inputs_embeds, tile_placeholders
 
 BACKENDS = ("transformers", "vllm")
 
@@ -72,16 +72,16 @@ def model_inputs(
     a `cache`, `inputs_embeds` holding the images' cached embeddings instead of `pixel_values`."""
     prompts = [r.prompt() for r in requests]
     images = [[as_image(ref) for ref in r.images] for r in requests]
-    tiles = [cache.tiles(processor, ims, max_tiles, msac) for ims in images] if cache else images
+    embeds = cache.encode(model, processor, images, max_tiles, msac) if cache else None
+    tiles = tile_placeholders(embeds, processor.num_image_tokens) if embeds is not None else images
     batch = processor.encode_prompts(prompts, tiles, max_tiles=max_tiles, msac=msac)
     device = next(model.parameters()).device
     inputs = {
         "input_ids": batch["input_ids"].to(device),
         "attention_mask": batch["attention_mask"].to(device),
     }
-    if cache is not None:
-        embeds = cache.embeds(model, [im for ims in images for im in ims], [t for ts in tiles for t in ts])
-        inputs["inputs_embeds"] = inputs_embeds(model, inputs["input_ids"], embeds)
+    if embeds is not None:
+        inputs["inputs_embeds"] = inputs_embeds(model, inputs["input_ids"], [e for es in embeds for e in es])
     elif batch.get("pixel_values") is not None:
         inputs["pixel_values"] = batch["pixel_values"].to(device=device, dtype=model.dtype)
     return inputs

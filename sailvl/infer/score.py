@@ -10,7 +10,7 @@ import torch
 from sailvl.data.template import IGNORE_INDEX
 from sailvl.errors import SailvlError
 from sailvl.infer.generate import GenRequest, as_image
-from sailvl.infer.vision_cache import VisionCache, inputs_embeds
+from sailvl.infer.vision_cache import VisionCache, inputs_embeds, tile_placeholders
 
 
 @dataclass
@@ -54,7 +54,8 @@ def score_answers(
     was_training = model.training
     model.eval()
     images = [[as_image(ref) for ref in r.images] for r in requests]
-    tiles = [cache.tiles(processor, ims, max_tiles, False) for ims in images] if cache else images
+    embeds = cache.encode(model, processor, images, max_tiles, False) if cache else None
+    tiles = tile_placeholders(embeds, processor.num_image_tokens) if embeds is not None else images
     encoded = [
         _encode(processor, t, r, a, max_tiles) for t, r, a in zip(tiles, requests, answers, strict=True)
     ]
@@ -63,11 +64,8 @@ def score_answers(
     try:
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            embeds = None
-            if cache is not None:
-                flat = [(im, t) for i in chunk for im, t in zip(images[i], tiles[i], strict=True)]
-                embeds = cache.embeds(model, [im for im, _ in flat], [t for _, t in flat])
-            scores = _score_batch(model, processor, [encoded[i] for i in chunk], embeds)
+            chunk_embeds = [e for i in chunk for e in embeds[i]] if embeds is not None else None
+            scores = _score_batch(model, processor, [encoded[i] for i in chunk], chunk_embeds)
             out.update(zip(chunk, scores, strict=True))
     finally:
         model.train(was_training)

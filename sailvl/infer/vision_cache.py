@@ -1,9 +1,10 @@
 """One tiling and one ViT pass per image, however many prompts ask about it.
 
 A judge scores a caption's likelihood and then asks for its richness about the same image; SFT scoring asks three
-questions about one image. `VisionCache` keeps the tiles and the vision tower's output (after pixel shuffle and
-projector: the LLM-space image embeddings) of the last `capacity` images by object identity, and builds
-`inputs_embeds` for a batch from them, so the second prompt about an image costs only its LLM tokens.
+questions about one image. `VisionCache` keeps the vision tower's output (after pixel shuffle and projector: the
+LLM-space image embeddings) of the last `capacity` images by object identity, and builds `inputs_embeds` for a
+batch from them, so the second prompt about an image costs only its LLM tokens. Only the embeddings are kept (on
+the model's device), not the tiles.
 """
 
 from __future__ import annotations
@@ -15,62 +16,64 @@ from PIL import Image
 
 
 class VisionCache:
-    """Tiles and image embeddings of recently seen images, keyed by the PIL object (the caller decodes each image
-    once: `sailvl.curation.vlm.DecodedImages`) and the tiling settings."""
+    """Image embeddings of recently seen images, keyed by the PIL object (the caller decodes each image once:
+    `sailvl.curation.vlm.DecodedImages`) and the tiling settings."""
 
     def __init__(self, capacity: int = 64):
         self.capacity = capacity
-        self._tiles: OrderedDict[tuple, tuple[Image.Image, torch.Tensor]] = OrderedDict()
         self._embeds: OrderedDict[tuple, tuple[Image.Image, torch.Tensor]] = OrderedDict()
         self.vit_images = 0  # images that went through the vision tower (tests and benches read it)
 
-    def _get(self, store: OrderedDict, key: tuple, image: Image.Image) -> torch.Tensor | None:
-        hit = store.get(key)
+    def encode(
+        self, model, processor, images: list[list[Image.Image]], max_tiles: int | None, msac: bool
+    ) -> list[list[torch.Tensor]]:
+        """Per prompt, per image: LLM-space embeddings `[tiles x tokens per tile, hidden]` with the processor's
+        tiling (the multi-image tile cap of each prompt applied). The images not cached are tiled and go through
+        the vision tower together, in one batch."""
+        keys = [[(id(im), processor.tile_limit(len(ims), max_tiles), msac) for im in ims] for ims in images]
+        out = [
+            [self._get(k, im) for k, im in zip(ks, ims, strict=True)]
+            for ks, ims in zip(keys, images, strict=True)
+        ]
+        missing: dict[tuple, tuple[Image.Image, torch.Tensor]] = {}
+        for ks, ims, got in zip(keys, images, out, strict=True):
+            for key, image, embeds in zip(ks, ims, got, strict=True):
+                if embeds is None and key not in missing:
+                    missing[key] = (image, processor.tile_image(image, key[1], msac))
+        if not missing:
+            return out  # type: ignore[return-value]
+        device = next(model.parameters()).device
+        pixels = torch.cat([tiles for _, tiles in missing.values()]).to(device=device, dtype=model.dtype)
+        features = image_features(model, pixels)
+        computed, start = {}, 0
+        for key, (image, tiles) in missing.items():
+            computed[key] = features[start : start + len(tiles)].reshape(-1, features.shape[-1])
+            start += len(tiles)
+            self._put(key, image, computed[key])
+        self.vit_images += len(missing)
+        return [[e if e is not None else computed[k] for k, e in zip(ks, got, strict=True)]
+                for ks, got in zip(keys, out, strict=True)]  # fmt: skip
+
+    def _get(self, key: tuple, image: Image.Image) -> torch.Tensor | None:
+        hit = self._embeds.get(key)
         if hit is None or hit[0] is not image:
             return None
-        store.move_to_end(key)
+        self._embeds.move_to_end(key)
         return hit[1]
 
-    def _put(self, store: OrderedDict, key: tuple, image: Image.Image, value: torch.Tensor) -> None:
-        store[key] = (image, value)  # the image is held, so its id cannot be reused while the entry lives
-        if len(store) > self.capacity:
-            store.popitem(last=False)
+    def _put(self, key: tuple, image: Image.Image, embeds: torch.Tensor) -> None:
+        self._embeds[key] = (
+            image,
+            embeds,
+        )  # the image is held, so its id cannot be reused while the entry lives
+        while len(self._embeds) > self.capacity:
+            self._embeds.popitem(last=False)
 
-    def tiles(
-        self, processor, images: list[Image.Image], max_tiles: int | None, msac: bool
-    ) -> list[torch.Tensor]:
-        """Normalised tiles of each image of one prompt, with the processor's multi-image tile limit."""
-        limit = processor.tile_limit(len(images), max_tiles)
-        out = []
-        for image in images:
-            key = (id(image), limit, msac)
-            tiles = self._get(self._tiles, key, image)
-            if tiles is None:
-                tiles = processor.tile_image(image, limit, msac)
-                self._put(self._tiles, key, image, tiles)
-            out.append(tiles)
-        return out
 
-    def embeds(self, model, images: list[Image.Image], tiles: list[torch.Tensor]) -> list[torch.Tensor]:
-        """LLM-space embeddings `[tiles x tokens per tile, hidden]` of each image; the images not cached go
-        through the vision tower together, in one batch."""
-        keys = [(id(image), len(t), t.data_ptr()) for image, t in zip(images, tiles, strict=True)]
-        out: list[torch.Tensor | None] = [
-            self._get(self._embeds, k, im) for k, im in zip(keys, images, strict=True)
-        ]
-        missing = [i for i, e in enumerate(out) if e is None]
-        if missing:
-            device = next(model.parameters()).device
-            pixels = torch.cat([tiles[i] for i in missing]).to(device=device, dtype=model.dtype)
-            features = image_features(model, pixels)
-            start = 0
-            for i in missing:
-                n = len(tiles[i])
-                out[i] = features[start : start + n].reshape(-1, features.shape[-1])
-                start += n
-                self._put(self._embeds, keys[i], images[i], out[i])
-            self.vit_images += len(missing)
-        return out  # type: ignore[return-value]
+def tile_placeholders(embeds: list[list[torch.Tensor]], tokens_per_tile: int) -> list[list[torch.Tensor]]:
+    """Per prompt, per image: an empty `[tiles, 0]` tensor standing in for the image's tiles, so the processor
+    lays out the image tokens (`SailVLProcessor.encode_prompts` takes pre-tiled images) without pixels."""
+    return [[torch.empty(len(e) // tokens_per_tile, 0) for e in es] for es in embeds]
 
 
 def image_features(model, pixel_values: torch.Tensor) -> torch.Tensor:
