@@ -120,3 +120,33 @@ def test_bad_requests_raise_user_errors(tiny_model, tiny_processor):
 def test_vllm_backend_without_vllm_is_a_clear_error(tiny_model, tiny_processor):
     with pytest.raises(SailvlError, match="vllm"):
         generate(tiny_model, tiny_processor, [GenRequest(question="hi")], backend="vllm")
+
+
+def test_batches_are_formed_by_length_and_answers_keep_request_order(tiny_model, tiny_processor, monkeypatch):
+    """More requests than one batch: batches group requests of similar estimated length (tiles and text), and
+    every answer still comes back at its request's position, equal to answering it alone."""
+    from sailvl.infer.generate import prompt_length
+
+    gen_module = importlib.import_module("sailvl.infer.generate")  # `sailvl.infer.generate` is also a function
+
+    wide = Image.new("RGB", (448, 112), (200, 30, 30))  # 4 tiles + thumbnail at 112 px
+    requests = [
+        GenRequest(images=[wide], question="<image>\nDescribe."),
+        GenRequest(question="Say a colour."),
+        GenRequest(images=[wide, wide], question="<image>\n<image>\nCompare the two."),
+        GenRequest(images=_images(3, 1), question="<image>\nWhat colour?"),
+        GenRequest(question="Name a shape, please."),
+    ]
+    lengths = [prompt_length(tiny_processor, r, None) for r in requests]
+    batches = []
+    real = gen_module.generate_ids
+
+    def spy(model, processor, chunk, *args):
+        batches.append(sorted(prompt_length(processor, r, None) for r in chunk))
+        return real(model, processor, chunk, *args)
+
+    monkeypatch.setattr(gen_module, "generate_ids", spy)
+    answers = generate(tiny_model, tiny_processor, requests, max_new_tokens=5, batch_size=2)
+    assert [x for b in batches for x in b] == sorted(lengths)  # consecutive runs of the length order
+    monkeypatch.setattr(gen_module, "generate_ids", real)
+    assert answers == [generate(tiny_model, tiny_processor, [r], max_new_tokens=5)[0] for r in requests]

@@ -130,6 +130,15 @@ def test_tile_image_and_msac(tiny_processor):
     assert tiny_processor.tile_image(image, msac=True).shape == (8, 3, 112, 112)  # 4 + 3 + thumbnail
 
 
+def test_count_tiles_matches_tile_image(tiny_processor):
+    for width, height in [(112, 112), (448, 112), (90, 300), (1000, 700), (50, 50), (2000, 120)]:
+        image = Image.new("RGB", (width, height))
+        for limit in (1, 4, 12):
+            assert tiny_processor.count_tiles(width, height, limit) == len(
+                tiny_processor.tile_image(image, limit)
+            )
+
+
 def test_total_tile_budget_per_sample(tiny_tokenizer):
     processor = SailVLProcessor(tiny_tokenizer, tile_size=112, max_tiles=4, max_total_tiles=6)
     big = Image.new("RGB", (896, 224), "red")

@@ -26,6 +26,12 @@ class ModelStepParams(BatchParams):
     max_tiles: int | None = Field(
         None, ge=1, description="Tiles per image at inference (None: processor default)."
     )
+    sort_window: int = Field(
+        4,
+        ge=1,
+        description="transformers: a step reads batch_size x sort_window records at once and forms its batches "
+        "from them sorted by length (tiles and text), so an image of 12 tiles is not padded against one of 1.",
+    )
     reuse_image_embeddings: bool = Field(
         True,
         description="transformers: tile each image and run it through the vision tower once for every prompt the "
@@ -37,6 +43,12 @@ class ModelStepParams(BatchParams):
         description="backend vllm: records per `LLM.generate` call (replaces batch_size; continuous "
         "batching needs many prompts in flight, so a whole shard of at most this many goes at once).",
     )
+
+
+def record_window(p: ModelStepParams) -> int:
+    """Records a model step handles at once: `vllm_window` on vLLM (it batches continuously), else
+    `batch_size x sort_window` (batches formed from them by length)."""
+    return p.vllm_window if p.backend == "vllm" else p.batch_size * p.sort_window
 
 
 def load_step_model(p: ModelStepParams) -> tuple[Any, Any]:
@@ -71,8 +83,9 @@ def model_fns(model: Any, processor: Any, p: ModelStepParams) -> tuple[GenerateF
     if p.backend == "vllm":
         return _vllm_fns(model, p)
     request = _requester(p)
-    # A record's image is tiled and goes through the ViT once for all the prompts a step asks about it.
-    cache = VisionCache(2 * p.batch_size) if p.reuse_image_embeddings else None
+    # A record's image is tiled and goes through the ViT once for all the prompts a step asks about it (the
+    # embeddings of two windows of records are kept on the model's device).
+    cache = VisionCache(2 * record_window(p)) if p.reuse_image_embeddings else None
 
     def generate_fn(requests: list[tuple[list[Any], Any]]) -> list[str]:
         return generate(
@@ -126,8 +139,7 @@ def _requester(p: ModelStepParams) -> Any:
     """`request(images, prompt) -> GenRequest` with images decoded once per window of records."""
     from sailvl.infer import GenRequest
 
-    window = p.vllm_window if p.backend == "vllm" else p.batch_size
-    decode = DecodedImages(2 * window)
+    decode = DecodedImages(2 * record_window(p))
 
     def request(ims: list[Any], prompt: Any) -> Any:
         images = [decode(ref) for ref in ims]
@@ -171,9 +183,8 @@ class ModelStep(BatchStep):
         self.score_fn: ScoreFn | None = None
 
     def batch_size(self) -> int:
-        """Records per `process_batch`: `vllm_window` on vLLM (it batches continuously), else batch_size."""
-        p: ModelStepParams = self.params  # type: ignore[assignment]
-        return p.vllm_window if p.backend == "vllm" else p.batch_size
+        """Records per `process_batch`: `record_window`."""
+        return record_window(self.params)  # type: ignore[arg-type]
 
     def setup(self) -> None:
         if self.generate_fn is None and self.score_fn is None:

@@ -182,6 +182,12 @@ class SailVLProcessor:
             limit = min(limit, self.max_total_tiles // num_images)
         return max(self.min_tiles, limit, 1)
 
+    def count_tiles(self, width: int, height: int, max_tiles: int | None = None) -> int:
+        """Tiles `tile_image` gives a `width x height` image (thumbnail included), without resizing it."""
+        limit = self.max_tiles if max_tiles is None else max_tiles
+        cols, rows = tiling.choose_grid(width, height, self.tile_size, min(self.min_tiles, limit), limit)
+        return cols * rows + (1 if self.use_thumbnail and cols * rows > 1 else 0)
+
     def tile_image(
         self, image: Image.Image, max_tiles: int | None = None, msac: bool = False, uint8: bool = False
     ) -> torch.Tensor:

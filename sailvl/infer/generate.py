@@ -141,16 +141,38 @@ def generate(
         return generate_vllm(
             model, processor, requests, max_new_tokens, do_sample, temperature, max_tiles, msac
         )
-    answers: list[str] = []
+    order = list(range(len(requests)))
+    if len(requests) > batch_size:  # batches of similar length: less left padding
+        requests = [decoded(r) for r in requests]
+        lengths = [prompt_length(processor, r, max_tiles) for r in requests]
+        order.sort(key=lambda i: lengths[i])
+    answers: dict[int, str] = {}
     was_training = model.training
     model.eval()
     try:
-        for start in range(0, len(requests), batch_size):
-            chunk = requests[start : start + batch_size]
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
             ids = generate_ids(
-                model, processor, chunk, max_new_tokens, do_sample, temperature, max_tiles, msac, cache
+                model, processor, [requests[i] for i in chunk], max_new_tokens, do_sample, temperature,
+                max_tiles, msac, cache,
+            )  # fmt: skip
+            answers.update(
+                zip(chunk, processor.tokenizer.batch_decode(ids, skip_special_tokens=True), strict=True)
             )
-            answers.extend(processor.tokenizer.batch_decode(ids, skip_special_tokens=True))
     finally:
         model.train(was_training)
-    return answers
+    return [answers[i] for i in range(len(requests))]
+
+
+def decoded(request: GenRequest) -> GenRequest:
+    """The request with its images decoded (RGB PIL images)."""
+    return GenRequest([as_image(ref) for ref in request.images], request.question, request.conversation)
+
+
+def prompt_length(processor, request: GenRequest, max_tiles: int | None) -> int:
+    """Estimated tokens of a request with decoded images: image tokens by tile count, text by characters / 4."""
+    limit = processor.tile_limit(len(request.images), max_tiles)
+    tiles = sum(processor.count_tiles(im.width, im.height, limit) for im in request.images)
+    prompt = request.prompt()
+    text = prompt if isinstance(prompt, str) else " ".join(str(turn.get("content", "")) for turn in prompt)
+    return tiles * processor.num_image_tokens + len(text) // 4
