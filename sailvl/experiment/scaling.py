@@ -39,9 +39,10 @@ class Budgets:
 
 
 QUICK = Budgets(Size(120, 20, 10), (1200, 2400, 4800), (8, 8, 8))  # stage I >= one 512-token row
-# The grid reaches ~1M pretraining tokens (~2000 steps: where the tiny model learns to see colour and shape) from
-# the floor; 10K..160K tokens on 2000 images left every point at the floor. The SFT after each point is the same.
-FULL = Budgets(Size(8000, 100, None), (62_500, 125_000, 250_000, 500_000, 1_000_000), (1000, 600, 400))
+# The same SFT after each point must be long enough to learn to answer: with 2000 SFT samples every point from 62.5K
+# to 1M pretraining tokens scored 9-12% open answers (chance; seed 0), as did 10K..160K on 2000 images. Now 6000
+# SFT samples after pretraining grids of 31K..500K tokens (what fits 45 minutes for 3 seeds on 2 cores).
+FULL = Budgets(Size(8000, 100, None), (31_250, 62_500, 125_000, 250_000, 500_000), (3000, 1500, 1500))
 
 
 def _train(d: SeedDirs, arm: str, tokens: int, b: Budgets, seed: int) -> tuple[Command, Path]:
