@@ -127,7 +127,9 @@ def test_batches_are_formed_by_length_and_answers_keep_request_order(tiny_model,
     every answer still comes back at its request's position, equal to answering it alone."""
     from sailvl.infer.generate import prompt_length
 
-    gen_module = importlib.import_module("sailvl.infer.generate")  # `sailvl.infer.generate` is also a function
+    gen_module = importlib.import_module(
+        "sailvl.infer.generate"
+    )  # `sailvl.infer.generate` is also a function
 
     wide = Image.new("RGB", (448, 112), (200, 30, 30))  # 4 tiles + thumbnail at 112 px
     requests = [

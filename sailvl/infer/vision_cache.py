@@ -19,8 +19,9 @@ class VisionCache:
     """Image embeddings of recently seen images, keyed by the PIL object (the caller decodes each image once:
     `sailvl.curation.vlm.DecodedImages`) and the tiling settings."""
 
-    def __init__(self, capacity: int = 64):
-        self.capacity = capacity
+    def __init__(self, capacity: int = 64, vit_batch_tiles: int = 256):
+        """`capacity`: images kept; `vit_batch_tiles`: tiles per vision-tower forward (bounds its activations)."""
+        self.capacity, self.vit_batch_tiles = capacity, vit_batch_tiles
         self._embeds: OrderedDict[tuple, tuple[Image.Image, torch.Tensor]] = OrderedDict()
         self.vit_images = 0  # images that went through the vision tower (tests and benches read it)
 
@@ -43,13 +44,20 @@ class VisionCache:
         if not missing:
             return out  # type: ignore[return-value]
         device = next(model.parameters()).device
-        pixels = torch.cat([tiles for _, tiles in missing.values()]).to(device=device, dtype=model.dtype)
-        features = image_features(model, pixels)
-        computed, start = {}, 0
-        for key, (image, tiles) in missing.items():
-            computed[key] = features[start : start + len(tiles)].reshape(-1, features.shape[-1])
-            start += len(tiles)
-            self._put(key, image, computed[key])
+        computed, group = {}, []
+        for i, key in enumerate(missing):
+            group.append(key)
+            tiles = sum(len(missing[k][1]) for k in group)
+            if tiles < self.vit_batch_tiles and i + 1 < len(missing):
+                continue
+            pixels = torch.cat([missing[k][1] for k in group]).to(device=device, dtype=model.dtype)
+            features, start = image_features(model, pixels), 0
+            for k in group:
+                n = len(missing[k][1])
+                computed[k] = features[start : start + n].reshape(-1, features.shape[-1])
+                start += n
+                self._put(k, missing[k][0], computed[k])
+            group = []
         self.vit_images += len(missing)
         return [[e if e is not None else computed[k] for k, e in zip(ks, got, strict=True)]
                 for ks, got in zip(keys, out, strict=True)]  # fmt: skip
