@@ -36,27 +36,26 @@ class VisionCache:
             [self._get(k, im) for k, im in zip(ks, ims, strict=True)]
             for ks, ims in zip(keys, images, strict=True)
         ]
-        missing: dict[tuple, tuple[Image.Image, torch.Tensor]] = {}
+        missing: dict[tuple, Image.Image] = {}
         for ks, ims, got in zip(keys, images, out, strict=True):
             for key, image, embeds in zip(ks, ims, got, strict=True):
-                if embeds is None and key not in missing:
-                    missing[key] = (image, processor.tile_image(image, key[1], msac))
+                if embeds is None:
+                    missing.setdefault(key, image)
         if not missing:
             return out  # type: ignore[return-value]
         device = next(model.parameters()).device
-        computed, group = {}, []
-        for i, key in enumerate(missing):
-            group.append(key)
-            tiles = sum(len(missing[k][1]) for k in group)
-            if tiles < self.vit_batch_tiles and i + 1 < len(missing):
+        computed: dict[tuple, torch.Tensor] = {}
+        group: list[tuple[tuple, torch.Tensor]] = []  # tiled lazily: at most one ViT batch of tiles in memory
+        for i, (key, image) in enumerate(missing.items()):
+            group.append((key, processor.tile_image(image, key[1], msac)))
+            if sum(len(t) for _, t in group) < self.vit_batch_tiles and i + 1 < len(missing):
                 continue
-            pixels = torch.cat([missing[k][1] for k in group]).to(device=device, dtype=model.dtype)
+            pixels = torch.cat([t for _, t in group]).to(device=device, dtype=model.dtype)
             features, start = image_features(model, pixels), 0
-            for k in group:
-                n = len(missing[k][1])
-                computed[k] = features[start : start + n].reshape(-1, features.shape[-1])
-                start += n
-                self._put(k, missing[k][0], computed[k])
+            for k, tiles in group:
+                computed[k] = features[start : start + len(tiles)].reshape(-1, features.shape[-1])
+                start += len(tiles)
+                self._put(k, missing[k], computed[k])
             group = []
         self.vit_images += len(missing)
         return [[e if e is not None else computed[k] for k, e in zip(ks, got, strict=True)]
