@@ -117,7 +117,7 @@ def test_bench_curate_json(capsys):
 
 def test_bench_curate_model_steps_json(capsys):
     args = ["bench", "curate", "--model-steps", "--json", "--records", "4", "--batch-size", "4",
-            "--max-new-tokens", "3"]  # fmt: skip
+            "--max-new-tokens", "3", "--repeats", "2"]  # fmt: skip
     code, out = _run_cli(args, capsys)
     assert code == 0, out.err
     result = json.loads(out.out)
@@ -125,5 +125,6 @@ def test_bench_curate_model_steps_json(capsys):
     assert result["model"] == {"preset": "tiny", "backend": "transformers", "records": 4, "max_new_tokens": 3}
     for row in result["steps"].values():
         assert row["records_per_s"] > 0 and row["baseline_records_per_s"] > 0 and row["batch_size"] == 4
-        assert "re-encoding" in row["baseline"]
+        assert "re-encoding" in row["baseline"] and row["repeats"] == 2
+        assert row["speedup_min_max"][0] <= row["speedup"] <= row["speedup_min_max"][1]
     assert result["steps"]["judge_likelihood"]["vs_answer_judge_one_at_a_time"] > 0

@@ -7,6 +7,7 @@ import io
 import os
 import platform
 import random
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -113,13 +114,15 @@ def bench_model_steps(
     preset: str = "tiny",
     backend: str = "transformers",
     device: str = "auto",
+    repeats: int = 1,
 ) -> dict[str, Any]:
     """Records/s of recaption and judge (answer and likelihood alignment) on a random-init `preset` model:
     the step at `batch_size` (each image tiled and encoded once for all its prompts) against the straightforward
     path, the same step one record at a time (`batch_size=1`: one `generate` call per record and question, every
     prompt re-encoding its image), on the same records, model and process; `vs_answer_judge_one_at_a_time` puts
     the likelihood judge against the answer judge's straightforward path. Untrained models never stop early, so
-    every record generates `max_new_tokens` tokens (recaption) or the judge's 8."""
+    every record generates `max_new_tokens` tokens (recaption) or the judge's 8. With `repeats` > 1 both paths
+    are timed that many times, interleaved: the medians are reported, and the speedup's min / max over repeats."""
     import tempfile
 
     from sailvl.curation.base import build_step
@@ -135,22 +138,26 @@ def bench_model_steps(
         model, processor = load_step_model(build_step({"type": "recaption", **common}).params)  # once for all
         results: dict[str, Any] = {}
         for name, spec in MODEL_STEPS.items():
-            rates = {}
-            for size in (batch_size, 1):
-                step = build_step({**spec, **common, "batch_size": size, "reuse_image_embeddings": size > 1,
-                                   "max_new_tokens": max_new_tokens if spec["type"] == "recaption" else 8})  # fmt: skip
-                step.generate_fn, step.score_fn = model_fns(model, processor, step.params)
-                step.set_sink(None)
-                list(step.run([Sample.from_dict(r.to_dict()) for r in records[:2]]))  # warm-up, not timed
-                fresh = [Sample.from_dict(r.to_dict()) for r in records]
-                start = time.perf_counter()
-                list(step.run(fresh))
-                rates[size] = len(records) / (time.perf_counter() - start)
-            results[name] = {"records_per_s": round(rates[batch_size], 2), "batch_size": batch_size,
+            rates: dict[int, list[float]] = {batch_size: [], 1: []}
+            for _ in range(repeats):
+                for size in (batch_size, 1):
+                    step = build_step({**spec, **common, "batch_size": size, "reuse_image_embeddings": size > 1,
+                                       "max_new_tokens": max_new_tokens if spec["type"] == "recaption" else 8})  # fmt: skip
+                    step.generate_fn, step.score_fn = model_fns(model, processor, step.params)
+                    step.set_sink(None)
+                    list(step.run([Sample.from_dict(r.to_dict()) for r in records[:2]]))  # warm-up, not timed
+                    fresh = [Sample.from_dict(r.to_dict()) for r in records]
+                    start = time.perf_counter()
+                    list(step.run(fresh))
+                    rates[size].append(len(records) / (time.perf_counter() - start))
+            speedups = [b / s for b, s in zip(rates[batch_size], rates[1], strict=True)]
+            results[name] = {"records_per_s": round(statistics.median(rates[batch_size]), 2), "batch_size": batch_size,
                              "baseline": "the same step one record at a time (batch_size=1), every prompt "
                                          "re-encoding its image (reuse_image_embeddings off)",
-                             "baseline_records_per_s": round(rates[1], 2),
-                             "speedup": round(rates[batch_size] / rates[1], 2)}  # fmt: skip
+                             "baseline_records_per_s": round(statistics.median(rates[1]), 2),
+                             "speedup": round(statistics.median(speedups), 2),
+                             "speedup_min_max": [round(min(speedups), 2), round(max(speedups), 2)],
+                             "repeats": repeats}  # fmt: skip
     answer_baseline = results["judge_answer"]["baseline_records_per_s"]
     results["judge_likelihood"]["vs_answer_judge_one_at_a_time"] = round(
         results["judge_likelihood"]["records_per_s"] / answer_baseline, 2

@@ -117,11 +117,14 @@ def bench_curate(
     max_new_tokens: int = typer.Option(16, help="--model-steps: recaption length (tokens)."),
     preset: str = typer.Option("tiny", help="--model-steps: random-init model preset (e.g. sailvl-2b)."),
     backend: str = typer.Option("transformers", help="--model-steps: generation backend (vllm: GPU)."),
+    repeats: int = typer.Option(
+        3, "--repeats", min=1, help="--model-steps: interleaved timings of both paths; medians and spread."
+    ),
 ) -> None:
     from sailvl.bench.curate import bench_curation, bench_model_steps
 
     if model_steps:
-        result = bench_model_steps(records, batch_size, max_new_tokens, preset, backend)
+        result = bench_model_steps(records, batch_size, max_new_tokens, preset, backend, repeats=repeats)
     else:
         result = bench_curation(images, hashes)
     if as_json:
