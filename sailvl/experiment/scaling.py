@@ -39,10 +39,10 @@ class Budgets:
 
 
 QUICK = Budgets(Size(120, 20, 10), (1200, 2400, 4800), (8, 8, 8))  # stage I >= one 512-token row
-# The same SFT after each point must be long enough to learn to answer: with 2000 SFT samples every point from 62.5K
-# to 1M pretraining tokens scored 9-12% open answers (chance; seed 0), as did 10K..160K on 2000 images. Now 6000
-# SFT samples after pretraining grids of 31K..500K tokens (what fits 45 minutes for 3 seeds on 2 cores).
-FULL = Budgets(Size(8000, 100, None), (31_250, 62_500, 125_000, 250_000, 500_000), (3000, 1500, 1500))
+# Sized to the session's compute, not to an effect: 62.5K..1M pretraining tokens then 2000 SFT samples (8000 images)
+# scored 9-12% open answers at every point (chance; seed 0, ~25 min per seed); the tiny model needs ~8000 SFT samples
+# to leave chance at all (`recaption`), which at 6 points x 3 seeds did not fit. EXPERIMENTS.md has the numbers.
+FULL = Budgets(Size(4000, 100, None), (15_625, 31_250, 62_500, 125_000, 250_000), (1000, 600, 400))
 
 
 def _train(d: SeedDirs, arm: str, tokens: int, b: Budgets, seed: int) -> tuple[Command, Path]:
