@@ -4,6 +4,7 @@ and `prompt_logprobs` give the same answer tokens and margins as the transformer
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -49,24 +50,45 @@ def test_vllm_image_processor_gets_the_same_tiles(processor, size, max_tiles):
 
 
 class FakeLLM:
-    """vLLM's `LLM.generate(prompts, params)` boundary: answers `answer <n>`; with `prompt_logprobs`, gives each
-    prompt token (after `<image>` expands to 7 tokens, as vLLM's processor would) logprob -(id % 5) / 10 and a
-    top choice of 0 on another id."""
+    """vLLM's `LLM.generate(prompts, params)` boundary, with the prompt handling of vLLM's InternVL model (its
+    InternS1 processor over transformers' InternVLProcessor) read from the saved model directory: the images
+    are found by `tokenizer_config.json`'s `context_image_token`, each expands to start + context x (tiles x
+    `image_seq_length`) + end, the tiles cut by the GotOcr2 image processor with the prompt's
+    `mm_processor_kwargs`, and the text is tokenised by the directory's tokenizer. Answers `answer <n>`; with
+    `prompt_logprobs`, each prompt token gets logprob -(id % 5) / 10 and a top choice of 0 on another id."""
 
-    def __init__(self, tokenizer):
-        self.tokenizer, self.calls = tokenizer, []
+    def __init__(self, directory):
+        from transformers import AutoTokenizer
+        from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+
+        config = json.loads((directory / "tokenizer_config.json").read_text())
+        self.context, self.start, self.end = (
+            config["context_image_token"], config["start_image_token"], config["end_image_token"]
+        )  # fmt: skip
+        self.seq_length = json.loads((directory / "processor_config.json").read_text())["image_seq_length"]
+        self.tokenizer = AutoTokenizer.from_pretrained(directory)
+        self.image_processor = GotOcr2ImageProcessorPil()
+        self.calls, self.token_ids = [], []
+
+    def expand(self, prompt: dict) -> str:
+        images = prompt.get("multi_modal_data", {}).get("image", [])
+        pieces = prompt["prompt"].split(self.context)
+        if len(pieces) - 1 != len(images):  # vLLM: "Expected there to be N prompt updates ..."
+            raise ValueError(f"{len(pieces) - 1} {self.context} placeholders for {len(images)} images")
+        text = pieces[0]
+        for image, piece in zip(images, pieces[1:], strict=True):
+            tiles = self.image_processor(images=[image], return_tensors="pt", **prompt["mm_processor_kwargs"])
+            text += (
+                self.start + self.context * (len(tiles["pixel_values"]) * self.seq_length) + self.end + piece
+            )
+        return text
 
     def generate(self, prompts, params):
         self.calls.append((len(prompts), params))
         outputs = []
         for i, prompt in enumerate(prompts):
-            assert prompt["prompt"].count("<image>") == len(
-                prompt.get("multi_modal_data", {}).get("image", [])
-            )
-            pieces = prompt["prompt"].split("<image>")
-            ids = self.tokenizer(pieces[0], add_special_tokens=False)["input_ids"]
-            for piece in pieces[1:]:
-                ids += [1] * 7 + self.tokenizer(piece, add_special_tokens=False)["input_ids"]
+            ids = self.tokenizer(self.expand(prompt), add_special_tokens=False)["input_ids"]
+            self.token_ids.append(ids)
             logprobs = None
             if getattr(params, "prompt_logprobs", None):
                 lp = SimpleNamespace
@@ -77,19 +99,21 @@ class FakeLLM:
 
 
 def test_vllm_scores_match_the_transformers_tokens(processor):
-    proc, _ = processor
-    engine = VllmEngine("unused", proc, llm=FakeLLM(proc.tokenizer), sampling_params=SimpleNamespace)
+    proc, directory = processor
+    engine = VllmEngine("unused", proc, llm=FakeLLM(directory), sampling_params=SimpleNamespace)
     image = _image(200, 150)
     requests = [GenRequest(images=[image], question="<image>\nDescribe the image in detail.")] * 2
     requests.append(GenRequest(question="Say something."))
     scores = engine.score(requests, CAPTIONS, max_tiles=2)
     assert len(engine.llm.calls) == 1 and engine.llm.calls[0][0] == 3  # one generate call for all
-    for request, caption, scored in zip(requests, CAPTIONS, scores, strict=True):
+    for k, (request, caption, scored) in enumerate(zip(requests, CAPTIONS, scores, strict=True)):
         conversation = [
             {"role": "user", "content": request.prompt()},
             {"role": "assistant", "content": caption},
         ]
         encoded = proc.encode_sample(conversation, [image] * len(request.images), max_tiles=2)
+        # vLLM sees the very tokens the transformers backend feeds the model, image tokens included.
+        assert engine.llm.token_ids[k] == encoded.input_ids.tolist()
         answer = [t for t in encoded.labels.tolist() if t != -100][:-1]  # without the closing <|im_end|>
         assert scored.tokens == answer and len(answer) > 2
         expected = torch.tensor([-(t % 5) / 10 for t in answer])
@@ -108,7 +132,7 @@ def test_vllm_model_step_sends_one_window_and_loads_no_transformers_model(proces
         raise AssertionError("backend vllm must not load a transformers copy of the model")
 
     monkeypatch.setattr(sailvl.model, "load_model", no_transformers)
-    fake = FakeLLM(proc.tokenizer)
+    fake = FakeLLM(directory)
     monkeypatch.setitem(vllm_backend._ENGINES, str(directory),
                         VllmEngine(directory, proc, llm=fake, sampling_params=SimpleNamespace))  # fmt: skip
     step = build_step({"type": "recaption", "model": str(directory), "backend": "vllm", "batch_size": 2,

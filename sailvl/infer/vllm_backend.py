@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from sailvl.config.constants import IMAGE_PLACEHOLDER, IMG_CONTEXT
 from sailvl.data.template import IGNORE_INDEX, encode_messages, prepare_conversation, render
 from sailvl.errors import SailvlError
 from sailvl.infer.generate import GenRequest, as_image
@@ -67,7 +68,12 @@ class VllmEngine:
         self.llm, self._sampling_params = llm, sampling_params
 
     def _prompt(self, request: GenRequest, answer: str | None, max_tiles: int | None) -> dict[str, Any]:
-        """vLLM prompt dict: sailvl's chat template with one `<image>` per image (vLLM expands it)."""
+        """vLLM prompt dict: sailvl's chat template with one `<IMG_CONTEXT>` per image.
+
+        vLLM serves `InternVLForConditionalGeneration` through its InternS1 processor, which finds the images in
+        the prompt by transformers' `InternVLProcessor.image_token` (`<IMG_CONTEXT>`) and expands each into
+        `<img>` + `<IMG_CONTEXT>` x (tiles x image tokens per tile) + `</img>`; a literal `<image>` would be
+        plain text to it. The exported chat template (`processor_files.hf_chat_template`) writes the same."""
         prompt = request.prompt()
         conversation = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
         images = [as_image(ref) for ref in request.images]
@@ -84,7 +90,7 @@ class VllmEngine:
             add_generation_prompt=answer is None,
             chat_template=self.processor.chat_template,
         )
-        out: dict[str, Any] = {"prompt": text}
+        out: dict[str, Any] = {"prompt": text.replace(IMAGE_PLACEHOLDER, IMG_CONTEXT)}
         if images:
             out["multi_modal_data"] = {"image": images}
             out["mm_processor_kwargs"] = image_processor_kwargs(self.processor, len(images), max_tiles)
