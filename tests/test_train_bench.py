@@ -60,7 +60,10 @@ def test_target_only_logits_match_full_logits(bench_dir):
     assert abs(float(fast_loss - full_loss)) / batch["num_target_tokens"] < 1e-6
     assert fast_grads.keys() == full_grads.keys() and len(fast_grads) > 0
     for name, grad in full_grads.items():
-        torch.testing.assert_close(fast_grads[name], grad, rtol=1e-5, atol=1e-6, msg=name)
+        # fp32 rounding of sums over hundreds of tokens: absolute error relative to the tensor's largest entry
+        # (the tied embedding's gradient reaches ~60; its largest difference was 1.5e-5 under transformers 5.24).
+        scale = max(float(grad.abs().max()), 1.0)
+        torch.testing.assert_close(fast_grads[name], grad, rtol=1e-5, atol=1e-6 * scale, msg=name)
 
 
 def test_target_only_logits_equal_hf_loss(bench_dir):
@@ -131,6 +134,32 @@ def test_bench_train_rejects_bad_arguments(bench_dir):
         bench_train("tiny", work_dir=bench_dir, pack_tokens=0)
     with pytest.raises(SailvlError, match="repeats"):
         bench_train("tiny", work_dir=bench_dir, repeats=0)
+    with pytest.raises(SailvlError, match="unknown bench switch 'fsdp'"):
+        bench_train("tiny", work_dir=bench_dir, switches={"fsdp": True})
+    with pytest.raises(SailvlError, match="foreach_grad_clip"):  # a config error names the key
+        bench_train("tiny", work_dir=bench_dir, switches={"foreach_grad_clip": "maybe"})
+    with pytest.raises(SailvlError, match="shared-model preset"):
+        bench_train("tiny", work_dir=bench_dir, ab=["foreach_grad_clip"])
+    with pytest.raises(SailvlError, match="shared-model preset"):
+        bench_train("tiny", work_dir=bench_dir, switches={"fsdp_one_device": True})
+
+
+def test_ab_flips_one_step_switch_and_keeps_the_step_valid():
+    from sailvl.bench.train import flip_switch
+    from sailvl.errors import SailvlError
+    from sailvl.train.parallel import StepSwitches
+
+    cuda = StepSwitches(foreach_clip=True, fused_optimizer=True, sync=False, compile_block_mask=True)
+    flipped, also = flip_switch(cuda, "foreach_grad_clip")
+    assert flipped == StepSwitches(False, True, False, True) and also == {}
+    # Turning fusion off turns the host sync back on (no host sync needs the fused optimizer's found_inf).
+    flipped, also = flip_switch(cuda, "fused_optimizer")
+    assert flipped == StepSwitches(True, False, True, True) and also == {"host_sync_every_step": True}
+    cpu = StepSwitches(foreach_clip=False, fused_optimizer=False, sync=True)
+    with pytest.raises(SailvlError, match="fused optimizer"):
+        flip_switch(cpu, "host_sync_every_step")
+    with pytest.raises(SailvlError, match="change the model"):
+        flip_switch(cpu, "fsdp_one_device")
 
 
 def test_bench_shared_model_path_runs_kernels_and_baseline_on_one_model(bench_dir):
@@ -140,7 +169,7 @@ def test_bench_shared_model_path_runs_kernels_and_baseline_on_one_model(bench_di
     cfg = dict(PRESETS["sailvl-2b"])
     cfg.update(
         model="tiny", image_size=112, steps=2, warmup_steps=1, pack_tokens=384, batch_size=4, num_workers=0,
-        attn=["sdpa", "eager", "no_such_kernel"],
+        attn=["sdpa", "eager", "no_such_kernel"], grad_accum=1,
     )  # fmt: skip
     result = _bench_shared_model(bench_dir, cfg, torch.device("cpu"))
     for loop in ("sailvl_sdpa", "sailvl_eager", "hf_padded"):
@@ -154,6 +183,44 @@ def test_bench_shared_model_path_runs_kernels_and_baseline_on_one_model(bench_di
     # has no CPU backward in torch 2.13, is timed on GPU only; its packed forward is exact: test_data_packing).
     assert "no_such_kernel" in result["sailvl_no_such_kernel_error"]
     assert result["activation_checkpointing"] is False and result["params"] > 0
+
+
+def test_bench_shared_model_with_trainer_switches_and_ab_loops(bench_dir):
+    """The GPU preset's setup as the trainer does it (FSDP2 on a 1-rank mesh, fused AdamW, no host sync), micro-
+    batches, and A/B loops of two step switches, interleaved on one model; tiny model on CPU."""
+    import torch.distributed as dist
+
+    from sailvl.bench.train import PRESETS, _bench_shared_model, parallel_switches
+
+    cfg = dict(PRESETS["sailvl-2b"])
+    cfg.update(
+        model="tiny", image_size=112, steps=2, warmup_steps=1, pack_tokens=384, batch_size=4, num_workers=0,
+        attn=["sdpa"], grad_accum=2, ab=["foreach_grad_clip", "fused_optimizer"],
+        parallel=parallel_switches(
+            {"fsdp_one_device": True, "fused_optimizer": True, "host_sync_every_step": False}
+        ),
+    )  # fmt: skip
+    result = _bench_shared_model(bench_dir, cfg, torch.device("cpu"))
+    assert not dist.is_initialized()  # the 1-rank group the bench started is gone again
+    assert result["switches"] == {
+        "fsdp_one_device": True, "liger_kernels": False, "foreach_grad_clip": False, "fused_optimizer": True,
+        "host_sync_every_step": False, "compile_block_mask": False,
+    }  # fmt: skip
+    loops = ("sailvl_sdpa", "sailvl_sdpa_ab_foreach_grad_clip", "sailvl_sdpa_ab_fused_optimizer")
+    for loop in loops:
+        # Two micro-batches of 1 pack per step, 2 timed steps, the same stream for every packed loop.
+        assert result[f"{loop}_steps"] == 2 and result[f"{loop}_tokens"] == result["sailvl_sdpa_tokens"] > 0
+        assert result[f"ratio_{loop.removeprefix('sailvl_')}"] > 0
+    assert result["sailvl_sdpa_samples"] > result["hf_padded_samples"] / 2 > 0
+    foreach = result["ab_foreach_grad_clip"]
+    assert (foreach["default"], foreach["flipped"], foreach["also_changed"]) == (False, True, {})
+    assert foreach["speedup_of_default"] == pytest.approx(
+        foreach["tokens_per_s_default"] / foreach["tokens_per_s_flipped"], rel=1e-2
+    )
+    fused = result["ab_fused_optimizer"]
+    assert (fused["default"], fused["flipped"], fused["also_changed"]) == (
+        True, False, {"host_sync_every_step": True}
+    )  # fmt: skip
 
 
 def test_flops_per_token_matches_parameter_count():

@@ -12,10 +12,12 @@ import torch
 class TimedLoop:
     """One training loop: a batch iterator and a step function, with time, counts and FLOPs accumulated.
 
-    `flops_fn(batch) -> float` gives the model FLOPs of one step on `batch` (`sailvl.train.flops`)."""
+    Each step reads `micro` batches (gradient accumulation) and calls `step_fn(batches)`; `flops_fn(batch) ->
+    float` gives the model FLOPs of one micro-batch (`sailvl.train.flops`)."""
 
-    def __init__(self, batches, step_fn, device: torch.device, flops_fn=None):
+    def __init__(self, batches, step_fn, device: torch.device, flops_fn=None, micro: int = 1):
         self.batches, self.step_fn, self.device, self.flops_fn = batches, step_fn, device, flops_fn
+        self.micro = micro
         self.seconds = self.load_seconds = self.flops = 0.0
         self.steps = self.real = self.padded = self.samples = self.targets = self.tiles = 0
 
@@ -23,29 +25,32 @@ class TimedLoop:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
+    def next_batches(self) -> list[dict]:
+        """The micro-batches of one step."""
+        return [next(self.batches) for _ in range(self.micro)]
+
     def warm_up(self) -> None:
-        self.step_fn(next(self.batches))
+        self.step_fn(self.next_batches())
         self._sync()
 
     def step(self) -> None:
         start = time.perf_counter()
-        batch = next(self.batches)
+        batches = self.next_batches()
         loaded = time.perf_counter()
-        self.step_fn(batch)
+        self.step_fn(batches)
         self._sync()
         end = time.perf_counter()
         self.seconds += end - start
         self.load_seconds += loaded - start
         self.steps += 1
-        real, samples = int(batch["num_real_tokens"]), len(batch["sample_ids"])
-        tiles = 0 if batch.get("pixel_values") is None else int(batch["pixel_values"].shape[0])
-        self.real += real
-        self.padded += int(batch["input_ids"].numel())
-        self.samples += samples
-        self.tiles += tiles
-        self.targets += int(batch["num_target_tokens"])
-        if self.flops_fn is not None:
-            self.flops += self.flops_fn(batch)
+        for batch in batches:
+            self.real += int(batch["num_real_tokens"])
+            self.padded += int(batch["input_ids"].numel())
+            self.samples += len(batch["sample_ids"])
+            self.tiles += 0 if batch.get("pixel_values") is None else int(batch["pixel_values"].shape[0])
+            self.targets += int(batch["num_target_tokens"])
+            if self.flops_fn is not None:
+                self.flops += self.flops_fn(batch)
 
     def report(self, prefix: str, peak: float | None = None) -> dict:
         out = {
@@ -99,16 +104,20 @@ def data_configs(world: Path, cfg: dict, mask_format: str):
     return parse_config(DataConfig, packed), parse_config(DataConfig, padded)
 
 
-def padded_hf_step(model, optimizer, device: torch.device, dtype: torch.dtype) -> Callable[[dict], None]:
-    """The baseline's step: what a straightforward HF loop does with a pad-to-longest batch (HF's mean loss over
-    full logits, pads included in the matmuls), autocast when `dtype` is not fp32, clip 1.0, optimizer step."""
+def padded_hf_step(
+    model, optimizer, device: torch.device, dtype: torch.dtype
+) -> Callable[[list[dict]], None]:
+    """The baseline's step: what a straightforward HF loop does with pad-to-longest batches (HF's mean loss over
+    full logits, pads included in the matmuls, averaged over the micro-batches), autocast when `dtype` is not
+    fp32, clip 1.0, optimizer step."""
     from sailvl.train.step import to_device
 
-    def step(batch: dict) -> None:
-        inputs = to_device(batch, device, dtype)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-            loss = model(**inputs, use_cache=False).loss
-        loss.backward()
+    def step(batches: list[dict]) -> None:
+        for batch in batches:
+            inputs = to_device(batch, device, dtype)
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+                loss = model(**inputs, use_cache=False).loss
+            (loss / len(batches)).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

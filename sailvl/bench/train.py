@@ -21,14 +21,38 @@ alike; data loading is inside the timed region of both, and reported separately 
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from sailvl.bench.loops import TimedLoop, bench_world, data_configs, padded_hf_step
 from sailvl.bench.profile import profile_steps
-from sailvl.train.parallel import DistInfo, mask_format_for
+from sailvl.config import parse_config
+from sailvl.data.loader import build_loader
+from sailvl.data.processor import SailVLProcessor
+from sailvl.errors import SailvlError
+from sailvl.model import build_model, load_model
+from sailvl.synth.tiny_model import make_tiny_model_dir, train_tokenizer, world_texts
+from sailvl.train.flops import sum_squares, train_step_flops, trainable_parts
+from sailvl.train.metrics import peak_flops
+from sailvl.train.parallel import (
+    DistInfo,
+    StepSwitches,
+    apply_activation_checkpointing,
+    apply_liger_kernels,
+    init_distributed,
+    mask_format_for,
+    materialize,
+    parallelize,
+    param_dtype,
+    set_attention,
+    step_switches,
+)
+from sailvl.train.recipe import ParallelConfig
+from sailvl.train.step import train_step
 
 # tiny: the CPU comparison (two model copies, loops interleaved step by step against machine noise).
 # sailvl-2b: the GPU figure (SAIL-VL-2B shapes, random init, bf16 autocast over fp32 master weights, 448 px tiles,
@@ -44,6 +68,7 @@ PRESETS = {
         "warmup_steps": 1,
         "pack_tokens": 256,
         "packs_per_batch": 3,
+        "grad_accum": 1,
         "batch_size": 8,
         "num_workers": 0,
         "attn": ["sdpa"],
@@ -54,10 +79,13 @@ PRESETS = {
         "device": "cuda",
         "image_size": 448,
         "world_size": 400,
-        "steps": 20,
-        "warmup_steps": 3,
+        "steps": 8,
+        "warmup_steps": 2,
         "pack_tokens": 8192,
         "packs_per_batch": 1,
+        # Four 8192-token packs per optimizer step: the optimizer, clipping and step overheads are paid once per
+        # ~100 samples (what a real run's global batch does), not once per pack. The baseline accumulates alike.
+        "grad_accum": 4,
         "batch_size": 24,
         "num_workers": 8,
         "attn": ["flex_attention", "sdpa"],
@@ -67,21 +95,67 @@ PRESETS = {
 
 NOTES = (
     "non-pad tokens/s, same model init, data stream, LR and ~samples/step; "
-    "sailvl: {pack_tokens}-token best-fit packs x {packs_per_batch} per step (block-diagonal attention, logits "
-    "only at targets); baseline: pad-to-longest batches of {batch_size} samples, HF loss over full logits; "
-    "loading timed inside both; first {warmup_steps} step(s) of each untimed"
+    "sailvl: {pack_tokens}-token best-fit packs x {packs_per_batch} per micro-batch, {grad_accum} micro-batch(es) "
+    "per step (block-diagonal attention, logits only at targets); baseline: pad-to-longest batches of "
+    "{batch_size} samples, {grad_accum} per step, HF loss over full logits; loading timed inside both; first "
+    "{warmup_steps} step(s) of each untimed"
 )
 GPU_NOTES = (
-    "; GPU: bf16 autocast, fp32 master weights, fused AdamW, foreach clip, no per-step host sync in the step, "
-    "compiled BlockMask, loops interleaved on one model; "
+    "; GPU: bf16 (FSDP2 MixedPrecisionPolicy over fp32 master weights when fsdp_one_device, else autocast), "
+    "the step switches in `switches`, loops interleaved on one model; "
     "mfu = model FLOPs (sailvl.train.flops: non-pad tokens, LM head where computed, attention as sum of "
     "per-sample L^2, ViT + projector per tile) / step time / dense bf16 peak"
 )
 
+# The recipe's `parallel.*` speed switches the bench takes (`--switch NAME=BOOL`; unset = the trainer's default on
+# the device). Model switches change the model, so they hold for the whole run; step switches can also be A/B
+# compared within one run (`--ab NAME`: a second loop of the headline kernel with that switch flipped).
+MODEL_SWITCHES = ("fsdp_one_device", "liger_kernels")
+STEP_SWITCHES = {  # recipe field -> StepSwitches field
+    "foreach_grad_clip": "foreach_clip",
+    "fused_optimizer": "fused_optimizer",
+    "host_sync_every_step": "sync",
+    "compile_block_mask": "compile_block_mask",
+}
+
+
+def parallel_switches(switches: dict[str, bool] | None) -> ParallelConfig:
+    """The `parallel` block the bench trains under: `switches` (speed switches only) over the defaults."""
+    switches = dict(switches or {})
+    unknown = sorted(set(switches) - set(MODEL_SWITCHES) - set(STEP_SWITCHES))
+    if unknown:
+        known = ", ".join([*MODEL_SWITCHES, *STEP_SWITCHES])
+        raise SailvlError(f"unknown bench switch {unknown[0]!r}; switches: {known}")
+    return parse_config(ParallelConfig, switches)
+
+
+def flip_switch(steps: StepSwitches, name: str) -> tuple[StepSwitches, dict[str, bool]]:
+    """`steps` with the step switch `name` flipped, and any other switch that had to change with it (no host sync
+    needs a fused optimizer: turning fusion off turns the sync back on)."""
+    if name not in STEP_SWITCHES:
+        raise SailvlError(
+            f"--ab takes a step switch ({', '.join(STEP_SWITCHES)}), got {name!r}; model switches "
+            f"({', '.join(MODEL_SWITCHES)}) change the model: compare two runs with --switch"
+        )
+    field = STEP_SWITCHES[name]
+    flipped = dataclasses.replace(steps, **{field: not getattr(steps, field)})
+    if not flipped.sync and not flipped.fused_optimizer:
+        if name == "host_sync_every_step":
+            raise SailvlError(
+                "--ab host_sync_every_step: a step without host sync needs a fused optimizer "
+                "(--switch fused_optimizer=true)"
+            )
+        return dataclasses.replace(flipped, sync=True), {"host_sync_every_step": True}
+    return flipped, {}
+
+
+def _resolved(steps: StepSwitches, one_device: bool, liger: bool) -> dict[str, bool]:
+    """Every switch as the run used it (recipe names)."""
+    out = {name: getattr(steps, field) for name, field in STEP_SWITCHES.items()}
+    return {"fsdp_one_device": one_device, "liger_kernels": liger, **out}
+
 
 def _settings(preset: str, overrides: dict) -> dict:
-    from sailvl.errors import SailvlError
-
     if preset not in PRESETS:
         raise SailvlError(f"unknown bench preset {preset!r}; presets: {', '.join(PRESETS)}")
     cfg = dict(PRESETS[preset])
@@ -110,6 +184,9 @@ def bench_train(
     compile: bool = False,
     repeats: int = 3,
     profile: str | Path | None = None,
+    grad_accum: int | None = None,
+    switches: dict[str, bool] | None = None,
+    ab: list[str] | None = None,
 ) -> dict:
     """Train the same model on the synthetic SFT mix with both loops; report non-pad tokens/s of each.
 
@@ -122,9 +199,11 @@ def bench_train(
     The interleaved comparison runs `repeats` times: the report is the run with the median ratio, plus every
     run's ratio (`ratio_runs`) and their spread (max - min). `profile`: a directory for a torch.profiler trace of
     3 sailvl steps after the last run (`trace.json`, `top_kernels.txt`; the top 15 in `profile`).
+    `grad_accum`: micro-batches per optimizer step (both loops). `switches`: recipe `parallel.*` speed switches
+    (`MODEL_SWITCHES`, `STEP_SWITCHES`) over the trainer's device defaults; the run reports them resolved in
+    `switches`. `ab`: step switches each timed flipped in an extra interleaved loop of the headline kernel
+    (shared-model presets), reported as `ab_<name>` with the default's speedup over the flipped setting.
     """
-    from sailvl.errors import SailvlError
-
     if repeats < 1:
         raise SailvlError(f"--repeats must be positive, got {repeats}")
     cfg = _settings(
@@ -135,9 +214,19 @@ def bench_train(
             "packs_per_batch": packs_per_batch,
             "batch_size": batch_size,
             "attn": attn,
+            "grad_accum": grad_accum,
         },
     )
     cfg["compile"] = cfg["compile"] or compile
+    cfg["parallel"] = parallel_switches(switches)
+    cfg["ab"] = list(ab or [])
+    if cfg["device"] == "cpu" and (cfg["ab"] or any(getattr(cfg["parallel"], n) for n in MODEL_SWITCHES)):
+        raise SailvlError(
+            f"bench preset {preset!r} trains two model copies: --ab and the model switches "
+            f"({', '.join(MODEL_SWITCHES)}) need a shared-model preset (sailvl-2b)"
+        )
+    for name in cfg["ab"]:
+        flip_switch(StepSwitches(False, True, True), name)  # the name is checked before anything is built
     tmp = None
     if work_dir is None:
         tmp = tempfile.TemporaryDirectory()
@@ -164,20 +253,13 @@ def bench_train(
         "ratio_runs": ratios,
         "ratio_spread": round(max(ratios) - min(ratios), 3),
     }
-    result.update({k: cfg[k] for k in ("pack_tokens", "packs_per_batch", "batch_size")})
+    result.update({k: cfg[k] for k in ("pack_tokens", "packs_per_batch", "grad_accum", "batch_size")})
     result["notes"] = NOTES.format(**cfg) + (GPU_NOTES if cfg["device"] == "cuda" else "")
     return result
 
 
 def _bench_interleaved(work: Path, cfg: dict, profile: str | Path | None = None) -> dict:
     """Two copies of the tiny model, fp32, the loops interleaved step by step so machine noise hits both."""
-    from sailvl.data.loader import build_loader
-    from sailvl.data.processor import SailVLProcessor
-    from sailvl.model import load_model
-    from sailvl.synth.tiny_model import make_tiny_model_dir
-    from sailvl.train.parallel import set_attention
-    from sailvl.train.step import train_step
-
     world = bench_world(work, cfg)
     if not (work / "model" / "config.json").is_file():
         make_tiny_model_dir(world, work / "model", seed=0)
@@ -185,19 +267,31 @@ def _bench_interleaved(work: Path, cfg: dict, profile: str | Path | None = None)
     kernel = cfg["attn"][0]
     packed, padded = data_configs(world, cfg, mask_format_for(kernel))
     info = DistInfo()
+    steps = step_switches(cfg["parallel"], info.device)
     sail_model = load_model(work / "model", dtype=torch.float32).train()
     set_attention(sail_model, kernel, info.device)
-    sail_opt = torch.optim.AdamW(sail_model.parameters(), lr=1e-3)
+    sail_opt = torch.optim.AdamW(sail_model.parameters(), lr=1e-3, fused=steps.fused_optimizer)
     hf_model = load_model(work / "model", dtype=torch.float32).train()
     hf_opt = torch.optim.AdamW(hf_model.parameters(), lr=1e-3)
 
     sail = TimedLoop(
         iter(build_loader(packed, processor)),
-        lambda b: train_step(sail_model, sail_opt, [b], info, torch.float32, 1.0),
+        lambda bs: train_step(
+            sail_model,
+            sail_opt,
+            bs,
+            info,
+            torch.float32,
+            1.0,
+            steps.foreach_clip,
+            steps.sync,
+            steps.compile_block_mask,
+        ),  # fmt: skip
         info.device,
+        micro=cfg["grad_accum"],
     )
     hf_step = padded_hf_step(hf_model, hf_opt, info.device, torch.float32)
-    hf = TimedLoop(iter(build_loader(padded, processor)), hf_step, info.device)
+    hf = TimedLoop(iter(build_loader(padded, processor)), hf_step, info.device, micro=cfg["grad_accum"])
     torch.manual_seed(0)
     for _ in range(cfg["warmup_steps"]):
         sail.warm_up()
@@ -205,57 +299,67 @@ def _bench_interleaved(work: Path, cfg: dict, profile: str | Path | None = None)
     for _ in range(cfg["steps"]):
         sail.step()
         # The baseline keeps pace in samples, so both loops train on the same number of samples.
-        while hf.samples + cfg["batch_size"] / 2 <= sail.samples:
+        while hf.samples + cfg["grad_accum"] * cfg["batch_size"] / 2 <= sail.samples:
             hf.step()
     result = {"device": str(info.device), "threads": torch.get_num_threads(), "attn": kernel}
+    result["switches"] = _resolved(steps, False, False)
     result.update(sail.report("sailvl"))
     result.update(hf.report("hf_padded"))
     result["ratio"] = round(sail.tokens_per_s() / hf.tokens_per_s(), 3)
     if profile is not None:
-        result["profile"] = profile_steps(lambda: sail.step_fn(next(sail.batches)), 3, profile, info.device)
+        result["profile"] = profile_steps(lambda: sail.step_fn(sail.next_batches()), 3, profile, info.device)
     return result
 
 
 def _bench_shared_model(
     work: Path, cfg: dict, device: torch.device, profile: str | Path | None = None
 ) -> dict:
-    """One random-init model of the preset built on the meta device and materialised on `device` (bf16 autocast
-    on GPU, fp32 on CPU); every sailvl kernel and the padded HF baseline train that one model, interleaved."""
-    from sailvl.data.loader import build_loader
-    from sailvl.data.processor import SailVLProcessor
-    from sailvl.model import build_model
-    from sailvl.synth.tiny_model import train_tokenizer, world_texts
-    from sailvl.train.flops import sum_squares, train_step_flops, trainable_parts
-    from sailvl.train.metrics import peak_flops
-    from sailvl.train.parallel import (
-        apply_activation_checkpointing,
-        materialize,
-        param_dtype,
-        set_attention,
-        transformer_blocks,
-    )
-    from sailvl.train.step import train_step
+    """One random-init model of the preset built on the meta device and materialised on `device` (bf16 on GPU,
+    fp32 on CPU), set up as the trainer does (`cfg["parallel"]`: FSDP2 on a 1-rank mesh, Liger kernels, step
+    switches); every sailvl kernel, every `cfg["ab"]` variant and the padded HF baseline train that one model,
+    interleaved."""
+    parallel = cfg.get("parallel") or ParallelConfig()
+    cuda = device.type == "cuda"
+    one_device = cuda if parallel.fsdp_one_device is None else parallel.fsdp_one_device
+    started_group = one_device and not dist.is_initialized()
+    info = init_distributed(parallel.backend, one_device_mesh=True) if one_device else DistInfo(device=device)
+    try:
+        return _shared_model_run(work, cfg, info, parallel, profile)
+    finally:
+        if started_group:
+            dist.destroy_process_group()
 
+
+def _shared_model_run(
+    work: Path, cfg: dict, info: DistInfo, parallel: ParallelConfig, profile: str | Path | None
+) -> dict:
+    device = info.device
     world = bench_world(work, cfg)
     tokenizer = train_tokenizer(world_texts(world))
     model = build_model(cfg["model"], device="meta", seed=0, tokenizer=tokenizer)
     processor = SailVLProcessor.for_model(tokenizer, model.config)
-    info = DistInfo(device=device)
-    dtype = param_dtype(device, "auto")
+    dtype = param_dtype(device, parallel.mixed_precision)
     torch.manual_seed(0)
-    materialize(model, device)
     model.train()
-    if cfg["compile"]:
-        for block in transformer_blocks(model):
-            block.compile()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=device.type == "cuda")
-    # The training defaults of the device (`parallel.step_switches`): on CUDA foreach clipping, no host sync in
-    # the step (the loop still synchronises once per step to time it) and a compiled BlockMask build.
-    cuda = device.type == "cuda"
-    step_args = (cuda, not cuda, cuda)
+    if parallel.liger_kernels:
+        apply_liger_kernels(model)
+    # The trainer's order: compile, fully_shard per block and root (with a 1-rank mesh), then materialise.
+    model = parallelize(model, info, dtype, compile=cfg["compile"])
+    materialize(model, device)
+    steps = step_switches(parallel, device)
+    variants = {"": (steps, {})}
+    for name in cfg.get("ab", []):
+        variants[name] = flip_switch(steps, name)
+    optimizers = {}
+    for switches, _ in variants.values():
+        if switches.fused_optimizer not in optimizers:
+            optimizers[switches.fused_optimizer] = torch.optim.AdamW(
+                model.parameters(), lr=1e-5, fused=switches.fused_optimizer
+            )
+    optimizer = optimizers[steps.fused_optimizer]
     peak = peak_flops(device)
-
     trainable = trainable_parts(model)
+    micro = cfg.get("grad_accum", 1)
 
     def flops_fn(head_at_targets: bool):
         """Step FLOPs of a batch; sailvl's loop computes the LM head at targets, the HF loop at every real token."""
@@ -269,6 +373,20 @@ def _bench_shared_model(
 
         return flops
 
+    def sail_step(switches: StepSwitches):
+        opt = optimizers[switches.fused_optimizer]
+        return lambda bs: train_step(
+            model,
+            opt,
+            bs,
+            info,
+            dtype,
+            1.0,
+            switches.foreach_clip,
+            switches.sync,
+            switches.compile_block_mask,
+        )
+
     hf_step = padded_hf_step(model, optimizer, device, dtype)
 
     result = {
@@ -276,19 +394,25 @@ def _bench_shared_model(
         "model": cfg["model"],
         "params": sum(p.numel() for p in model.parameters()),
         "peak_flops": peak,
+        "switches": _resolved(steps, info.mesh is not None, parallel.liger_kernels),
     }
 
     def run_loops() -> dict:
-        """Every kernel's loop and the baseline, interleaved step by step (drift in clocks hits all alike)."""
+        """Every kernel's loop, the A/B variants and the baseline, interleaved step by step (drift in clocks hits
+        all alike)."""
         out = {}
-        loops = {}
-        for kernel in cfg["attn"]:
+        loops = {}  # label -> (kernel, loop)
+        headline_kernel = cfg["attn"][0]
+        labels = [(k, "") for k in cfg["attn"]] + [(headline_kernel, n) for n in cfg.get("ab", [])]
+        for kernel, variant in labels:
+            label = kernel if not variant else f"{kernel}_ab_{variant}"
             packed, _ = data_configs(world, cfg, mask_format_for(kernel))
             loop = TimedLoop(
                 iter(build_loader(packed, processor)),
-                lambda b: train_step(model, optimizer, [b], info, dtype, 1.0, *step_args),
+                sail_step(variants[variant][0]),
                 device,
                 flops_fn(True),
+                micro,
             )
             try:
                 set_attention(model, kernel)
@@ -297,38 +421,53 @@ def _bench_shared_model(
             except torch.OutOfMemoryError:
                 raise
             except Exception as exc:  # a further kernel that fails (e.g. no compiler) must not lose the rest
-                if kernel == cfg["attn"][0]:
+                if label == headline_kernel:
                     raise
-                out[f"sailvl_{kernel}_error"] = f"{type(exc).__name__}: {exc}"[:500]
-                optimizer.zero_grad(set_to_none=True)
+                out[f"sailvl_{label}_error"] = f"{type(exc).__name__}: {exc}"[:500]
+                for opt in optimizers.values():
+                    opt.zero_grad(set_to_none=True)
                 continue
-            loops[kernel] = loop
+            loops[label] = (kernel, loop)
         _, padded = data_configs(world, cfg, "bool")
-        hf = TimedLoop(iter(build_loader(padded, processor)), hf_step, device, flops_fn(False))
+        hf = TimedLoop(iter(build_loader(padded, processor)), hf_step, device, flops_fn(False), micro)
         set_attention(model, "sdpa")
         for _ in range(cfg["warmup_steps"]):
             hf.warm_up()
-        headline = loops[cfg["attn"][0]]
+        headline = loops[headline_kernel][1]
         for _ in range(cfg["steps"]):
-            for kernel, loop in loops.items():
+            for kernel, loop in loops.values():
                 set_attention(model, kernel)
                 loop.step()
             set_attention(model, "sdpa")
             # The baseline keeps pace in samples with the headline loop.
-            while hf.samples + cfg["batch_size"] / 2 <= headline.samples:
+            while hf.samples + micro * cfg["batch_size"] / 2 <= headline.samples:
                 hf.step()
-        for kernel, loop in loops.items():
-            out.update(loop.report(f"sailvl_{kernel}", peak))
+        for label, (_, loop) in loops.items():
+            out.update(loop.report(f"sailvl_{label}", peak))
         out.update(hf.report("hf_padded", peak))
         if device.type == "cuda":
             out["max_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 1)
-        for kernel, loop in loops.items():
-            out[f"ratio_{kernel}"] = round(loop.tokens_per_s() / hf.tokens_per_s(), 3)
-        out["ratio"] = out[f"ratio_{cfg['attn'][0]}"]
+        for label, (_, loop) in loops.items():
+            out[f"ratio_{label}"] = round(loop.tokens_per_s() / hf.tokens_per_s(), 3)
+        out["ratio"] = out[f"ratio_{headline_kernel}"]
+        for name in cfg.get("ab", []):
+            label = f"{headline_kernel}_ab_{name}"
+            if label not in loops:
+                continue
+            flipped, also = variants[name]
+            field = STEP_SWITCHES[name]
+            out[f"ab_{name}"] = {
+                "default": getattr(steps, field),
+                "flipped": getattr(flipped, field),
+                "also_changed": also,
+                "tokens_per_s_default": round(headline.tokens_per_s(), 1),
+                "tokens_per_s_flipped": round(loops[label][1].tokens_per_s(), 1),
+                "speedup_of_default": round(headline.tokens_per_s() / loops[label][1].tokens_per_s(), 3),
+            }
         if profile is not None:
-            set_attention(model, cfg["attn"][0])
+            set_attention(model, headline_kernel)
             out["profile"] = profile_steps(
-                lambda: headline.step_fn(next(headline.batches)), 3, profile, device
+                lambda: headline.step_fn(headline.next_batches()), 3, profile, device
             )
         return out
 
@@ -338,7 +477,8 @@ def _bench_shared_model(
     except torch.OutOfMemoryError:
         timed = None  # retried below, outside the handler, so the failed step's tensors are freed first
     if timed is None:
-        optimizer.zero_grad(set_to_none=True)
+        for opt in optimizers.values():
+            opt.zero_grad(set_to_none=True)
         torch.cuda.empty_cache()
         checkpointing = True
         apply_activation_checkpointing(model)

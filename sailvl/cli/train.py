@@ -94,6 +94,20 @@ def bench_train_command(
         "--explain",
         help="Only report torch.compile graph breaks of one ViT / decoder block of the preset.",
     ),
+    grad_accum: int = typer.Option(
+        None, "--grad-accum", help="Micro-batches per optimizer step, both loops (default: preset's)."
+    ),
+    switch: list[str] = typer.Option(
+        None,
+        "--switch",
+        help="A recipe parallel.* speed switch for the run, NAME=true|false (fsdp_one_device, liger_kernels, "
+        "foreach_grad_clip, fused_optimizer, host_sync_every_step, compile_block_mask); repeatable.",
+    ),
+    ab: list[str] = typer.Option(
+        None,
+        "--ab",
+        help="A step switch to A/B within the run: an extra interleaved loop with it flipped; repeatable.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print only the JSON result."),
     work_dir: Path = typer.Option(
         None, "--work-dir", help="Reuse a directory for the synthetic world and model."
@@ -118,9 +132,23 @@ def bench_train_command(
         compile=compile,
         repeats=repeats,
         profile=profile,
+        grad_accum=grad_accum,
+        switches=_switches(switch or []),
+        ab=ab or None,
     )
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
     for key, value in result.items():
         typer.echo(f"{key}: {value}")
+
+
+def _switches(items: list[str]) -> dict[str, str]:
+    """`NAME=VALUE` pairs of `--switch` (values are validated as the recipe's `parallel` fields)."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"--switch takes NAME=true|false, got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
