@@ -92,6 +92,8 @@ PRESETS = {
         "compile": False,
     },
 }
+# SAIL-VL2-2B's shape (AIMv2-Huge, SwiGLU ViT + Qwen3-1.7B), otherwise the sailvl-2b bench.
+PRESETS["sailvl2-2b"] = {**PRESETS["sailvl-2b"], "model": "sailvl2-2b"}
 
 NOTES = (
     "non-pad tokens/s, same model init, data stream, LR and ~samples/step; "

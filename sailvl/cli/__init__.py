@@ -5,7 +5,18 @@ import importlib
 from sailvl.cli.app import app, main
 
 # One module per area; each registers its commands on the objects in sailvl.cli.app.
-COMMAND_MODULES = ["model", "synth", "data", "train", "curate", "evaluate", "serve", "demo", "experiment"]
+COMMAND_MODULES = [
+    "model",
+    "synth",
+    "data",
+    "train",
+    "curate",
+    "evaluate",
+    "serve",
+    "demo",
+    "experiment",
+    "bench",
+]
 _registered = False
 
 

@@ -66,7 +66,7 @@ def bench_train_command(
     preset: str = typer.Option(
         "tiny",
         "--preset",
-        help="tiny (CPU, two interleaved loops) or sailvl-2b (GPU: bf16, 448 px tiles, 8192-token packs, MFU).",
+        help="tiny (CPU, two interleaved loops), sailvl-2b or sailvl2-2b (GPU: bf16, 448 px tiles, 8192-token packs, MFU).",
     ),
     steps: int = typer.Option(None, "--steps", help="Timed optimizer steps per loop (default: preset's)."),
     pack_tokens: int = typer.Option(None, "--pack-tokens", help="Packed row length (default: preset's)."),
