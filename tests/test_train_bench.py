@@ -171,7 +171,7 @@ def test_bench_shared_model_path_runs_kernels_and_baseline_on_one_model(bench_di
         model="tiny", image_size=112, steps=2, warmup_steps=1, pack_tokens=384, batch_size=4, num_workers=0,
         attn=["sdpa", "eager", "no_such_kernel"], grad_accum=1,
     )  # fmt: skip
-    result = _bench_shared_model(bench_dir, cfg, torch.device("cpu"))
+    (result,) = _bench_shared_model(bench_dir, cfg, torch.device("cpu"))
     for loop in ("sailvl_sdpa", "sailvl_eager", "hf_padded"):
         assert result[f"{loop}_tokens"] > 0 and result[f"{loop}_tiles"] > 0, loop
         assert result[f"{loop}_tokens_per_s"] > 0
@@ -187,7 +187,7 @@ def test_bench_shared_model_path_runs_kernels_and_baseline_on_one_model(bench_di
 
 def test_bench_shared_model_with_trainer_switches_and_ab_loops(bench_dir):
     """The GPU preset's setup as the trainer does it (FSDP2 on a 1-rank mesh, fused AdamW, no host sync), micro-
-    batches, and A/B loops of two step switches, interleaved on one model; tiny model on CPU."""
+    batches, and A/B loops of two step switches, interleaved on one model, repeated; tiny model on CPU."""
     import torch.distributed as dist
 
     from sailvl.bench.train import PRESETS, _bench_shared_model, parallel_switches
@@ -200,8 +200,11 @@ def test_bench_shared_model_with_trainer_switches_and_ab_loops(bench_dir):
             {"fsdp_one_device": True, "fused_optimizer": True, "host_sync_every_step": False}
         ),
     )  # fmt: skip
-    result = _bench_shared_model(bench_dir, cfg, torch.device("cpu"))
+    runs = _bench_shared_model(bench_dir, cfg, torch.device("cpu"), repeats=2)
     assert not dist.is_initialized()  # the 1-rank group the bench started is gone again
+    # One model, built once, timed twice: each repeat has its own loops from the start of the stream.
+    assert len(runs) == 2 and runs[0]["sailvl_sdpa_tokens"] == runs[1]["sailvl_sdpa_tokens"]
+    result = runs[1]
     assert result["switches"] == {
         "fsdp_one_device": True, "liger_kernels": False, "foreach_grad_clip": False, "fused_optimizer": True,
         "host_sync_every_step": False, "compile_block_mask": False,

@@ -234,14 +234,14 @@ def bench_train(
         tmp = tempfile.TemporaryDirectory()
         work_dir = tmp.name
     try:
-        runs = []
-        for i in range(repeats):
-            last = profile if i == repeats - 1 else None
-            if cfg["device"] == "cpu":
-                runs.append(_bench_interleaved(Path(work_dir), cfg, last))
-            else:
-                device = torch.device("cuda", torch.cuda.current_device())
-                runs.append(_bench_shared_model(Path(work_dir), cfg, device, last))
+        if cfg["device"] == "cpu":
+            runs = [
+                _bench_interleaved(Path(work_dir), cfg, profile if i == repeats - 1 else None)
+                for i in range(repeats)
+            ]
+        else:
+            device = torch.device("cuda", torch.cuda.current_device())
+            runs = _bench_shared_model(Path(work_dir), cfg, device, profile, repeats)
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -314,27 +314,27 @@ def _bench_interleaved(work: Path, cfg: dict, profile: str | Path | None = None)
 
 
 def _bench_shared_model(
-    work: Path, cfg: dict, device: torch.device, profile: str | Path | None = None
-) -> dict:
+    work: Path, cfg: dict, device: torch.device, profile: str | Path | None = None, repeats: int = 1
+) -> list[dict]:
     """One random-init model of the preset built on the meta device and materialised on `device` (bf16 on GPU,
     fp32 on CPU), set up as the trainer does (`cfg["parallel"]`: FSDP2 on a 1-rank mesh, Liger kernels, step
     switches); every sailvl kernel, every `cfg["ab"]` variant and the padded HF baseline train that one model,
-    interleaved."""
+    interleaved, `repeats` times (one result per repeat; the model is built once)."""
     parallel = cfg.get("parallel") or ParallelConfig()
     cuda = device.type == "cuda"
     one_device = cuda if parallel.fsdp_one_device is None else parallel.fsdp_one_device
     started_group = one_device and not dist.is_initialized()
     info = init_distributed(parallel.backend, one_device_mesh=True) if one_device else DistInfo(device=device)
     try:
-        return _shared_model_run(work, cfg, info, parallel, profile)
+        return _shared_model_run(work, cfg, info, parallel, profile, repeats)
     finally:
         if started_group:
             dist.destroy_process_group()
 
 
 def _shared_model_run(
-    work: Path, cfg: dict, info: DistInfo, parallel: ParallelConfig, profile: str | Path | None
-) -> dict:
+    work: Path, cfg: dict, info: DistInfo, parallel: ParallelConfig, profile: str | Path | None, repeats: int
+) -> list[dict]:
     device = info.device
     world = bench_world(work, cfg)
     tokenizer = train_tokenizer(world_texts(world))
@@ -399,9 +399,9 @@ def _shared_model_run(
         "switches": _resolved(steps, info.mesh is not None, parallel.liger_kernels),
     }
 
-    def run_loops() -> dict:
+    def run_loops(profile: str | Path | None) -> dict:
         """Every kernel's loop, the A/B variants and the baseline, interleaved step by step (drift in clocks hits
-        all alike)."""
+        all alike); fresh loops and loaders each call."""
         out = {}
         loops = {}  # label -> (kernel, loop)
         headline_kernel = cfg["attn"][0]
@@ -474,19 +474,18 @@ def _shared_model_run(
         return out
 
     checkpointing = False  # the fastest setting; recompute blocks only when the steps do not fit
+    last = profile if repeats == 1 else None
     try:
-        timed = run_loops()
+        first = run_loops(last)
     except torch.OutOfMemoryError:
-        timed = None  # retried below, outside the handler, so the failed step's tensors are freed first
-    if timed is None:
+        first = None  # retried below, outside the handler, so the failed step's tensors are freed first
+    if first is None:
         for opt in optimizers.values():
             opt.zero_grad(set_to_none=True)
         torch.cuda.empty_cache()
         checkpointing = True
         apply_activation_checkpointing(model)
-        timed = run_loops()
-    result.update(timed)
-    result["activation_checkpointing"] = checkpointing
-    result["compile"] = cfg["compile"]
-    result["attn"] = cfg["attn"][0]
-    return result
+        first = run_loops(last)
+    timed = [first] + [run_loops(profile if i == repeats - 1 else None) for i in range(1, repeats)]
+    result.update(activation_checkpointing=checkpointing, compile=cfg["compile"], attn=cfg["attn"][0])
+    return [{**result, **run} for run in timed]
