@@ -172,15 +172,19 @@ def test_judge_calibrate_saves_threshold_that_judge_eval_uses(world_and_model, t
 
 def test_judge_decodes_each_image_once(world_and_model, monkeypatch):
     """The likelihood judge scores the caption and asks for richness about the same image: one decode."""
-    import sailvl.data.images
+    import importlib
+
     from sailvl.curation.base import build_step
     from sailvl.data.sample import Sample
 
     root, model_dir = world_and_model
     images = sorted(str(p) for p in (root / "world" / "images").glob("*.png"))[:3]
-    decode, calls = sailvl.data.images.load_image, []
+    # A model step decodes every image with infer.generate.as_image, through the load_image that module imports
+    # (the module itself: `sailvl.infer.generate` is the function the package re-exports).
+    gen_module = importlib.import_module("sailvl.infer.generate")
+    decode, calls = gen_module.load_image, []
     monkeypatch.setattr(
-        sailvl.data.images, "load_image", lambda ref, *a, **k: calls.append(ref) or decode(ref, *a, **k)
+        gen_module, "load_image", lambda ref, *a, **k: calls.append(ref) or decode(ref, *a, **k)
     )
     step = build_step({"type": "judge", "model": str(model_dir), "ita_method": "likelihood", "batch_size": 3,
                        "max_new_tokens": 2, "min_alignment": -1e9})  # fmt: skip

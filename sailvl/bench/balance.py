@@ -9,13 +9,12 @@ from __future__ import annotations
 import torch
 
 from sailvl.data.packing import PackItem, balance_packs, pack_cost
+from sailvl.model import get_preset_config
+from sailvl.train.flops import train_step_flops
 
 
 def tile_cost_in_tokens(preset: str = "sailvl-2b") -> float:
     """FLOPs of one tile through the ViT and projector over FLOPs of one LLM token (linears + LM head share)."""
-    from sailvl.model import get_preset_config
-    from sailvl.train.flops import train_step_flops
-
     config = get_preset_config(preset)
     per_token = train_step_flops(config, 1, 0, 0, 0)
     per_tile = train_step_flops(config, 0, 0, 1, 0)

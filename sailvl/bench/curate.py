@@ -16,8 +16,16 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from sailvl.curation.base import build_step
 from sailvl.curation.dedup import phash_int, resolve_phash, resolve_phash_bruteforce
 from sailvl.curation.image_checks import ImageChecksParams, check_image
+from sailvl.curation.vlm import load_step_model, model_fns
+from sailvl.data.processor import SailVLProcessor
+from sailvl.data.readers import read_source
+from sailvl.data.sample import Sample
+from sailvl.model import build_model, save_model
+from sailvl.synth import generate_world
+from sailvl.synth.tiny_model import train_tokenizer, world_texts
 
 
 def make_jpegs(n: int, width: int = 640, height: int = 480, seed: int = 0) -> list[bytes]:
@@ -93,11 +101,6 @@ MODEL_STEPS: dict[str, dict[str, Any]] = {
 
 def bench_model_dir(root: Path, preset: str, n_images: int) -> Path:
     """A random-init model directory of `preset` with a tokenizer trained on a synthetic world under `root`."""
-    from sailvl.data.processor import SailVLProcessor
-    from sailvl.model import build_model, save_model
-    from sailvl.synth import generate_world
-    from sailvl.synth.tiny_model import train_tokenizer, world_texts
-
     generate_world(root / "world", n=n_images, seed=0)
     tokenizer = train_tokenizer(world_texts(root / "world"), vocab_size=600)
     model = build_model(preset, seed=0, tokenizer=tokenizer)
@@ -124,11 +127,6 @@ def bench_model_steps(
     every record generates `max_new_tokens` tokens (recaption) or the judge's 8. With `repeats` > 1 both paths
     are timed that many times, interleaved: the medians are reported, and the speedup's min / max over repeats."""
     import tempfile
-
-    from sailvl.curation.base import build_step
-    from sailvl.curation.vlm import load_step_model, model_fns
-    from sailvl.data.readers import read_source
-    from sailvl.data.sample import Sample
 
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = bench_model_dir(Path(tmp), preset, max(n_records // 2, 1))

@@ -13,11 +13,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from sailvl.bench.balance import rank_balance
+from sailvl.bench.mix import realistic_processor, write_realistic_mix
 from sailvl.config.constants import IMAGENET_MEAN, IMAGENET_STD
 from sailvl.data.config import DataConfig
 from sailvl.data.images import load_image
 from sailvl.data.loader import build_loader
+from sailvl.data.processor import SailVLProcessor
 from sailvl.data.tiling import choose_grid
+from sailvl.data.tokenizer import train_bpe_tokenizer
+from sailvl.errors import SailvlError
 
 # What the H200 consumed in `sailvl bench train --preset sailvl-2b` (flex_attention; BENCHMARKS.md), samples/s.
 GPU_SAMPLES_PER_S = 55.1
@@ -87,9 +92,6 @@ def write_synthetic_mix(directory: str | Path, n: int = 240, seed: int = 0) -> D
 
 def tiny_bench_processor():
     """A processor with a locally trained BPE tokenizer and 112 px tiles (16 tokens per tile, max 4 tiles)."""
-    from sailvl.data.processor import SailVLProcessor
-    from sailvl.data.tokenizer import train_bpe_tokenizer
-
     tokenizer = train_bpe_tokenizer([" ".join(_WORDS)] * 4 + ["You are a helpful assistant."], vocab_size=400)
     return SailVLProcessor(tokenizer, tile_size=112, patch_size=14, downsample_ratio=0.5, max_tiles=4)
 
@@ -191,12 +193,7 @@ def bench_data(
     With `ranks`, the timed packs are dealt to that many ranks per step, as the loader does, and re-packed by
     `balance_packs`; the report gives the rank imbalance (max / mean per-rank cost) of both.
     """
-    from sailvl.bench.balance import rank_balance
-    from sailvl.bench.mix import realistic_processor, write_realistic_mix
-
     if mix not in ("realistic", "tiny"):
-        from sailvl.errors import SailvlError
-
         raise SailvlError(f"--mix must be realistic or tiny, got {mix!r}")
     source = "config" if config is not None else mix
     if processor is None:

@@ -4,6 +4,9 @@ flex_attention with a packed BlockMask) and the BlockMask construction: the grap
 
 from __future__ import annotations
 
+from sailvl.model import build_model
+from sailvl.train.step import flex_block_mask
+
 
 def explain_graph_breaks(preset: str = "tiny") -> dict:
     """Graphs and graph breaks (with reasons) per case, for `preset` (random init, CPU, fp32).
@@ -12,9 +15,6 @@ def explain_graph_breaks(preset: str = "tiny") -> dict:
     graph, so a break-free forward compiles whole. A case with one graph and no break compiles whole.
     """
     import torch._dynamo
-
-    from sailvl.model import build_model
-    from sailvl.train.step import flex_block_mask
 
     model = build_model(preset, seed=0).eval()
     text = model.model.language_model

@@ -23,6 +23,8 @@ import numpy as np
 from PIL import Image
 
 from sailvl.data.config import DataConfig
+from sailvl.data.processor import SailVLProcessor
+from sailvl.data.tokenizer import train_bpe_tokenizer
 
 WORDS = (
     "the a red green blue circle square star left right top bottom is on of and with near large small photo "
@@ -110,8 +112,5 @@ def write_realistic_mix(directory: str | Path, n: int = 600, n_images: int = 30,
 def realistic_processor():
     """The real tiling settings (448 px tiles, 1-12 tiles + thumbnail, 256 tokens per tile) over a small local BPE
     tokenizer (about one token per word of the mix)."""
-    from sailvl.data.processor import SailVLProcessor
-    from sailvl.data.tokenizer import train_bpe_tokenizer
-
     tokenizer = train_bpe_tokenizer([" ".join(WORDS)] * 4 + ["You are a helpful assistant."], vocab_size=400)
     return SailVLProcessor(tokenizer, tile_size=448, patch_size=14, downsample_ratio=0.5, max_tiles=12)

@@ -181,7 +181,8 @@ def build_step(spec: dict[str, Any]) -> Step:
 
 
 def _import_builtin_steps() -> None:
-    # Imported here, not at module import, so `base` has no import-time side effects on others.
+    # Local import: the step modules import this one (Step, register_step), so the registry loads them on
+    # first lookup instead of at the top (base -> dedup -> base would be a circle).
     from sailvl.curation import (  # noqa: F401
         dedup,
         image_checks,

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
+from sailvl.curation.records import caption_of
 from sailvl.errors import SailvlError
 
 POS_GROUPS = {"NOUN": "nouns", "PROPN": "nouns", "VERB": "verbs", "ADJ": "adjectives"}
@@ -60,8 +61,6 @@ def caption_stats(captions: list[str], tag: bool = True) -> dict[str, Any]:
 def recaption_stats(samples: Iterable[Any], tag: bool = True) -> dict[str, dict[str, dict[str, Any]]]:
     """`{source: {"before": stats, "after": stats}}` over recaptioned records (`caption_type:
     recaptioned`, with the alt-text they replaced in `metadata.alt_text`); sources in sorted order."""
-    from sailvl.curation.records import caption_of
-
     before: dict[str, list[str]] = {}
     after: dict[str, list[str]] = {}
     for sample in samples:

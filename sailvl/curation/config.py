@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from sailvl.config import SailConfig, load_config
+from sailvl.curation.base import build_step
 from sailvl.errors import ConfigError
 
 
@@ -81,8 +82,6 @@ class PipelineConfig(SailConfig):
     @field_validator("steps")
     @classmethod
     def _validate_steps(cls, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from sailvl.curation.base import build_step
-
         names = []
         for i, spec in enumerate(steps):
             try:
@@ -97,8 +96,6 @@ class PipelineConfig(SailConfig):
 
     def build_steps(self) -> list:
         """Fresh step objects for this pipeline (each worker builds or unpickles its own)."""
-        from sailvl.curation.base import build_step
-
         return [build_step(dict(spec)) for spec in self.steps]
 
     @property

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from sailvl.curation.base import Filter, StepParams, register_step
 from sailvl.curation.image_checks import open_header, read_image_bytes
+from sailvl.curation.records import caption_of
 
 DUPLICATES_FILE = "duplicates.json"
 
@@ -33,8 +34,6 @@ class DedupParams(StepParams):
 
 def exact_signature(record: Any, include_text: bool = False) -> str | None:
     """sha1 over the record's image bytes (and caption); None for a record with nothing to hash."""
-    from sailvl.curation.records import caption_of
-
     if not record.images and not include_text:
         return None
     h = hashlib.sha1()

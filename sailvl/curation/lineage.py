@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sailvl.data.sample import Sample
+
 
 def iter_lineage(run_dir: str | Path) -> Iterator[dict[str, Any]]:
     """Every lineage row of the run, in shard order."""
@@ -62,8 +64,6 @@ def fate_of(run_dir: str | Path, sample_id: str) -> dict[str, Any] | None:
 
 def read_kept(run_dir: str | Path) -> Iterator[Any]:
     """Kept records of a JSONL run, in shard then offset order."""
-    from sailvl.data.sample import Sample
-
     for path in sorted((Path(run_dir) / "kept").glob("shard-*.jsonl")):
         with open(path, encoding="utf-8") as f:
             for line in f:

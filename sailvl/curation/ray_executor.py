@@ -9,6 +9,7 @@ from typing import Any
 
 from sailvl.curation.config import PipelineConfig
 from sailvl.curation.job import ShardWorker, failed_shards_error, run_job
+from sailvl.curation.shards import plan_shards
 
 
 def ray_worker_count(cfg: PipelineConfig, cluster: dict[str, float], n_shards: int) -> tuple[int, int]:
@@ -86,8 +87,6 @@ class RayExecutor:
 
     def run(self) -> dict[str, Any]:
         """Run (or resume) the job; returns the manifest."""
-        from sailvl.curation.shards import plan_shards
-
         ray = self._init_ray()
         count, gpus = ray_worker_count(self.cfg, ray.cluster_resources(), len(plan_shards(self.cfg.input)))
         self._actor_class = ray.remote(num_cpus=1, num_gpus=gpus)(ShardWorker)

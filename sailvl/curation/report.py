@@ -13,6 +13,8 @@ from sailvl.curation.caption_stats import STAT_COLUMNS, plot_recaption_stats, re
 from sailvl.curation.lineage import check_lineage
 from sailvl.curation.records import caption_of
 from sailvl.curation.shards import READ_STEP
+from sailvl.data.readers import read_source
+from sailvl.data.sample import Sample
 from sailvl.errors import SailvlError
 
 
@@ -69,16 +71,12 @@ def format_funnel(report: dict[str, Any]) -> str:
 
 def kept_samples(run_dir: Path, fmt: str) -> Iterator[Any]:
     """Kept records of a run in any output format, in shard then offset order."""
-    from sailvl.data.readers import read_source
-
     ext = {"jsonl": "jsonl", "webdataset": "tar", "parquet": "parquet"}[fmt]
     for path in sorted((run_dir / "kept").glob(f"shard-*.{ext}")):
         yield from read_source(fmt, path)
 
 
 def _rejected_samples(run_dir: Path) -> Iterator[tuple[str, Any]]:
-    from sailvl.data.sample import Sample
-
     for path in sorted((run_dir / "rejected").glob("shard-*.jsonl")):
         with open(path, encoding="utf-8") as f:
             for line in f:

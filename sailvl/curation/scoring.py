@@ -14,6 +14,7 @@ from sailvl.curation.base import register_step
 from sailvl.curation.judge import parse_score
 from sailvl.curation.records import caption_of, prompt_of
 from sailvl.curation.vlm import ModelStep, ModelStepParams, load_model_fns
+from sailvl.data.writers import write_jsonl
 from sailvl.errors import SailvlError
 
 # Judge prompts for the three SFT scores (SPEC 2: the published prompts are UNCONFIRMED).
@@ -164,8 +165,6 @@ def write_curriculum(
     """Write `stage-K.jsonl` per stage, `curriculum.json` (sizes and score means per stage) and
     `sources.yaml` (per stage, a `sources:` list in the training recipe's data-source schema)."""
     import yaml
-
-    from sailvl.data.writers import write_jsonl
 
     out_dir = Path(out_dir)
     stages = split_curriculum(samples, keys, n_stages)

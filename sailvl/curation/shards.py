@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from sailvl.curation.config import InputConfig
+from sailvl.data import writers
+from sailvl.data.readers import UnreadableRecord, decode_raw, iter_raw
 from sailvl.data.sample import Sample
 from sailvl.errors import SailvlError
 
@@ -52,8 +54,6 @@ def _file_format(path: str, declared: str) -> str:
 
 
 def _count_records(path: str, fmt: str) -> int:
-    from sailvl.data.readers import iter_raw
-
     return sum(1 for _ in iter_raw(fmt, path))
 
 
@@ -84,8 +84,6 @@ def plan_shards(cfg: InputConfig) -> list[Shard]:
 
 def iter_shard(shard: Shard, image_root: str | None) -> Iterator[tuple[int, Sample | tuple[str, str]]]:
     """`(offset in shard, record)` pairs; a record that cannot be parsed comes as `(fallback id, reason)`."""
-    from sailvl.data.readers import UnreadableRecord, decode_raw, iter_raw
-
     source = Path(shard.path).stem
     if image_root is None and shard.format == "jsonl":
         image_root = str(Path(shard.path).parent)
@@ -146,8 +144,6 @@ class ShardOutput:
 
     def commit(self, stats: dict[str, Any]) -> None:
         """Close, move the files into place, then write the done marker (the commit point)."""
-        from sailvl.data import writers
-
         kept_tmp = self.tmp / f"kept{FORMAT_EXT[self.format]}"
         if self.format == "jsonl":
             writers.write_jsonl(self._kept, kept_tmp)

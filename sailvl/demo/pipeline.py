@@ -7,6 +7,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sailvl.demo.layout import SAILVIT_STAGES, DemoPaths, export_dir
+from sailvl.demo.report import held_out_examples, write_report
 from sailvl.demo.runner import Command, StepRunner
 
 PIPELINES = Path(__file__).resolve().parent.parent / "config" / "pipelines"
@@ -49,30 +51,8 @@ FULL = DemoSize(8000, 100, 5800, 200, 200, 100, (20, 20, 600), None, 3)
 QUICK = DemoSize(400, 60, 150, 150, 40, 40, (20, 20, 2000), None, 2)
 
 
-@dataclass
-class DemoPaths:
-    """Where every artefact of a demo run lives under OUT."""
-
-    out: Path
-
-    def __post_init__(self):
-        o = self.out
-        self.world, self.tiny = o / "world", o / "tiny-model"
-        self.captions_split, self.judge_split = o / "curate" / "caption-split", o / "curate" / "judge-split"
-        self.captioner, self.judge = o / "train" / "captioner", o / "train" / "judge"
-        self.recaption, self.sft = o / "curate" / "recaption", o / "curate" / "sft-curriculum"
-        self.judge_eval, self.heldout = o / "curate" / "judge-eval", o / "heldout-world"
-        self.sailvit, self.eval, self.report = o / "train" / "sailvit", o / "eval", o / "report"
-
-
-SAILVIT_STAGES = ("warmup-adaptation", "fine-grained-alignment", "world-knowledge")
 # Share of captions among the samples of SAILViT stages II-III (the rest: the SFT curriculum).
 CAPTION_SHARE = 0.05
-
-
-def export_dir(run: Path, stage: str) -> Path:
-    """The HF export the trainer writes at the end of `stage`."""
-    return run / stage / "export"
 
 
 def _count_records(source: Path) -> int:
@@ -296,8 +276,6 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> Path:
     """Run every step, then write OUT/report/report.md and report.html; returns the Markdown path."""
     from rich.console import Console
 
-    from sailvl.demo.report import write_report
-
     console = Console()
     paths, size = DemoPaths(Path(out).resolve()), QUICK if quick else FULL
     paths.report.mkdir(parents=True, exist_ok=True)
@@ -321,8 +299,6 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> Path:
 
 def _chat(runner: StepRunner, paths: DemoPaths, size: DemoSize) -> list[dict]:
     """Ask the final model about a few held-out benchmark images with `sailvl chat`."""
-    from sailvl.demo.report import held_out_examples
-
     final = export_dir(paths.sailvit, SAILVIT_STAGES[-1])
     answers = []
     for i, ex in enumerate(

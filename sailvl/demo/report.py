@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sailvl.curation.caption_stats import STAT_COLUMNS, stats_rows
 from sailvl.demo.document import Document
+from sailvl.demo.layout import SAILVIT_STAGES
 from sailvl.demo.plots import plot_accuracy, plot_loss_curves
 
 csv.field_size_limit(sys.maxsize)
@@ -121,8 +122,6 @@ def write_report(
     """Write report.md, report.html and summary.json under OUT/report; returns the Markdown path.
 
     `dropped`: curated sources left out of the SAILViT recipe because curation kept none of their records."""
-    from sailvl.demo.pipeline import SAILVIT_STAGES
-
     out = paths.report
     doc = Document("sailvl demo: the SAIL-VL loop on a synthetic world")
     doc.paragraph(f"Seed {seed}; world of {size.world_images} images at 112 px; total wall time {seconds / 60:.1f} min "

@@ -101,6 +101,8 @@ class LocalJudge:
     def __call__(self, prompt: str, temperature: float = 0.0, max_tokens: int = DEFAULT_MAX_TOKENS) -> str:
         import torch
 
+        # Local imports: transformers (through sailvl.model) would add seconds to every `import sailvl.eval`
+        # (scaling fits, scoring prediction files), and only a local judge needs a model.
         from sailvl.data.processor import SailVLProcessor
         from sailvl.infer import GenRequest, generate
         from sailvl.model import load_model

@@ -9,6 +9,7 @@ from pathlib import Path
 from PIL import Image
 
 from sailvl.data.images import load_image
+from sailvl.data.processor import SailVLProcessor
 from sailvl.errors import SailvlError
 from sailvl.eval.distributed import EvalShard
 from sailvl.eval.judges import build_judge
@@ -16,6 +17,7 @@ from sailvl.eval.registry import get_preset, resolve_benchmark
 from sailvl.eval.runner import Predictor, run_eval
 from sailvl.eval.tsv import BenchItem
 from sailvl.infer import BACKENDS, GenRequest, generate
+from sailvl.model import load_model
 
 TRAINER_STATE = "trainer_state.json"
 # The cumulative clock (whole run) and the stage clock of the evaluated checkpoint (sailvl.train.trainer).
@@ -85,9 +87,6 @@ def model_predictor(model, processor, msac: bool = False, backend: str = "transf
 
 def load_model_and_processor(model_dir: str | Path, device: str = "cpu"):
     """(model, processor) from a sailvl/HF model directory (strict safetensors load)."""
-    from sailvl.data.processor import SailVLProcessor
-    from sailvl.model import load_model
-
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise SailvlError(f"model directory {model_dir} does not exist")

@@ -14,6 +14,10 @@ from pathlib import Path
 
 from sailvl.data.readers import iter_raw
 from sailvl.errors import SailvlError
+from sailvl.eval.model_eval import evaluate_model
+from sailvl.train.recipe import Budget
+from sailvl.train.recipe_files import load_recipe
+from sailvl.train.trainer import train_recipe
 
 # train(source dicts, trial dir) -> export dir;  score(export dir, trial dir) -> score (0-100)
 TrainFn = Callable[[list[dict], Path], Path]
@@ -165,10 +169,6 @@ def incremental_eval(
 def recipe_trainer(recipe_name: str, overrides: list[str], stage: str | None, samples: int | None) -> TrainFn:
     """A TrainFn training one stage of a recipe (default: its last) from the recipe's model, on the
     given sources only, for `samples` training samples (default: the stage's budget)."""
-    from sailvl.train.recipe import Budget
-    from sailvl.train.recipe_files import load_recipe
-    from sailvl.train.trainer import train_recipe
-
     recipe = load_recipe(recipe_name, overrides)
     base_stage = recipe.stage(stage) if stage else recipe.stages[-1]
 
@@ -187,7 +187,6 @@ def bench_scorer(
     benches: list[str], data_dir: str | Path | None, metric: str = "average", **eval_kwargs
 ) -> ScoreFn:
     """A ScoreFn running `evaluate_model` on `benches` and returning `metric` (average or a benchmark)."""
-    from sailvl.eval.model_eval import evaluate_model
 
     def score(model_dir: Path, trial_dir: Path) -> float:
         results = evaluate_model(model_dir, benches, trial_dir / "eval", data_dir, **eval_kwargs)

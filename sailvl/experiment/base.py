@@ -149,6 +149,7 @@ def run_experiment(
 
     from rich.console import Console
 
+    # Local import: report imports the registry, whose experiment modules import this module (a circle).
     from sailvl.experiment.report import write_experiment_report
 
     if seeds < 1:

@@ -9,7 +9,8 @@ import yaml
 
 from sailvl.data.config import SourceConfig
 from sailvl.data.mixture import count_records
-from sailvl.demo.pipeline import PIPELINES, export_dir
+from sailvl.demo.layout import export_dir
+from sailvl.demo.pipeline import PIPELINES
 from sailvl.demo.runner import Command
 from sailvl.errors import SailvlError
 from sailvl.experiment.base import SeedDirs, Size, Step, beats, eval_command, final, fmt, synth_command

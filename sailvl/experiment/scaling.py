@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sailvl.demo.pipeline import export_dir
+from sailvl.demo.layout import export_dir
 from sailvl.demo.runner import Command
 from sailvl.eval.scaling import LogFit, fit_log_linear, plot_fit
 from sailvl.experiment.base import (

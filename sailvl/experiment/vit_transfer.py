@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sailvl.demo.pipeline import SAILVIT_STAGES, export_dir
+from sailvl.demo.layout import SAILVIT_STAGES, export_dir
 from sailvl.demo.runner import Command
 from sailvl.experiment.base import SeedDirs, Size, Step, beats, eval_command, final, fmt, synth_command
 from sailvl.synth.tiny_model import make_tiny_model_dir

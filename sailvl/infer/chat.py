@@ -9,8 +9,11 @@ from pathlib import Path
 
 import torch
 
+from sailvl.data.images import load_image
+from sailvl.data.processor import SailVLProcessor
 from sailvl.errors import SailvlError
 from sailvl.infer.generate import GenRequest, generation_kwargs, model_inputs
+from sailvl.model import load_model
 
 
 @dataclass
@@ -61,8 +64,6 @@ def stream_chat(
 
 def load_chat_images(paths: list[str | Path]) -> list:
     """Decode the images given on the command line; a missing or corrupt file is a one-line SailvlError."""
-    from sailvl.data.images import load_image
-
     images = []
     for path in paths:
         if not Path(path).is_file():
@@ -126,9 +127,6 @@ def run_chat_command(
     device: str = "auto",
 ) -> None:
     """`sailvl chat`: check the inputs, load model and processor from `model_dir`, then chat on stdout."""
-    from sailvl.data.processor import SailVLProcessor
-    from sailvl.model import load_model
-
     # Cheap checks first, so a typo does not cost a model load.
     images = load_chat_images(image_paths)
     if device == "auto":

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from sailvl.data.images import load_image
 from sailvl.errors import SailvlError
 from sailvl.infer.vision_cache import VisionCache, inputs_embeds, tile_placeholders
 
@@ -34,8 +35,6 @@ def as_image(ref: Any) -> Image.Image:
     """An RGB PIL image from a PIL image, a path or encoded bytes."""
     if isinstance(ref, Image.Image):
         return ref if ref.mode == "RGB" else ref.convert("RGB")  # the same object: caches key on it
-    from sailvl.data.images import load_image
-
     return load_image(ref)
 
 
@@ -136,6 +135,7 @@ def generate(
     if batch_size < 1:
         raise SailvlError(f"batch_size must be at least 1, got {batch_size}")
     if backend == "vllm":
+        # Local import: vllm_backend imports this module (a circle), and only the optional vLLM path needs it.
         from sailvl.infer.vllm_backend import generate_vllm
 
         return generate_vllm(

@@ -20,10 +20,12 @@ from pydantic import BaseModel, ConfigDict
 
 from sailvl.config.constants import IMAGE_PLACEHOLDER
 from sailvl.data.images import load_image
+from sailvl.data.processor import SailVLProcessor
 from sailvl.data.template import ROLES
 from sailvl.errors import SailvlError
 from sailvl.infer.chat import ChatSettings, stream_chat
 from sailvl.infer.generate import GenRequest, generate_ids
+from sailvl.model import load_model
 
 
 class ChatMessage(BaseModel):
@@ -227,9 +229,6 @@ def serve(
 ) -> None:
     """Load the model directory and serve it until interrupted (blocking)."""
     import uvicorn
-
-    from sailvl.data.processor import SailVLProcessor
-    from sailvl.model import load_model
 
     model_dir = Path(model_dir)
     if not model_dir.is_dir():

@@ -18,29 +18,9 @@ from transformers import (
 
 from sailvl.config.constants import IMG_CONTEXT, SPECIAL_TOKENS
 from sailvl.errors import SailvlError
+from sailvl.model.loading import load_model
 from sailvl.model.presets import MODEL_TYPES, config_from_dict, get_preset_config
-
-_CONTIGUOUS_HOOK_FLAG = "_sailvl_contiguous_hook"
-
-
-def _make_outputs_contiguous(module: nn.Module, args, output):
-    # Aimv2VisionModel returns a transposed view of its patch embeddings all the way through, and InternVL's
-    # pixel_shuffle calls `.view` on it, which fails. Copying here fixes that without touching any class.
-    if getattr(output, "last_hidden_state", None) is not None:
-        output.last_hidden_state = output.last_hidden_state.contiguous()
-    if getattr(output, "hidden_states", None) is not None:
-        output.hidden_states = tuple(h.contiguous() if h is not None else h for h in output.hidden_states)
-    return output
-
-
-def apply_vision_fixes(model: InternVLForConditionalGeneration) -> InternVLForConditionalGeneration:
-    """Register the contiguity hook on the vision tower of `model` (once; idempotent); returns `model`."""
-    tower = model.model.vision_tower
-    if not getattr(tower, _CONTIGUOUS_HOOK_FLAG, False):
-        tower.register_forward_hook(_make_outputs_contiguous)
-        setattr(tower, _CONTIGUOUS_HOOK_FLAG, True)
-    return model
-
+from sailvl.model.vision_fixes import apply_vision_fixes
 
 # Residual-branch submodules of a ViT block: InternViT (attention, mlp), AIMv2 (attention, ffn), SigLIP (self_attn, mlp).
 _ATTENTION_BRANCHES = ("attention", "self_attn", "attn")
@@ -192,8 +172,6 @@ def _vision_config(vision_dir: Path):
 def _load_vision_tower(vision_dir: Path, dtype: torch.dtype) -> nn.Module:
     """The pretrained vision tower in `vision_dir` (a tower saved alone, or a sailvl/InternVL model's)."""
     if _is_model_dir(vision_dir):
-        from sailvl.model.loading import load_model
-
         return load_model(vision_dir, dtype=dtype).model.vision_tower
     tower_config, _ = _vision_config(vision_dir)
     tower = AutoModel.from_pretrained(vision_dir, config=tower_config, dtype=dtype, use_safetensors=True)

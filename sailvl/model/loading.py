@@ -9,8 +9,8 @@ import torch
 from transformers import InternVLConfig, InternVLForConditionalGeneration
 
 from sailvl.errors import SailvlError
-from sailvl.model.build import apply_vision_fixes
 from sailvl.model.presets import HF_MODEL_TYPE, MODEL_TYPES, SAILVL_MODEL_TYPE, config_from_dict
+from sailvl.model.vision_fixes import apply_vision_fixes
 
 _HF_VISION_TYPE = "internvl_vision"
 

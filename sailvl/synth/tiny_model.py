@@ -40,6 +40,8 @@ def train_tokenizer(texts: list[str], out_dir: str | Path | None = None, vocab_s
     """Byte-level BPE with sailvl's special tokens and chat template, trained on `texts` (seconds).
 
     Saved in Hugging Face format to `out_dir` when given; returns the `PreTrainedTokenizerFast`."""
+    # Local imports here and below: sailvl.synth exports this module, and the world (PIL/numpy) should not
+    # import transformers and torch (about 4 s) for the few callers that build a model.
     from sailvl.data.tokenizer import train_bpe_tokenizer
 
     tokenizer = train_bpe_tokenizer(texts, vocab_size=vocab_size)

@@ -10,12 +10,7 @@ import torch
 from torch import nn
 
 from sailvl.errors import ConfigError
-
-
-def _alias(name: str) -> str:
-    from sailvl.model.params import module_alias
-
-    return module_alias(name)
+from sailvl.model.params import module_alias
 
 
 def _no_decay(name: str, param: torch.Tensor) -> bool:
@@ -28,7 +23,7 @@ def build_param_groups(
     lr: float,
     weight_decay: float,
     lr_groups: dict[str, float] | None = None,
-    alias: Callable[[str], str] = _alias,
+    alias: Callable[[str], str] = module_alias,
 ) -> list[dict]:
     """AdamW groups over trainable parameters only, keyed by (LR glob, decay/no-decay).
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from sailvl.data.loader import build_loader
 from sailvl.errors import SailvlError
 from sailvl.model.build import set_vision_drop_path
 from sailvl.model.params import set_trainable
@@ -107,8 +108,6 @@ def _upgrade_state(state: dict, clock: dict[str, int]) -> None:
 
 
 def _build_loader(ctx: StageContext, stage: StageConfig, processor, seed: int, attention: str):
-    from sailvl.data.loader import build_loader
-
     data_config = ctx.recipe.stage_data_config(stage, mask_format_for(attention))
     if ctx.info.device.type == "cuda":  # pinned batches: the step's host-to-device copies are asynchronous
         data_config = data_config.model_copy(update={"pin_memory": True})
