@@ -8,6 +8,11 @@ from pathlib import Path
 
 import torch
 
+from sailvl.config import parse_config
+from sailvl.data.config import DataConfig
+from sailvl.synth import generate_world
+from sailvl.train.step import to_device
+
 
 class TimedLoop:
     """One training loop: a batch iterator and a step function, with time, counts and FLOPs accumulated.
@@ -75,8 +80,6 @@ class TimedLoop:
 
 def bench_world(work: Path, cfg: dict) -> Path:
     """The synthetic world of the preset's image size (reused when present)."""
-    from sailvl.synth import generate_world
-
     world = work / ("world" if cfg["image_size"] == 112 else f"world-{cfg['image_size']}")
     if not (world / "sft.jsonl").is_file():
         generate_world(world, cfg["world_size"], 0, size=cfg["image_size"])
@@ -84,9 +87,6 @@ def bench_world(work: Path, cfg: dict) -> Path:
 
 
 def data_configs(world: Path, cfg: dict, mask_format: str):
-    from sailvl.config import parse_config
-    from sailvl.data.config import DataConfig
-
     # The SFT mix: short QA plus detailed captions, so sample lengths vary as in real SFT data.
     sources = [
         {"path": str(world / name), "image_root": str(world), "max_tiles": 1}
@@ -110,7 +110,6 @@ def padded_hf_step(
     """The baseline's step: what a straightforward HF loop does with pad-to-longest batches (HF's mean loss over
     full logits, pads included in the matmuls, averaged over the micro-batches), autocast when `dtype` is not
     fp32, clip 1.0, optimizer step."""
-    from sailvl.train.step import to_device
 
     def step(batches: list[dict]) -> None:
         for batch in batches:

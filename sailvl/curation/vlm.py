@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from sailvl.curation.base import BatchParams, BatchStep, StepParams
+from sailvl.errors import ConfigError
 
 # fn(list of (images, prompt)) -> one answer per request. A prompt is a question with `<image>`
 # placeholders or a whole conversation (list of {role, content}) ending in a user turn.
@@ -54,10 +55,11 @@ def record_window(p: ModelStepParams) -> int:
 def load_step_model(p: ModelStepParams) -> tuple[Any, Any]:
     """`(model, processor)` of a model step's directory: the transformers model on its device in eval mode,
     or for `backend: vllm` a `VllmEngine` (no transformers copy of the weights next to it)."""
+    # transformers (~3 s to import) loads only when a model step is built: every curation worker imports this
+    # module with the built-in steps, and most run only cheap filters. The same holds for the imports below.
     import torch
 
     from sailvl.data.processor import SailVLProcessor
-    from sailvl.errors import ConfigError
     from sailvl.model import load_model
 
     if p.model is None:
