@@ -77,32 +77,38 @@ def mean_std(values: list[float]) -> dict:
     return {"mean": statistics.fmean(values), "std": std, "values": values}
 
 
-def run_steps(runner: StepRunner, steps: list[Step]) -> list[tuple[Command, float]]:
-    """Run steps in order; a command whose `.done` marker exists (an earlier run finished it) is skipped.
-
-    Returns every command with its wall seconds (a skipped one's from its marker)."""
-    done = []
-    for step in steps:
-        for command in step() if callable(step) else [step]:
-            marker = runner.log_dir / f"{command.log_name}.done"
-            if not marker.is_file():
-                runner.run(command)
-                marker.write_text(f"{runner.results[-1].seconds:.1f}\n")
-            done.append((command, float(marker.read_text().strip() or 0)))
-    return done
-
-
-def finished_commands(log_dir: Path, steps: list[Step]) -> list[tuple[Command, float]] | None:
-    """Every command of a seed's plan with its wall seconds from its `.done` marker, without running anything;
-    None while one is unfinished (a later step is only built once the steps before it are done)."""
+def _walk_steps(log_dir: Path, steps: list[Step], unfinished: Callable[[Command, Path], bool]):
+    """Every command of `steps` in order with its wall seconds from its `.done` marker. A command without a
+    marker goes to `unfinished(command, marker)`, which either finishes it (writes the marker, returns True) or
+    stops the walk (returns False: the result is then None). A later step is built only once the ones before it
+    are done."""
     done = []
     for step in steps:
         for command in step() if callable(step) else [step]:
             marker = log_dir / f"{command.log_name}.done"
-            if not marker.is_file():
+            if not marker.is_file() and not unfinished(command, marker):
                 return None
             done.append((command, float(marker.read_text().strip() or 0)))
     return done
+
+
+def run_steps(runner: StepRunner, steps: list[Step]) -> list[tuple[Command, float]]:
+    """Run steps in order; a command whose `.done` marker exists (an earlier run finished it) is skipped.
+
+    Returns every command with its wall seconds (a skipped one's from its marker)."""
+
+    def run(command: Command, marker: Path) -> bool:
+        runner.run(command)
+        marker.write_text(f"{runner.results[-1].seconds:.1f}\n")
+        return True
+
+    return _walk_steps(runner.log_dir, steps, run)
+
+
+def finished_commands(log_dir: Path, steps: list[Step]) -> list[tuple[Command, float]] | None:
+    """Every command of a seed's plan with its wall seconds from its `.done` marker, without running anything;
+    None while one is unfinished."""
+    return _walk_steps(log_dir, steps, lambda command, marker: False)
 
 
 def collect(seed_roots: list[Path], x_of: Callable[[dict, Path], float]) -> dict[str, list[dict]]:
