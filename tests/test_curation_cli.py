@@ -128,3 +128,6 @@ def test_bench_curate_model_steps_json(capsys):
         assert "re-encoding" in row["baseline"] and row["repeats"] == 2
         assert row["speedup_min_max"][0] <= row["speedup"] <= row["speedup_min_max"][1]
     assert result["steps"]["judge_likelihood"]["vs_answer_judge_one_at_a_time"] > 0
+    # Generated tokens/s: an untrained model does not stop early, so about 3 tokens per record (re-tokenised text).
+    recaption = result["steps"]["recaption"]
+    assert 0 < recaption["generated_tokens_per_s"] <= 4 * recaption["records_per_s"] * 1.5

@@ -110,6 +110,22 @@ def bench_model_dir(root: Path, preset: str, n_images: int) -> Path:
     return out
 
 
+def _recording(generate_fn, answers: list[str]):
+    """`generate_fn` that also appends every answer it returns to `answers`."""
+
+    def generate(requests):
+        out = generate_fn(requests)
+        answers.extend(out)
+        return out
+
+    return generate
+
+
+def _tokens(texts: list[str], tokenizer) -> int:
+    """Tokens of generated answers, re-tokenised from their text (special tokens were dropped in decoding)."""
+    return sum(len(tokenizer.encode(text, add_special_tokens=False)) for text in texts if text)
+
+
 def bench_model_steps(
     n_records: int = 32,
     batch_size: int = 16,
@@ -137,17 +153,24 @@ def bench_model_steps(
         results: dict[str, Any] = {}
         for name, spec in MODEL_STEPS.items():
             rates: dict[int, list[float]] = {batch_size: [], 1: []}
+            token_rates: list[float] = []  # recaption: generated tokens/s of the batched path
             for _ in range(repeats):
                 for size in (batch_size, 1):
                     step = build_step({**spec, **common, "batch_size": size, "reuse_image_embeddings": size > 1,
                                        "max_new_tokens": max_new_tokens if spec["type"] == "recaption" else 8})  # fmt: skip
-                    step.generate_fn, step.score_fn = model_fns(model, processor, step.params)
+                    generate_fn, step.score_fn = model_fns(model, processor, step.params)
+                    answers: list[str] = []
+                    step.generate_fn = _recording(generate_fn, answers)
                     step.set_sink(None)
                     list(step.run([Sample.from_dict(r.to_dict()) for r in records[:2]]))  # warm-up, not timed
                     fresh = [Sample.from_dict(r.to_dict()) for r in records]
                     start = time.perf_counter()
+                    answers.clear()
                     list(step.run(fresh))
-                    rates[size].append(len(records) / (time.perf_counter() - start))
+                    seconds = time.perf_counter() - start
+                    rates[size].append(len(records) / seconds)
+                    if spec["type"] == "recaption" and size == batch_size:
+                        token_rates.append(_tokens(answers, processor.tokenizer) / seconds)
             speedups = [b / s for b, s in zip(rates[batch_size], rates[1], strict=True)]
             results[name] = {"records_per_s": round(statistics.median(rates[batch_size]), 2), "batch_size": batch_size,
                              "baseline": "the same step one record at a time (batch_size=1), every prompt "
@@ -156,6 +179,8 @@ def bench_model_steps(
                              "speedup": round(statistics.median(speedups), 2),
                              "speedup_min_max": [round(min(speedups), 2), round(max(speedups), 2)],
                              "repeats": repeats}  # fmt: skip
+            if token_rates:
+                results[name]["generated_tokens_per_s"] = round(statistics.median(token_rates), 1)
     answer_baseline = results["judge_answer"]["baseline_records_per_s"]
     results["judge_likelihood"]["vs_answer_judge_one_at_a_time"] = round(
         results["judge_likelihood"]["records_per_s"] / answer_baseline, 2
