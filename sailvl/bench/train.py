@@ -151,6 +151,18 @@ def flip_switch(steps: StepSwitches, name: str) -> tuple[StepSwitches, dict[str,
     return flipped, {}
 
 
+def sail_step_fn(model, optimizer, info: DistInfo, dtype: torch.dtype, switches: StepSwitches):
+    """sailvl's training step over one optimizer step's micro-batches, under the run's step switches."""
+
+    def step(batches: list[dict]):
+        return train_step(
+            model, optimizer, batches, info, dtype, 1.0,
+            switches.foreach_clip, switches.sync, switches.compile_block_mask,
+        )  # fmt: skip
+
+    return step
+
+
 def _resolved(steps: StepSwitches, one_device: bool, liger: bool) -> dict[str, bool]:
     """Every switch as the run used it (recipe names)."""
     out = {name: getattr(steps, field) for name, field in STEP_SWITCHES.items()}
@@ -278,17 +290,7 @@ def _bench_interleaved(work: Path, cfg: dict, profile: str | Path | None = None)
 
     sail = TimedLoop(
         iter(build_loader(packed, processor)),
-        lambda bs: train_step(
-            sail_model,
-            sail_opt,
-            bs,
-            info,
-            torch.float32,
-            1.0,
-            steps.foreach_clip,
-            steps.sync,
-            steps.compile_block_mask,
-        ),  # fmt: skip
+        sail_step_fn(sail_model, sail_opt, info, torch.float32, steps),
         info.device,
         micro=cfg["grad_accum"],
     )
@@ -375,20 +377,6 @@ def _shared_model_run(
 
         return flops
 
-    def sail_step(switches: StepSwitches):
-        opt = optimizers[switches.fused_optimizer]
-        return lambda bs: train_step(
-            model,
-            opt,
-            bs,
-            info,
-            dtype,
-            1.0,
-            switches.foreach_clip,
-            switches.sync,
-            switches.compile_block_mask,
-        )
-
     hf_step = padded_hf_step(model, optimizer, device, dtype)
 
     result = {
@@ -409,9 +397,10 @@ def _shared_model_run(
         for kernel, variant in labels:
             label = kernel if not variant else f"{kernel}_ab_{variant}"
             packed, _ = data_configs(world, cfg, mask_format_for(kernel))
+            switches = variants[variant][0]
             loop = TimedLoop(
                 iter(build_loader(packed, processor)),
-                sail_step(variants[variant][0]),
+                sail_step_fn(model, optimizers[switches.fused_optimizer], info, dtype, switches),
                 device,
                 flops_fn(True),
                 micro,
