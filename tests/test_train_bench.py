@@ -187,7 +187,8 @@ def test_bench_shared_model_path_runs_kernels_and_baseline_on_one_model(bench_di
 
 def test_bench_shared_model_with_trainer_switches_and_ab_loops(bench_dir):
     """The GPU preset's setup as the trainer does it (FSDP2 on a 1-rank mesh, fused AdamW, no host sync), micro-
-    batches, and an A/B loop of a step switch (the unfused optimizer beside the fused one), interleaved on one model, repeated; tiny model on CPU."""
+    batches, and an A/B loop of a step switch (the unfused optimizer beside the fused one), interleaved on one
+    model, repeated; tiny model on CPU."""
     import torch.distributed as dist
 
     from sailvl.bench.train import PRESETS, _bench_shared_model, parallel_switches
