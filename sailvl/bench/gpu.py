@@ -3,7 +3,8 @@
 Each benchmark runs as its own `sailvl bench ...` process with a time limit (an out-of-memory or a crash loses that
 benchmark only), in priority order, inside one overall time budget: a benchmark that no longer fits is skipped and
 said so. The results land in few files (`summary.json` with every benchmark's JSON, `summary.md` with the table
-rows, `logs.txt`, `top_kernels.txt`), so a lent machine that returns only a handful of files returns all of them.
+rows, `logs.txt`, `top_kernels.txt`), rewritten after every benchmark, so a lent machine that returns only a
+handful of files returns all of them, even when the call is cut short.
 The `smoke` plan runs the same commands on the tiny presets on CPU (the plumbing, tested in CI).
 """
 
@@ -144,6 +145,7 @@ def run_plan(plan: str, out_dir: str | Path, budget_s: float = 480.0, only: list
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     rows, logs = [], []
+    summary = _write(out_dir, plan, budget_s, 0.0, rows, logs)
     with tempfile.TemporaryDirectory() as tmp:
         for bench in benchmarks:
             left = budget_s - (time.perf_counter() - start)
@@ -156,11 +158,18 @@ def run_plan(plan: str, out_dir: str | Path, budget_s: float = 480.0, only: list
             else:
                 row.update(_run_one(bench, tmp, min(bench.timeout_s, left), logs))
             rows.append(row)
-        top = Path(tmp) / "profile" / "top_kernels.txt"
-        if top.is_file():
-            (out_dir / "top_kernels.txt").write_text(top.read_text())
-    summary = {"plan": plan, "budget_s": budget_s, "seconds": round(time.perf_counter() - start, 1)}
-    summary["benchmarks"] = rows
+            # Written after every benchmark: a caller killed mid-plan still has what finished.
+            summary = _write(out_dir, plan, budget_s, time.perf_counter() - start, rows, logs)
+            top = Path(tmp) / "profile" / "top_kernels.txt"
+            if top.is_file():
+                (out_dir / "top_kernels.txt").write_text(top.read_text())
+    return summary
+
+
+def _write(
+    out_dir: Path, plan: str, budget_s: float, seconds: float, rows: list[dict], logs: list[str]
+) -> dict:
+    summary = {"plan": plan, "budget_s": budget_s, "seconds": round(seconds, 1), "benchmarks": rows}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     (out_dir / "summary.md").write_text(summary_markdown(rows))
     (out_dir / "logs.txt").write_text("\n".join(logs))
