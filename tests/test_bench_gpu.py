@@ -26,7 +26,8 @@ def test_gpu_plan_commands_parse(bench):
     params = _parse(bench.args("/tmp/x"))
     assert params.get("as_json") is True  # every result comes back as JSON for the summary
     if bench.name.startswith("train-"):
-        from sailvl.bench.train import PRESETS, flip_switch, parallel_switches
+        from sailvl.bench.switches import flip_switch, parallel_switches
+        from sailvl.bench.train import PRESETS
         from sailvl.cli.train import _switches
         from sailvl.train.parallel import StepSwitches
 

@@ -145,7 +145,7 @@ def test_bench_train_rejects_bad_arguments(bench_dir):
 
 
 def test_ab_flips_one_step_switch_and_keeps_the_step_valid():
-    from sailvl.bench.train import flip_switch
+    from sailvl.bench.switches import flip_switch
     from sailvl.errors import SailvlError
     from sailvl.train.parallel import StepSwitches
 
@@ -164,14 +164,15 @@ def test_ab_flips_one_step_switch_and_keeps_the_step_valid():
 
 def test_bench_shared_model_path_runs_kernels_and_baseline_on_one_model(bench_dir):
     """The GPU preset's code path (meta build, materialise, every kernel, baseline, FLOPs) on the tiny model, CPU."""
-    from sailvl.bench.train import PRESETS, _bench_shared_model
+    from sailvl.bench.shared_model import bench_shared_model
+    from sailvl.bench.train import PRESETS
 
     cfg = dict(PRESETS["sailvl-2b"])
     cfg.update(
         model="tiny", image_size=112, steps=2, warmup_steps=1, pack_tokens=384, batch_size=4, num_workers=0,
         attn=["sdpa", "eager", "no_such_kernel"], grad_accum=1,
     )  # fmt: skip
-    (result,) = _bench_shared_model(bench_dir, cfg, torch.device("cpu"))
+    (result,) = bench_shared_model(bench_dir, cfg, torch.device("cpu"))
     for loop in ("sailvl_sdpa", "sailvl_eager", "hf_padded"):
         assert result[f"{loop}_tokens"] > 0 and result[f"{loop}_tiles"] > 0, loop
         assert result[f"{loop}_tokens_per_s"] > 0
@@ -191,7 +192,9 @@ def test_bench_shared_model_with_trainer_switches_and_ab_loops(bench_dir):
     model, repeated; tiny model on CPU."""
     import torch.distributed as dist
 
-    from sailvl.bench.train import PRESETS, _bench_shared_model, parallel_switches
+    from sailvl.bench.shared_model import bench_shared_model
+    from sailvl.bench.switches import parallel_switches
+    from sailvl.bench.train import PRESETS
 
     cfg = dict(PRESETS["sailvl-2b"])
     cfg.update(
@@ -201,7 +204,7 @@ def test_bench_shared_model_with_trainer_switches_and_ab_loops(bench_dir):
             {"fsdp_one_device": True, "fused_optimizer": True, "host_sync_every_step": False}
         ),
     )  # fmt: skip
-    runs = _bench_shared_model(bench_dir, cfg, torch.device("cpu"), repeats=2)
+    runs = bench_shared_model(bench_dir, cfg, torch.device("cpu"), repeats=2)
     assert not dist.is_initialized()  # the 1-rank group the bench started is gone again
     # One model, built once, timed twice: each repeat has its own loops from the start of the stream.
     assert len(runs) == 2 and runs[0]["sailvl_sdpa_tokens"] == runs[1]["sailvl_sdpa_tokens"]
