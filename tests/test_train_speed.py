@@ -122,11 +122,18 @@ def test_liger_switch_without_liger_is_one_clear_error():
         apply_liger_kernels(build_model("tiny", seed=0))
 
 
-def test_compiled_blocks_and_block_mask_have_no_graph_breaks():
-    """`bench train --explain`: a change that puts a graph break into a block (or the BlockMask) fails here."""
+@pytest.mark.parametrize("preset", ["tiny", "sailvl2-2b"])
+def test_compiled_blocks_and_block_mask_have_no_graph_breaks(preset):
+    """`bench train --explain`: a change that puts a graph break into a block (or the BlockMask) fails here.
+    sailvl2-2b's blocks are AIMv2 (SwiGLU, RMSNorm) and Qwen3 (qk-norm), at their real widths."""
     from sailvl.bench.graph_breaks import explain_graph_breaks
 
-    report = explain_graph_breaks("tiny")
+    report = explain_graph_breaks(preset)
+    expected = {
+        "tiny": ("InternVLVisionLayer", "Qwen2DecoderLayer"),
+        "sailvl2-2b": ("Aimv2EncoderLayer", "Qwen3DecoderLayer"),
+    }
+    assert (report["vision"], report["decoder"]) == expected[preset]
     for case in ("decoder_block_sdpa", "decoder_block_flex", "vit_block", "block_mask"):
         assert (report[case]["graphs"], report[case]["graph_breaks"]) == (1, 0), (case, report[case])
 
@@ -142,3 +149,18 @@ def test_compiled_block_mask_equals_the_eager_one():
         eager = to_device(batch, cpu, torch.float32)["attention_mask"]
         compiled = to_device(batch, cpu, torch.float32, compiled_mask=True)["attention_mask"]
         assert torch.equal(compiled.to_dense(), eager.to_dense())
+
+
+def test_one_block_config_keeps_the_block_shapes():
+    """`--explain` on a 2B preset builds one block per tower at the preset's real widths, not 2B weights."""
+    from sailvl.bench.graph_breaks import one_block_config
+    from sailvl.model import get_preset_config
+
+    full, small = get_preset_config("sailvl2-2b"), one_block_config("sailvl2-2b")
+    for part in ("vision_config", "text_config"):
+        a, b = getattr(full, part), getattr(small, part)
+        assert b.num_hidden_layers == 1 < a.num_hidden_layers
+        for key in ("hidden_size", "intermediate_size", "num_attention_heads"):
+            assert getattr(b, key) == getattr(a, key), (part, key)
+    assert small.text_config.num_key_value_heads == full.text_config.num_key_value_heads
+    assert small.text_config.vocab_size < full.text_config.vocab_size
