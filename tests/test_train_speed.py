@@ -164,3 +164,42 @@ def test_one_block_config_keeps_the_block_shapes():
             assert getattr(b, key) == getattr(a, key), (part, key)
     assert small.text_config.num_key_value_heads == full.text_config.num_key_value_heads
     assert small.text_config.vocab_size < full.text_config.vocab_size
+
+
+def test_metrics_report_how_long_each_step_waited_for_the_loader(tmp_path, monkeypatch):
+    """A loader that takes >= 50 ms per batch shows in data_wait_s (per step, over the log window) and in
+    data_wait_fraction (its share of the window's wall time), in both the synced and the unsynced step."""
+    import json
+    import time
+
+    from sailvl.synth import generate_world
+    from sailvl.synth.tiny_model import make_tiny_model_dir
+    from sailvl.train import load_recipe, trainer
+
+    generate_world(tmp_path / "world", 60, 0)
+    make_tiny_model_dir(tmp_path / "world", tmp_path / "model", seed=0)
+    next_batch = trainer._next_batch
+
+    def slow_next_batch(batches):
+        time.sleep(0.05)
+        return next_batch(batches)
+
+    monkeypatch.setattr(trainer, "_next_batch", slow_next_batch)
+    for sync in ("true", "false"):
+        recipe = load_recipe(
+            "tiny-sailvit",
+            [
+                f"vars.world={tmp_path / 'world'}", f"vars.model_dir={tmp_path / 'model'}", "stages.0.budget.steps=6",
+                "stages.0.log_every=3", "stages.0.grad_accum=2", f"parallel.host_sync_every_step={sync}",
+                "parallel.fused_optimizer=true",
+            ],
+        )  # fmt: skip
+        run = tmp_path / f"run-{sync}"
+        trainer.train_recipe(recipe, run, stage="warmup-adaptation")
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in rows] == [3, 6]
+        for r in rows:
+            assert r["data_wait_s"] >= 2 * 0.05, (sync, r)  # two micro-batches per step, each slept 50 ms
+            assert 0 < r["data_wait_fraction"] <= 1, (sync, r)
+            if sync == "false":  # step_seconds is then the window's wall time per step, waits included
+                assert r["data_wait_fraction"] == pytest.approx(r["data_wait_s"] / r["step_seconds"])

@@ -177,7 +177,8 @@ def _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype, swi
     peak = peak_flops(info.device, ctx.recipe.peak_flops)
     trainable = trainable_parts(model)
     batches = iter(loader)
-    pending_bad, window_start = 0, time.perf_counter()
+    # Log window: wall time since the last log and the part of it spent waiting for the loader.
+    pending_bad, window_start, window_data = 0, time.perf_counter(), 0.0
     try:
         while _progress(stage, state) < 1.0:
             factor = lr_factor(
@@ -188,8 +189,10 @@ def _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype, swi
                 stage.decay_fraction,
             )
             lrs = set_lr(optimizer, factor)
+            fetch = time.perf_counter()
             micro = [_next_batch(batches) for _ in range(stage.grad_accum)]
             t0 = time.perf_counter()
+            window_data += t0 - fetch
             result = train_step(
                 model, optimizer, micro, info, dtype, stage.grad_clip, switches.foreach_clip, switches.sync,
                 switches.compile_block_mask,
@@ -213,11 +216,17 @@ def _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype, swi
                         f"stage {stage.name}: {state['bad_steps']} non-finite steps (max_bad_steps="
                         f"{stage.max_bad_steps}); lower the LR or check the data"
                     )
-            if log_now and not switches.sync:  # the step only enqueued work: time the window between logs
-                now = time.perf_counter()
-                seconds, window_start = (now - window_start) / stage.log_every, now
             if log_now:
-                _log_step(metrics, state, result, lrs, seconds, model.config, peak, info, trainable)
+                now = time.perf_counter()
+                window = now - window_start
+                if not switches.sync:  # the step only enqueued work: time the window between logs
+                    seconds = window / stage.log_every
+                data = {
+                    "data_wait_s": window_data / stage.log_every,
+                    "data_wait_fraction": window_data / window,
+                }
+                window_start, window_data = now, 0.0
+                _log_step(metrics, state, result, lrs, seconds, data, model.config, peak, info, trainable)
             if switches.sync or log_now:
                 bar.update(_progress(stage, state), f"loss {result.loss:.4f}")
             if save_now:
@@ -239,7 +248,10 @@ def _next_batch(batches):
         raise SailvlError("the data loader ran out before the stage budget was reached") from None
 
 
-def _log_step(metrics, state, result, lrs, seconds, model_config, peak, info, trainable) -> None:
+def _log_step(metrics, state, result, lrs, seconds, data, model_config, peak, info, trainable) -> None:
+    """One metrics row. `data`: the loader wait per step and its share of wall time over the log window (a
+    share near 1 means the loader starves the step; with no host sync the host may block on the loader while
+    the device still runs queued steps, so there it is an upper bound)."""
     record = {
         "stage": state["stage"],
         "step": state["step"],
@@ -256,6 +268,7 @@ def _log_step(metrics, state, result, lrs, seconds, model_config, peak, info, tr
         "samples_per_s": result.samples / seconds,
         "padding_ratio": 1.0 - result.real_tokens / max(result.padded_tokens, 1),
         "step_seconds": seconds,
+        **data,
     }
     record.update({f"lr/{name}": lr for name, lr in lrs.items()})
     if peak is not None:
