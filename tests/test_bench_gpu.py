@@ -35,6 +35,12 @@ def test_gpu_plan_commands_parse(bench):
         parallel_switches(_switches(params["switch"] or []))  # names and values as the run checks them
         for name in params["ab"] or []:
             flip_switch(StepSwitches(True, True, False, True), name)  # the CUDA defaults
+    if bench.name.startswith("explain-"):
+        from sailvl.bench.switches import parallel_switches
+        from sailvl.cli.train import _switches
+
+        assert params["explain"] is True
+        parallel_switches(_switches(params["switch"] or []))
     assert bench.timeout_s <= 600
 
 
@@ -61,6 +67,8 @@ def test_smoke_plan_runs_each_benchmark_in_its_own_process(tmp_path):
     assert curate["status"] == "ok" and set(curate["figures"]["steps"]) >= {"recaption", "judge_answer"}, (
         curate
     )
+    explain = rows["explain-tiny"]
+    assert explain["status"] == "ok" and explain["figures"]["vit_block"]["graph_breaks"] == 0, explain
     assert rows["needs-a-missing-module"]["status"] == "skipped"
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["benchmarks"][0]["result"]["sailvl_steps"] == 2

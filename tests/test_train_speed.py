@@ -203,3 +203,21 @@ def test_metrics_report_how_long_each_step_waited_for_the_loader(tmp_path, monke
             assert 0 < r["data_wait_fraction"] <= 1, (sync, r)
             if sync == "false":  # step_seconds is then the window's wall time per step, waits included
                 assert r["data_wait_fraction"] == pytest.approx(r["data_wait_s"] / r["step_seconds"])
+
+
+@pytest.mark.parametrize(
+    ("switch", "message"),
+    [
+        ("foreach_grad_clip=true", "--explain takes only --switch liger_kernels"),
+        ("liger_kernels=maybe", "liger_kernels"),
+    ],
+)
+def test_explain_takes_only_the_liger_switch(switch, message, capsys):
+    """`bench train --explain --switch liger_kernels=true` is the GPU plan's Liger graph-break check; any other
+    switch, or a value that is not a bool, is one error line naming it (exit 2), before anything is built."""
+    from sailvl.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "train", "--preset", "tiny", "--explain", "--switch", switch])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("error: ") and message in err, err

@@ -45,14 +45,16 @@ _TRAIN = (
 _AB = ("ab_foreach_grad_clip", "ab_host_sync_every_step", "ab_compile_block_mask")
 _CURATE = ("steps", "model")
 _DATA = ("packed", "loader_over_gpu", "ranks", "num_workers")
+_EXPLAIN = ("device", "liger", "decoder_block_sdpa", "decoder_block_flex", "vit_block", "block_mask")
 # One work dir for every train benchmark: the 448 px synthetic world is generated once, not per process.
 _TRAIN_2B = "bench train --preset sailvl-2b --attn flex_attention --work-dir {tmp}/train"
 # 32 records, 32-token recaptions: the one-record-at-a-time baseline of a 2B model has to fit the time limit too.
 _CURATE_2B = "bench curate --model-steps --preset sailvl-2b --records 32 --batch-size 16 --max-new-tokens 32"
 
 # Priority order: the MFU headline with its kernel table, the kernels that should lift it, the second shape, the
-# pre-#17 setup, curation model steps, the loader against what the GPU consumes, then the per-switch A/B. An
-# estimated 15 minutes in all on an H200: a 9-minute budget covers the first three or four (`--only` the rest).
+# pre-#17 setup, curation model steps, the loader against what the GPU consumes, the per-switch A/B, then the
+# graph breaks with Liger's kernels (CUDA only). An estimated 15 minutes in all on an H200: a 9-minute budget covers
+# the first three or four (`--only` the rest).
 PLANS: dict[str, list[Benchmark]] = {
     "gpu": [
         Benchmark(
@@ -91,6 +93,13 @@ PLANS: dict[str, list[Benchmark]] = {
             300,
             (*_TRAIN, *_AB),
         ),
+        Benchmark(
+            "explain-sailvl2-2b-liger",
+            "bench train --preset sailvl2-2b --explain --switch liger_kernels=true --json",
+            120,
+            _EXPLAIN,
+            needs=("liger_kernel",),
+        ),
     ],
     "smoke": [
         Benchmark(
@@ -105,6 +114,7 @@ PLANS: dict[str, list[Benchmark]] = {
             300,
             _CURATE,
         ),
+        Benchmark("explain-tiny", "bench train --preset tiny --explain --json", 120, _EXPLAIN),
         Benchmark("needs-a-missing-module", "bench train --json", 60, needs=("no_such_module_xyz",)),
     ],
 }

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from sailvl.cli.app import app, bench_app
+from sailvl.errors import SailvlError
 
 
 @app.command("train")
@@ -92,7 +93,8 @@ def bench_train_command(
     explain: bool = typer.Option(
         False,
         "--explain",
-        help="Only report torch.compile graph breaks of one ViT / decoder block of the preset.",
+        help="Only report torch.compile graph breaks of one ViT / decoder block of the preset (on CUDA when there "
+        "is one; --switch liger_kernels=true with Liger's kernels).",
     ),
     grad_accum: int = typer.Option(
         None, "--grad-accum", help="Micro-batches per optimizer step, both loops (default: preset's)."
@@ -118,9 +120,16 @@ def bench_train_command(
 
     if explain:
         from sailvl.bench.graph_breaks import explain_graph_breaks
+        from sailvl.bench.switches import parallel_switches
 
+        chosen = _switches(switch or [])
+        if set(chosen) - {"liger_kernels"}:
+            raise SailvlError(
+                "--explain takes only --switch liger_kernels=true|false (the others are step switches)"
+            )
+        liger = bool(parallel_switches(chosen).liger_kernels)
         model = PRESETS[preset]["model"] if preset in PRESETS else preset
-        typer.echo(json.dumps(explain_graph_breaks(model), indent=2))
+        typer.echo(json.dumps(explain_graph_breaks(model, liger=liger), indent=2))
         return
     result = bench_train(
         preset=preset,
