@@ -228,6 +228,34 @@ def test_bench_shared_model_with_trainer_switches_and_ab_loops(bench_dir):
     )
 
 
+def test_bench_shared_model_on_the_realistic_mix(bench_dir):
+    """`bench train --mix realistic`: the GPU preset's loops read `bench data`'s realistic mix (photo JPEGs, 1-12
+    tiles per image, SFT-like lengths), so the GPU's consumption is measured on the data the loader is timed on;
+    tiny model on CPU, 112 px tiles."""
+    from sailvl.bench.shared_model import bench_shared_model
+    from sailvl.bench.train import PRESETS, bench_train
+    from sailvl.errors import SailvlError
+
+    cfg = dict(PRESETS["sailvl-2b"])
+    cfg.update(
+        model="tiny", image_size=112, steps=2, warmup_steps=1, pack_tokens=1024, batch_size=2, num_workers=0,
+        attn=["sdpa"], grad_accum=1, mix="realistic",
+    )  # fmt: skip
+    (result,) = bench_shared_model(bench_dir / "realistic-run", cfg, torch.device("cpu"))
+    assert result["mix"] == "realistic" and result["num_workers"] == 0
+    for loop in ("sailvl_sdpa", "hf_padded"):
+        # Several tiles per sample (the synthetic world has one per image).
+        assert result[f"{loop}_tiles"] > 2 * result[f"{loop}_samples"] > 0, loop
+        assert result[f"{loop}_tiles_per_s"] == pytest.approx(
+            result[f"{loop}_tiles"] / result[f"{loop}_seconds"], rel=1e-2
+        )
+    assert (bench_dir / "realistic-run" / "realistic" / "sft.jsonl").is_file()
+    with pytest.raises(SailvlError, match="shared-model preset"):
+        bench_train("tiny", mix="realistic")
+    with pytest.raises(SailvlError, match="--mix must be"):
+        bench_train("tiny", mix="photos")
+
+
 def test_flops_per_token_matches_parameter_count():
     """6 x non-embedding params per token + 6 x LM head per target: the MFU numerator vs the built 2B model."""
     from sailvl.model import build_model

@@ -52,9 +52,9 @@ _TRAIN_2B = "bench train --preset sailvl-2b --attn flex_attention --work-dir {tm
 _CURATE_2B = "bench curate --model-steps --preset sailvl-2b --records 32 --batch-size 16 --max-new-tokens 32"
 
 # Priority order: the MFU headline with its kernel table, the kernels that should lift it, the second shape, the
-# pre-#17 setup, curation model steps, the loader against what the GPU consumes, the per-switch A/B, then the
-# graph breaks with Liger's kernels (CUDA only). An estimated 15 minutes in all on an H200: a 9-minute budget covers
-# the first three or four (`--only` the rest).
+# pre-#17 setup, curation model steps, the loader on the realistic mix and what the GPU consumes of that mix, the
+# per-switch A/B, then the graph breaks with Liger's kernels (CUDA only). An estimated 17 minutes in all on an
+# H200 (not timed): a 9-minute budget covers the first three or four (`--only` the rest).
 PLANS: dict[str, list[Benchmark]] = {
     "gpu": [
         Benchmark(
@@ -86,6 +86,12 @@ PLANS: dict[str, list[Benchmark]] = {
             "curate-vllm", f"{_CURATE_2B} --backend vllm --repeats 1 --json", 300, _CURATE, needs=("vllm",)
         ),
         Benchmark("data-8-workers", "bench data --workers 8 --batches 64 --ranks 8 --json", 180, _DATA),
+        Benchmark(  # what the GPU consumes of the mix data-8-workers times: the loader's ratio, same data
+            "train-sailvl-2b-realistic",
+            f"{_TRAIN_2B} --mix realistic --workers 8 --repeats 1 --json",
+            300,
+            (*_TRAIN, "sailvl_flex_attention_tiles_per_s", "sailvl_flex_attention_load_s", "mix"),
+        ),
         Benchmark(
             "train-sailvl-2b-ab",
             f"{_TRAIN_2B} --repeats 1 --ab foreach_grad_clip --ab host_sync_every_step --ab compile_block_mask "

@@ -61,6 +61,7 @@ class TimedLoop:
         out = {
             f"{prefix}_tokens_per_s": round(self.real / self.seconds, 1),
             f"{prefix}_samples_per_s": round(self.samples / self.seconds, 2),
+            f"{prefix}_tiles_per_s": round(self.tiles / self.seconds, 1),
             f"{prefix}_steps": self.steps,
             f"{prefix}_samples": self.samples,
             f"{prefix}_tokens": self.real,
@@ -84,6 +85,22 @@ def bench_world(work: Path, cfg: dict) -> Path:
     if not (world / "sft.jsonl").is_file():
         generate_world(world, cfg["world_size"], 0, size=cfg["image_size"])
     return world
+
+
+def realistic_configs(mix: DataConfig, cfg: dict, mask_format: str) -> tuple[DataConfig, DataConfig]:
+    """The realistic mix's loader settings (`sailvl.bench.mix`: photos, 1-12 tiles, SFT-like lengths) at the
+    bench's pack length, packs per batch, workers and kernel mask; the baseline pads `batch_size` samples."""
+    common = {"num_workers": cfg["num_workers"]}
+    packed = mix.model_copy(
+        update={
+            **common, "packing": True, "max_tokens": cfg["pack_tokens"], "packs_per_batch": cfg["packs_per_batch"],
+            "attention_mask": mask_format,
+        }
+    )  # fmt: skip
+    padded = mix.model_copy(
+        update={**common, "packing": False, "batch_size": cfg["batch_size"], "max_tokens": cfg["pack_tokens"]}
+    )
+    return packed, padded
 
 
 def data_configs(world: Path, cfg: dict, mask_format: str):

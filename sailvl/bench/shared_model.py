@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from sailvl.bench.loops import TimedLoop, bench_world, data_configs, padded_hf_step
+from sailvl.bench.loops import TimedLoop, bench_world, data_configs, padded_hf_step, realistic_configs
+from sailvl.bench.mix import realistic_processor, write_realistic_mix
 from sailvl.bench.profile import profile_steps
 from sailvl.bench.switches import STEP_SWITCHES, flip_switch, resolved_switches, sail_step_fn
 from sailvl.data.loader import build_loader
@@ -55,8 +56,21 @@ def _shared_model_run(
     work: Path, cfg: dict, info: DistInfo, parallel: ParallelConfig, profile: str | Path | None, repeats: int
 ) -> list[dict]:
     device = info.device
-    world = bench_world(work, cfg)
-    tokenizer = train_tokenizer(world_texts(world))
+    if cfg.get("mix", "synthetic") == "realistic":
+        # Photo JPEGs with 1-12 tiles per image and SFT-like lengths (`sailvl.bench.mix`), read by `num_workers`
+        # worker processes as a training run reads them.
+        mix = write_realistic_mix(work / "realistic")
+        tokenizer = realistic_processor().tokenizer
+
+        def loader_configs(mask_format: str):
+            return realistic_configs(mix, cfg, mask_format)
+    else:
+        world = bench_world(work, cfg)
+        tokenizer = train_tokenizer(world_texts(world))
+
+        def loader_configs(mask_format: str):
+            return data_configs(world, cfg, mask_format)
+
     model = build_model(cfg["model"], device="meta", seed=0, tokenizer=tokenizer)
     processor = SailVLProcessor.for_model(tokenizer, model.config)
     dtype = param_dtype(device, parallel.mixed_precision)
@@ -100,6 +114,8 @@ def _shared_model_run(
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
         "model": cfg["model"],
         "params": sum(p.numel() for p in model.parameters()),
+        "mix": cfg.get("mix", "synthetic"),
+        "num_workers": cfg["num_workers"],
         "peak_flops": peak,
         "switches": resolved_switches(steps, info.mesh is not None, parallel.liger_kernels),
     }
@@ -113,7 +129,7 @@ def _shared_model_run(
         labels = [(k, "") for k in cfg["attn"]] + [(headline_kernel, n) for n in cfg.get("ab", [])]
         for kernel, variant in labels:
             label = kernel if not variant else f"{kernel}_ab_{variant}"
-            packed, _ = data_configs(world, cfg, mask_format_for(kernel))
+            packed, _ = loader_configs(mask_format_for(kernel))
             switches = variants[variant][0]
             loop = TimedLoop(
                 iter(build_loader(packed, processor)),
@@ -136,7 +152,7 @@ def _shared_model_run(
                     opt.zero_grad(set_to_none=True)
                 continue
             loops[label] = (kernel, loop)
-        _, padded = data_configs(world, cfg, "bool")
+        _, padded = loader_configs("bool")
         hf = TimedLoop(iter(build_loader(padded, processor)), hf_step, device, flops_fn(False), micro)
         set_attention(model, "sdpa")
         for _ in range(cfg["warmup_steps"]):

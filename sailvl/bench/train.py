@@ -88,6 +88,9 @@ PRESETS = {
 }
 # SAIL-VL2-2B's shape (AIMv2-Huge, SwiGLU ViT + Qwen3-1.7B), otherwise the sailvl-2b bench.
 PRESETS["sailvl2-2b"] = {**PRESETS["sailvl-2b"], "model": "sailvl2-2b"}
+# The padded baseline's batch on the realistic mix: its samples average ~2270 tokens (8 tiles), so 2 padded samples
+# take about the token slots of one 8192-token pack (24 would not fit next to a 2B model's activations).
+REALISTIC_BATCH = 2
 
 NOTES = (
     "non-pad tokens/s, same model init, data stream, LR and ~samples/step; "
@@ -114,7 +117,10 @@ def _settings(preset: str, overrides: dict) -> dict:
         if key == "attn":
             cfg[key] = list(value)
             continue
-        if value < 1:
+        if key == "num_workers":
+            if value < 0:
+                raise SailvlError(f"--workers must be 0 (load in the main process) or more, got {value}")
+        elif value < 1:
             raise SailvlError(f"--{key.replace('_', '-')} must be positive, got {value}")
         cfg[key] = value
     if cfg["device"] == "cuda" and not torch.cuda.is_available():
@@ -136,6 +142,8 @@ def bench_train(
     grad_accum: int | None = None,
     switches: dict[str, bool] | None = None,
     ab: list[str] | None = None,
+    mix: str = "synthetic",
+    workers: int | None = None,
 ) -> dict:
     """Train the same model on the synthetic SFT mix with both loops; report non-pad tokens/s of each.
 
@@ -152,6 +160,9 @@ def bench_train(
     (`MODEL_SWITCHES`, `STEP_SWITCHES`) over the trainer's device defaults; the run reports them resolved in
     `switches`. `ab`: step switches each timed flipped in an extra interleaved loop of the headline kernel
     (shared-model presets), reported as `ab_<name>` with the default's speedup over the flipped setting.
+    `mix`: `synthetic` (the world above) or `realistic` (shared-model presets: `sailvl.bench.mix`'s photos with
+    1-12 tiles per image and SFT-like lengths, what `bench data` times; the baseline then pads
+    `REALISTIC_BATCH` samples unless `batch_size` is given). `workers`: loader processes (default: preset's).
     """
     if repeats < 1:
         raise SailvlError(f"--repeats must be positive, got {repeats}")
@@ -164,8 +175,17 @@ def bench_train(
             "batch_size": batch_size,
             "attn": attn,
             "grad_accum": grad_accum,
+            "num_workers": workers,
         },
     )
+    if mix not in ("synthetic", "realistic"):
+        raise SailvlError(f"--mix must be synthetic or realistic, got {mix!r}")
+    cfg["mix"] = mix
+    if mix == "realistic":
+        if cfg["device"] == "cpu":
+            raise SailvlError(f"--mix realistic needs a shared-model preset (sailvl-2b), not {preset!r}")
+        if batch_size is None:
+            cfg["batch_size"] = REALISTIC_BATCH
     cfg["compile"] = cfg["compile"] or compile
     cfg["parallel"] = parallel_switches(switches)
     cfg["ab"] = list(ab or [])
@@ -202,7 +222,7 @@ def bench_train(
         "ratio_runs": ratios,
         "ratio_spread": round(max(ratios) - min(ratios), 3),
     }
-    result.update({k: cfg[k] for k in ("pack_tokens", "packs_per_batch", "grad_accum", "batch_size")})
+    result.update({k: cfg[k] for k in ("pack_tokens", "packs_per_batch", "grad_accum", "batch_size", "mix")})
     result["notes"] = NOTES.format(**cfg) + (GPU_NOTES if cfg["device"] == "cuda" else "")
     return result
 

@@ -110,6 +110,13 @@ def bench_train_command(
         "--ab",
         help="A step switch to A/B within the run: an extra interleaved loop with it flipped; repeatable.",
     ),
+    mix: str = typer.Option(
+        "synthetic",
+        "--mix",
+        help="synthetic (the world, one tile per image) or realistic (photos, 1-12 tiles, SFT-like lengths: what "
+        "`bench data` times; GPU presets).",
+    ),
+    workers: int = typer.Option(None, "--workers", help="Loader worker processes (default: preset's)."),
     as_json: bool = typer.Option(False, "--json", help="Print only the JSON result."),
     work_dir: Path = typer.Option(
         None, "--work-dir", help="Reuse a directory for the synthetic world and model."
@@ -144,6 +151,8 @@ def bench_train_command(
         grad_accum=grad_accum,
         switches=_switches(switch or []),
         ab=ab or None,
+        mix=mix,
+        workers=workers,
     )
     if as_json:
         typer.echo(json.dumps(result, indent=2))
