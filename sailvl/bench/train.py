@@ -16,7 +16,9 @@ samples of this mix, whose samples are 62-143 tokens; baseline batch 8). 256-tok
 block-diagonal attention of a packed row small on CPU: measured on the 2-core dev box, 160-256-token rows gave
 ratio ~1.3, 384 ~1.15, 512 ~1.05 (fuller packs do not pay for the masked-out attention). The loops are interleaved
 step by step (the baseline catching up in samples after each sailvl step) so load from other processes hits both
-alike; data loading is inside the timed region of both, and reported separately (`*_load_s`).
+alike; data loading is inside the timed region of both, and reported separately (`*_load_s`). With `--mix
+realistic` (GPU presets) both loops read `bench data`'s realistic mix instead (`sailvl.bench.mix`), so the GPU's
+samples/s and tiles/s there are the denominator of the loader's ratio on the same data.
 """
 
 from __future__ import annotations
