@@ -132,7 +132,8 @@ def bench_train_command(
         chosen = _switches(switch or [])
         if set(chosen) - {"liger_kernels"}:
             raise SailvlError(
-                "--explain takes only --switch liger_kernels=true|false (the others are step switches)"
+                "--explain takes only --switch liger_kernels=true|false (the other switches do not change a "
+                "block's graph)"
             )
         liger = bool(parallel_switches(chosen).liger_kernels)
         model = PRESETS[preset]["model"] if preset in PRESETS else preset
