@@ -56,7 +56,8 @@ def _shared_model_run(
     work: Path, cfg: dict, info: DistInfo, parallel: ParallelConfig, profile: str | Path | None, repeats: int
 ) -> list[dict]:
     device = info.device
-    if cfg.get("mix", "synthetic") == "realistic":
+    mix_name = cfg.get("mix", "synthetic")
+    if mix_name == "realistic":
         # Photo JPEGs with 1-12 tiles per image and SFT-like lengths (`sailvl.bench.mix`), read by `num_workers`
         # worker processes as a training run reads them.
         mix = write_realistic_mix(work / "realistic")
@@ -114,7 +115,7 @@ def _shared_model_run(
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
         "model": cfg["model"],
         "params": sum(p.numel() for p in model.parameters()),
-        "mix": cfg.get("mix", "synthetic"),
+        "mix": mix_name,
         "num_workers": cfg["num_workers"],
         "peak_flops": peak,
         "switches": resolved_switches(steps, info.mesh is not None, parallel.liger_kernels),

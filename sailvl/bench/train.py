@@ -224,7 +224,7 @@ def bench_train(
         "ratio_runs": ratios,
         "ratio_spread": round(max(ratios) - min(ratios), 3),
     }
-    result.update({k: cfg[k] for k in ("pack_tokens", "packs_per_batch", "grad_accum", "batch_size", "mix")})
+    result.update({k: cfg[k] for k in ("pack_tokens", "packs_per_batch", "grad_accum", "batch_size")})
     result["notes"] = NOTES.format(**cfg) + (GPU_NOTES if cfg["device"] == "cuda" else "")
     return result
 
@@ -262,7 +262,12 @@ def _bench_interleaved(work: Path, cfg: dict, profile: str | Path | None = None)
         # The baseline keeps pace in samples, so both loops train on the same number of samples.
         while hf.samples + cfg["grad_accum"] * cfg["batch_size"] / 2 <= sail.samples:
             hf.step()
-    result = {"device": str(info.device), "threads": torch.get_num_threads(), "attn": kernel}
+    result = {
+        "device": str(info.device),
+        "threads": torch.get_num_threads(),
+        "attn": kernel,
+        "mix": "synthetic",
+    }
     result["switches"] = resolved_switches(steps, False, False)
     result.update(sail.report("sailvl"))
     result.update(hf.report("hf_padded"))
