@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from sailvl.curation.base import Filter, StepParams, register_step
 from sailvl.curation.image_checks import open_header, read_image_bytes
 from sailvl.curation.records import caption_of
+from sailvl.curation.step import Filter, StepParams, register_step
 
 DUPLICATES_FILE = "duplicates.json"
 

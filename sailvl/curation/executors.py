@@ -7,13 +7,13 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from sailvl.curation.base import Step
 from sailvl.curation.config import PipelineConfig
 from sailvl.curation.job import MANIFEST_FILE, ShardWorker, failed_shards_error, run_job
 from sailvl.curation.ray_executor import RayExecutor
 from sailvl.curation.report import kept_samples
 from sailvl.curation.scoring import write_curriculum
 from sailvl.curation.shards import write_json_atomic
+from sailvl.curation.step import Step
 from sailvl.errors import SailvlError
 
 # -- worker-side state: each pool process builds one ShardWorker (models load once per worker) ---------

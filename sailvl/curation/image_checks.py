@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pydantic import Field
 
-from sailvl.curation.base import Filter, StepParams, register_step
+from sailvl.curation.step import Filter, StepParams, register_step
 
 EXIF_ORIENTATION = 0x0112
 

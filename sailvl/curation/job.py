@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sailvl.curation.base import Step
 from sailvl.curation.config import PipelineConfig
 from sailvl.curation.dedup import DUPLICATES_FILE
 from sailvl.curation.shards import (
@@ -24,6 +23,7 @@ from sailvl.curation.shards import (
     plan_shards,
     write_json_atomic,
 )
+from sailvl.curation.step import Step
 from sailvl.errors import SailvlError
 
 CONFIG_FILE = "pipeline.json"

@@ -11,45 +11,15 @@ yes/no about a caption (measured on the synthetic world, BENCHMARKS.md)."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
-from sailvl.curation.base import register_step
+from sailvl.curation.judge_parse import parse_score, parse_yes_no
 from sailvl.curation.records import caption_of
+from sailvl.curation.step import register_step
 from sailvl.curation.vlm import ModelStep, ModelStepParams
-
-_WORD_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
-_NUMBER = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)(?![\d.])|\b(one|two|three|four|five)\b", re.IGNORECASE)
-_YES_NO = re.compile(
-    r"\b(yes|no|true|false|aligned|misaligned|not aligned|correct|incorrect)\b", re.IGNORECASE
-)
-_YES = {"yes", "true", "aligned", "correct"}
-
-
-def parse_score(text: str, low: int = 1, high: int = 5) -> int | None:
-    """First integer score in [low, high] in a judge answer ('4', 'Score: 4/5', '**four**', 'I rate it 3
-    out of 5'); the scale's maximum after 'out of' or '/' is not a score. None when there is none."""
-    for match in _NUMBER.finditer(text or ""):
-        before = text[: match.start()].rstrip().lower()
-        if before.endswith("/") or before.endswith("out of"):
-            continue
-        raw = match.group(1) or match.group(2)
-        value = _WORD_NUMBERS.get(raw.lower()) if raw.isalpha() else float(raw)
-        if value is not None and float(value).is_integer() and low <= value <= high:
-            return int(value)
-    return None
-
-
-def parse_yes_no(text: str) -> bool | None:
-    """True/False from the first yes/no-like word of a judge answer ('Yes.', 'no, the ...'); None if absent."""
-    match = _YES_NO.search(text or "")
-    if match is None:
-        return None
-    return match.group(1).lower() in _YES
-
 
 # The synthetic world's judge data asks alignment first, then richness as a second turn; these defaults
 # match it (tests check they stay equal) so a judge fine-tuned on judge.jsonl is asked what it learned.
@@ -57,6 +27,8 @@ ITA_PROMPT = "<image>\nDoes this caption correctly describe the image? Caption: 
 CAPTION_PROMPT = "<image>\nDescribe the image in detail."
 CALIBRATION_FILE = "judge_calibration.json"
 DEFAULT_MIN_ALIGNMENT = -1.5
+UNPARSED_REASON = "judge_unparseable"  # the judge answered, but not in a way `judge_parse` can read
+UNPARSED_ANSWER_CHARS = 500  # of an unreadable answer kept in the rejected record's metadata
 VIR_PROMPT = (
     "Rate the visual information richness of the caption from 1 (almost nothing) to 5 (every object and "
     "attribute in the image). Answer with a single number."
@@ -147,24 +119,39 @@ class Judge(ModelStep):
             meta = dict(record.metadata)
             if ita_scores is not None:
                 meta["judge_ita_score"] = round(ita_scores[i], 4)
-            reason = None
-            if vir is not None:
-                score = parse_score(vir[i])
-                meta["judge_vir"] = score
-                if score is None:
-                    reason = "judge_unparseable"
-                elif score < p.min_score:
-                    reason = "judge_low_richness"
-            if ita is not None:
-                aligned = parse_yes_no(ita[i])
-                meta["judge_ita"] = aligned
-                if aligned is None:
-                    reason = reason or "judge_unparseable"
-                elif not aligned:
-                    reason = "judge_misaligned"
+            score = self._read(meta, "vir", parse_score, vir[i]) if vir is not None else None
+            aligned = self._read(meta, "ita", parse_yes_no, ita[i]) if ita is not None else None
             record.metadata = meta  # kept in the rejected record too, for the report's histograms
-            results.append(reason if reason else record)
+            results.append(
+                _reject_reason(score, aligned, vir is not None, ita is not None, p.min_score) or record
+            )
         return results
+
+    def _read(self, meta: dict[str, Any], question: str, parse: Any, answer: str) -> Any:
+        """Parse one judge answer into `meta[judge_<question>]`; an answer the parser cannot read is counted
+        (`unparsed_<question>` in the step's stats, so the manifest shows it even when another reason rejects
+        the record) and kept verbatim as `judge_<question>_answer`, so the rejected record says what it was."""
+        value = parse(answer)
+        meta[f"judge_{question}"] = value
+        if value is None:
+            self.stats[f"unparsed_{question}"] += 1
+            meta[f"judge_{question}_answer"] = answer[:UNPARSED_ANSWER_CHARS]
+        return value
+
+
+def _reject_reason(
+    score: int | None, aligned: bool | None, asked_vir: bool, asked_ita: bool, min_score: int
+) -> str:
+    """Why a judged caption is dropped, or "" to keep it. A verdict the judge did give ("no", a low score) names
+    the reason; otherwise an answer that could not be read rejects it as `judge_unparseable`: the caption was
+    not verified, and keeping it would let a judge's unreadable "no" through."""
+    if asked_ita and aligned is False:
+        return "judge_misaligned"
+    if asked_vir and score is not None and score < min_score:
+        return "judge_low_richness"
+    if (asked_vir and score is None) or (asked_ita and aligned is None):
+        return UNPARSED_REASON
+    return ""
 
 
 def load_calibration(model: str | Path) -> dict[str, Any] | None:

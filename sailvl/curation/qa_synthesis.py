@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import Field
 
-from sailvl.curation.base import register_step
 from sailvl.curation.records import caption_of
+from sailvl.curation.step import register_step
 from sailvl.curation.vlm import ModelStep, ModelStepParams
 
 _QA = re.compile(

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import Field
 
-from sailvl.curation.base import register_step
 from sailvl.curation.records import alt_text_of, with_caption
+from sailvl.curation.step import register_step
 from sailvl.curation.vlm import ModelStep, ModelStepParams
 
 

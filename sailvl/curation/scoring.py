@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from sailvl.curation.base import register_step
-from sailvl.curation.judge import parse_score
+from sailvl.curation.judge_parse import parse_score
 from sailvl.curation.records import caption_of, prompt_of
+from sailvl.curation.step import register_step
 from sailvl.curation.vlm import ModelStep, ModelStepParams, load_model_fns
 from sailvl.data.writers import write_jsonl
 from sailvl.errors import SailvlError

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 from pydantic import Field, model_validator
 
-from sailvl.curation.base import Filter, StepParams, register_step
 from sailvl.curation.dedup import DUPLICATES_FILE, phash_int
 from sailvl.curation.image_checks import read_image_bytes
+from sailvl.curation.step import Filter, StepParams, register_step
 
 
 class SelectParams(StepParams):

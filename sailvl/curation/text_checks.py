@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from sailvl.curation.base import Filter, StepParams, register_step
 from sailvl.curation.records import caption_of
+from sailvl.curation.step import Filter, StepParams, register_step
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Function words that make up a large share of any running English text; captions in other languages

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from sailvl.curation.base import BatchParams, BatchStep, StepParams
+from sailvl.curation.step import BatchParams, BatchStep, StepParams
 from sailvl.errors import ConfigError
 
 # fn(list of (images, prompt)) -> one answer per request. A prompt is a question with `<image>`
