@@ -4,6 +4,7 @@ a process pool gives the same kept set as one process; output formats; config er
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -12,8 +13,10 @@ from pathlib import Path
 import pytest
 from _curation_helpers import CHEAP_STEPS, make_pipeline, write_corpus
 
+from sailvl.curation.base import register_step
 from sailvl.curation.config import load_pipeline
-from sailvl.curation.executors import LocalExecutor
+from sailvl.curation.executors import LocalExecutor, run_pipeline
+from sailvl.curation.judge import Judge
 from sailvl.curation.lineage import check_lineage, iter_lineage, read_kept
 from sailvl.errors import ConfigError, SailvlError
 
@@ -107,7 +110,7 @@ def test_sigkill_mid_shard_then_resume(corpus, reference_run, tmp_path):
         f"""
         import sys; sys.path.insert(0, {str(TESTS_DIR)!r})
         from _curation_helpers import make_pipeline
-        from sailvl.curation.executors import LocalExecutor
+        from sailvl.curation.executors import LocalExecutor, run_pipeline
         from pathlib import Path
         LocalExecutor(make_pipeline(Path({str(path)!r}), Path({str(out)!r}), {steps!r})).run()
         """
@@ -178,3 +181,80 @@ def test_a_worker_sets_each_step_up_once_across_shards(corpus, tmp_path):
     finally:
         del Shout.setup
     assert setups == ["test_shout"] and len(list((tmp_path / "run" / "done").glob("*.json"))) == 6
+
+
+# A config mistake found on the workers: a score with no prompt, for records that lack it (every shard).
+NO_PROMPT_STEPS = [
+    {"type": "image_checks", "min_side": 16},
+    {"type": "sft_scoring", "keys": ["novelty"], "prompts": {}},
+]
+NO_PROMPT_MESSAGE = "sft_scoring has no prompt for score 'novelty' and some records lack that field"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_user_error_stops_the_run_in_process_and_in_a_pool_alike(corpus, tmp_path, workers):
+    """A SailvlError is the user's to fix, and every shard would hit it: both modes stop and raise it as it is
+    (the CLI prints its one line), rather than one mode reporting it as "N of M shards failed"."""
+    path, _ = corpus
+    cfg = make_pipeline(path, tmp_path / "run", NO_PROMPT_STEPS, executor={"workers": workers})
+    with pytest.raises(SailvlError) as raised:
+        LocalExecutor(cfg).run()
+    assert type(raised.value) is SailvlError and str(raised.value) == NO_PROMPT_MESSAGE
+    assert not list((tmp_path / "run" / "done").glob("*.json"))
+
+
+@pytest.mark.slow
+def test_a_user_error_stops_a_ray_run_alike(corpus, tmp_path):
+    ray = pytest.importorskip("ray")
+    path, _ = corpus
+    cfg = make_pipeline(path, tmp_path / "run", NO_PROMPT_STEPS, executor={"type": "ray"})
+    # Actors import this checkout's sailvl (and the tests' step plug-ins), as the driver does.
+    pythonpath = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(TESTS_DIR)) if p)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})  # fmt: skip
+    try:
+        with pytest.raises(SailvlError) as raised:
+            run_pipeline(cfg)
+    finally:
+        ray.shutdown()
+    assert type(raised.value) is SailvlError and str(raised.value) == NO_PROMPT_MESSAGE
+
+
+@register_step("test_scripted_judge")
+class ScriptedJudge(Judge):
+    """The judge step with a strong judge's answers scripted by record number (no model)."""
+
+    ITA = [
+        "Yes, the caption is accurate.",
+        "The caption is not correct.",
+        "I cannot view images.",
+        "Aligned: no",
+    ]
+
+    def setup(self) -> None:
+        def answer(prompt):
+            number = int(
+                (prompt if isinstance(prompt, str) else prompt[0]["content"]).split("number ")[1][:2]
+            )
+            return "Rating (1-5): 4" if isinstance(prompt, list) else self.ITA[number % 4]
+
+        self.generate_fn = lambda requests: [answer(prompt) for _, prompt in requests]
+
+
+def test_manifest_counts_unparsed_judgements(corpus, tmp_path):
+    path, ids = corpus
+    out = tmp_path / "run"
+    manifest = LocalExecutor(
+        make_pipeline(path, out, CHEAP_STEPS[1:2] + [{"type": "test_scripted_judge"}])
+    ).run()
+    stats = manifest["steps"]["test_scripted_judge"]
+    # 27 captions reach the judge (3 are empty); numbers 2, 6, 10, ... get a refusal, 1, 3, 5, ... a "no".
+    refused = [i for i in range(30) if i % 11 and i % 4 == 2]
+    assert stats["unparsed_ita"] == stats["rejected:judge_unparseable"] == len(refused) == 6
+    assert stats["rejected:judge_misaligned"] == len([i for i in range(30) if i % 11 and i % 2]) == 14
+    assert stats["out"] == 27 - 6 - 14 and "unparsed_vir" not in stats
+    rows = [json.loads(line) for p in sorted((out / "rejected").glob("*.jsonl")) for line in p.open()]
+    unparsed = [r for r in rows if r["reason"] == "judge_unparseable"]
+    assert [r["id"] for r in unparsed] == [f"r{i:04d}" for i in refused]
+    assert {r["sample"]["metadata"]["judge_ita_answer"] for r in unparsed} == {"I cannot view images."}
+    assert check_lineage(out, ids).ok

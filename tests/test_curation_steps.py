@@ -131,6 +131,62 @@ def test_judge_step_thresholds():
     kept, rejected = _run(step, [_sample(i, c) for i, c in enumerate(answers)])
     assert [s.id for s in kept] == ["s0"] and kept[0].metadata == {"judge_vir": 4, "judge_ita": True}
     assert rejected == [("s1", "judge_low_richness"), ("s2", "judge_misaligned"), ("s3", "judge_unparseable")]
+    assert step.stats["unparsed_vir"] == 1 and step.stats["unparsed_ita"] == 0
+
+
+def _scripted_judge(answers: dict[str, tuple[str, str]]):
+    """A judge step answering (richness, alignment) per caption from `answers`."""
+    step = build_step({"type": "judge", "batch_size": 4})
+
+    def fake(requests):
+        def caption(prompt):
+            text = prompt if isinstance(prompt, str) else prompt[0]["content"]
+            return text.split("Caption: ")[1].split("\n")[0]
+
+        return [answers[caption(p)][0 if isinstance(p, list) else 1] for _, p in requests]
+
+    step.generate_fn = fake
+    return step
+
+
+def test_judge_step_reads_strong_judge_answers():
+    """Verbose answers of strong judges: each "no" said in words rejects the caption (the old parser kept
+    all of these), a refusal is counted as unparsed and rejected, and the raw answer stays with the record."""
+    answers = {
+        "c0": ("Rating (1-5): 4", "Yes, the caption accurately describes the image."),
+        "c1": ("On a scale of 1 to 5, I'd give it a 4.", "The caption is not correct."),
+        "c2": ("Score: 5", "Aligned: no"),
+        "c3": ("4", '{"aligned": false}'),
+        "c4": ("**4**", "It is not true that the circle is red."),
+        "c5": ("I'd give it a 2.", "Yes."),
+        "c6": ("4/5", "I cannot view images."),
+        "c7": ("I cannot view images.", "No, the square is green."),
+    }
+    kept, rejected = _run(_scripted_judge(answers), [_sample(i, c) for i, c in enumerate(answers)])
+    assert [s.id for s in kept] == ["s0"] and kept[0].metadata == {"judge_vir": 4, "judge_ita": True}
+    assert rejected == [
+        ("s1", "judge_misaligned"),
+        ("s2", "judge_misaligned"),
+        ("s3", "judge_misaligned"),
+        ("s4", "judge_misaligned"),
+        ("s5", "judge_low_richness"),
+        ("s6", "judge_unparseable"),
+        ("s7", "judge_misaligned"),  # a "no" that was read names the reason, whatever the richness answer
+    ]
+
+
+def test_judge_step_counts_unparsed_answers_and_keeps_them():
+    answers = {"c0": ("4", "I cannot view images."), "c1": ("maybe a 3 or 4", "No."), "c2": ("4", "Maybe.")}
+    step = _scripted_judge(answers)
+    dropped = []
+    step.set_sink(lambda rec, name, reason: dropped.append((rec, reason)))
+    assert list(step.run([_sample(i, c) for i, c in enumerate(answers)])) == []
+    # ... and an unreadable answer is still counted when another reason rejects the record (c1).
+    assert step.stats["unparsed_ita"] == 2 and step.stats["unparsed_vir"] == 1
+    assert step.stats["rejected:judge_unparseable"] == 2 and step.stats["rejected:judge_misaligned"] == 1
+    meta = {rec.id: rec.metadata for rec, _ in dropped}
+    assert meta["s0"]["judge_ita"] is None and meta["s0"]["judge_ita_answer"] == "I cannot view images."
+    assert meta["s1"]["judge_vir_answer"] == "maybe a 3 or 4" and "judge_ita_answer" not in meta["s1"]
 
 
 def test_judge_prompts_match_synthetic_judge_data():

@@ -8,7 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from sailvl.curation.config import PipelineConfig
-from sailvl.curation.job import MANIFEST_FILE, ShardWorker, failed_shards_error, run_job
+from sailvl.curation.job import MANIFEST_FILE, ShardWorker, failed_shards_error, run_job, user_error
 from sailvl.curation.ray_executor import RayExecutor
 from sailvl.curation.report import kept_samples
 from sailvl.curation.scoring import write_curriculum
@@ -48,7 +48,7 @@ class LocalExecutor:
                 try:
                     results.append(getattr(self._local, method)(*call))
                 except SailvlError:
-                    raise  # a user error (bad config, missing model): the other shards would fail alike
+                    raise  # a user error: stops the run (see `job.user_error`)
                 except Exception as exc:  # noqa: BLE001 - report every failed shard, then raise once
                     errors.append((call, exc))
         else:
@@ -57,6 +57,10 @@ class LocalExecutor:
                 try:
                     results.append(fut.result())
                 except Exception as exc:  # noqa: BLE001
+                    if (user := user_error(exc)) is not None:
+                        for _, queued in futures:
+                            queued.cancel()  # shards not started yet; running ones finish and stay done
+                        raise user from None
                     errors.append((call, exc))
         if errors:
             raise failed_shards_error(errors, len(calls)) from errors[0][1]

@@ -146,6 +146,18 @@ def run_job(cfg: PipelineConfig, map_calls: MapCalls) -> dict[str, Any]:
     return write_manifest(cfg, shards)
 
 
+def user_error(exc: BaseException) -> SailvlError | None:
+    """The SailvlError behind a failed shard call (Ray wraps it as the `cause` of a task error), or None.
+
+    A SailvlError is a mistake in the job's config or inputs (a missing model dir, a score without a prompt):
+    every shard would fail alike, so every executor stops the run on the first one and raises it as it is,
+    the one-line message the CLI prints. Any other exception fails only its own shard."""
+    for err in (getattr(exc, "cause", None), exc):  # the cause first: Ray's wrapper also subclasses it
+        if isinstance(err, SailvlError):
+            return err
+    return None
+
+
 def failed_shards_error(errors: list[tuple[tuple[Any, ...], BaseException]], n_calls: int) -> SailvlError:
     """The one error an executor raises after every call finished and some failed."""
     call, exc = errors[0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from sailvl.curation.config import PipelineConfig
-from sailvl.curation.job import ShardWorker, failed_shards_error, run_job
+from sailvl.curation.job import ShardWorker, failed_shards_error, run_job, user_error
 from sailvl.curation.shards import plan_shards
 
 
@@ -71,6 +71,9 @@ class RayExecutor:
                 results[i] = ray.get(ref)
                 idle.append(actor)
             except Exception as exc:  # noqa: BLE001 - a crashed shard; the others go on
+                if (user := user_error(exc)) is not None:
+                    # A config / input mistake stops the run (`job.user_error`); `run` kills the actors.
+                    raise user from None
                 errors.append((calls[i], exc))
                 if isinstance(exc, ray.exceptions.RayActorError):
                     actor = self._replace(actor)
