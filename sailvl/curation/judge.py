@@ -6,7 +6,12 @@ from the caption's likelihood under the judge (`ita_method: likelihood`): the ca
 after a describe-the-image prompt, and its weakest token (how many nats it sits below the judge's own top
 choice there) decides. A wrong colour or digit is a token the judge did not expect; a wording it could have
 chosen itself costs little. Small judges learn to describe what they see long before they learn to answer
-yes/no about a caption (measured on the synthetic world, BENCHMARKS.md)."""
+yes/no about a caption (measured on the synthetic world, BENCHMARKS.md).
+
+Answers are read by `judge_parse` (negation, `key: value`, JSON, markdown, a verdict after reasoning). An answer
+it cannot read (unclear, hedged, a refusal) rejects the caption as `judge_unparseable`, since nothing verified
+it, unless the other question gave a reason; each such answer counts as `unparsed_ita` / `unparsed_vir` in the
+step's stats (manifest.json) and stays verbatim in the rejected record's `judge_<question>_answer`."""
 
 from __future__ import annotations
 
@@ -45,7 +50,12 @@ class JudgeParams(ModelStepParams):
     min_score: int = Field(3, ge=1, le=5, description="Reject captions whose richness score is below this.")
     use_vir: bool = Field(True, description="Ask the richness question.")
     use_ita: bool = Field(True, description="Ask the alignment question.")
-    max_new_tokens: int = Field(8, ge=1, description="Judges answer in a word.")
+    max_new_tokens: int = Field(
+        8,
+        ge=1,
+        description="Judges answer in a word; raise it for a judge that reasons before its verdict (an answer "
+        "cut off before the verdict is unparsed, and rejected).",
+    )
     ita_method: Literal["answer", "likelihood"] = Field(
         "answer",
         description="'answer': parse the judge's yes/no to `ita_prompt`; 'likelihood': score the caption as the "

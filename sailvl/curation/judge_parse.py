@@ -174,6 +174,8 @@ def _explicit_verdicts(text: str, sentences: list[tuple[int, str]]) -> list[tupl
         words = m.group("key").strip().lower().split()
         names = {" ".join(words[-n:]) for n in (1, 2, 3)}
         value = m.group("value")
+        if text[m.end() : m.end() + 1] == "?":
+            continue  # "Answer: is the caption correct?" restates the question
         if names & _INVERTED_KEYS:  # "Hallucination: yes" is a no; only a bare answer is read
             head = _CLAUSE_SPLIT.split(value)[0].strip().lower()
             polarity = {"yes": -1, "true": -1, "no": 1, "false": 1, "none": 1}.get(head, 0)
