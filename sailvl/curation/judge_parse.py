@@ -88,6 +88,8 @@ _UNSURE = re.compile(
     r"yes and no|yes or no)\b",
     re.IGNORECASE,
 )
+_EXCEPT = re.compile(r"\b(?:except|apart from|other than|but for)\b", re.IGNORECASE)
+_QUALIFIED = re.compile(r"\b(?:mostly|largely|partially|partly|somewhat|almost|nearly)\b", re.IGNORECASE)
 _NON_ASSERTING = {"whether", "if"}
 _CLAUSE_SPLIT = re.compile(
     r"[,;:()\u2014\u2013]|\s-\s|\b(?:but|however|although|though|whereas|while|yet|except|and|so|therefore|thus|"
@@ -157,6 +159,10 @@ def _clause_polarity(clause: str) -> int | str:
 def _span_polarity(span: str) -> int | str:
     """Polarity of a sentence or value: its clauses' verdicts, UNSURE when they disagree or hedge."""
     found = {p for p in (_clause_polarity(c) for c in _CLAUSE_SPLIT.split(span)) if p != 0}
+    if found == {1} and _EXCEPT.search(span):
+        return -1  # "accurate except for the colour of the square": the judge names an error
+    if found == {1} and _QUALIFIED.search(span):
+        return UNSURE  # "Yes, mostly", "largely accurate": a qualified yes is no yes
     if len(found) == 1:
         return found.pop()
     return UNSURE if found else 0

@@ -426,6 +426,23 @@ YES_NO = [
     ("truncated", "No, the caption says", False),
     ("truncated", "Looking at the image, the", None),
     ("truncated", "**Analysis**\n- The caption", None),
+    # From a held-out check: 42 answers written after the parser; these were misread or are close to those.
+    (
+        "claude",
+        "The caption is accurate except for the color of the square, which is red instead of blue.",
+        False,
+    ),
+    ("gpt-4o", "Everything matches apart from the number of stars: there are three, not two.", False),
+    ("gpt-4o", "Yes, mostly, though the shade of blue is a bit off.", None),
+    ("claude", "The caption is largely accurate.", None),
+    ("gpt-4o", "Unfortunately no. The caption describes two birds, but only one is visible.", False),
+    ("gpt-4o", "Short answer: no.", False),
+    ("claude", "I'm going to say no, because the triangle is missing.", False),
+    ("json", '{"aligned": "false"}', False),
+    ("key-value", "Label: misaligned", False),
+    ("key-value", "Result: ALIGNED", True),
+    ("refusal", "The image appears to be blank, so I cannot assess the caption.", None),
+    ("internvl", "Incorrect - the circle is on the right.", False),
 ]
 
 # (style, answer, expected score 1-5 or None).
@@ -593,6 +610,12 @@ SCORES = [
     ("refusal", "As an AI, I am unable to see images; please provide a description.", None),
     ("truncated", "The caption describes", None),
     ("truncated", "Score:", None),
+    # From the held-out check.
+    ("gpt-4o", "I would assign a score of 2.", 2),
+    ("claude", "It merits a 4.", 4),
+    ("internvl", "The richness is low (2).", 2),
+    ("claude", "Hmm, 3 or maybe 4.", None),
+    ("gpt-4o", "I give this a 1; it says almost nothing.", 1),
 ]
 
 
