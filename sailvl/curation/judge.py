@@ -16,6 +16,7 @@ step's stats (manifest.json) and stays verbatim in the rejected record's `judge_
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -137,7 +138,7 @@ class Judge(ModelStep):
             )
         return results
 
-    def _read(self, meta: dict[str, Any], question: str, parse: Any, answer: str) -> Any:
+    def _read(self, meta: dict[str, Any], question: str, parse: Callable[[str], Any], answer: str) -> Any:
         """Parse one judge answer into `meta[judge_<question>]`; an answer the parser cannot read is counted
         (`unparsed_<question>` in the step's stats, so the manifest shows it even when another reason rejects
         the record) and kept verbatim as `judge_<question>_answer`, so the rejected record says what it was."""
