@@ -145,4 +145,6 @@ def evaluate_model(
         matching=matching,
         seed=seed,
         shard=shard,
+        model_dir=model_dir,
+        predictor_settings={"msac": msac, "backend": backend},
     )
