@@ -112,9 +112,13 @@ def test_a_changed_benchmark_file_or_a_cache_without_fingerprint_is_refused(tmp_
     _bench(tmp_path, n=7)
     with pytest.raises(SailvlError, match="benchmark_file=sha256"):
         _run(bench, out, model)
-    (out / "synthetic" / FINGERPRINT_FILE).unlink()  # as an older sailvl left it
+    (out / FINGERPRINT_FILE).unlink()  # as an older sailvl left it
     with pytest.raises(SailvlError, match="carry no fingerprint.*use another --out or delete"):
         _run(bench, out, model)
+    shutil.rmtree(out / "synthetic")  # what the message says to do
+    fresh = Recorder()
+    assert _run(bench, out, model, fresh, max_new_tokens=8)["benchmarks"]["synthetic"]["n"] == 7
+    assert sorted(fresh.seen) == list(range(7)) and fresh.max_new_tokens == {8}
 
 
 class Rank1(EvalShard):
@@ -131,9 +135,9 @@ def test_a_sharded_rank_refuses_before_writing_its_cache_file(tmp_path):
     predictor = Recorder()
     assert _run(bench, out, model, predictor, shard=shard) is None
     assert sorted(predictor.seen) == [1, 3, 5] and rank_file.is_file()
-    assert not (out / "synthetic" / FINGERPRINT_FILE).exists()  # only rank 0 pins
+    assert not (out / FINGERPRINT_FILE).exists()  # only rank 0 pins
     _run(bench, tmp_path / "one", model)
-    shutil.copy(tmp_path / "one" / "synthetic" / FINGERPRINT_FILE, out / "synthetic" / FINGERPRINT_FILE)
+    shutil.copy(tmp_path / "one" / FINGERPRINT_FILE, out / FINGERPRINT_FILE)  # as rank 0 pins it
     lines = rank_file.read_text()
     again = Recorder()
     with pytest.raises(SailvlError, match="max_new_tokens=4; this run has max_new_tokens=8"):

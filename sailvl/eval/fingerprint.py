@@ -1,5 +1,6 @@
-"""Fingerprints of what shapes a cached eval result (model files, settings, benchmark and data files): a cache
-directory pins the fingerprint it was made with, and a run with another one is refused naming what changed."""
+"""Fingerprints of what shapes a cached eval result (model files, settings, benchmark and data files): an output
+directory pins the fingerprint each of its caches (a benchmark's predictions, a quick-eval trial) was made with in
+one `fingerprints.json`, and a run with another one is refused naming what changed."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from sailvl.errors import SailvlError
 
-FINGERPRINT_FILE = "fingerprint.json"
+FINGERPRINT_FILE = "fingerprints.json"
 FORMAT_VERSION = 1
 # Model-directory files that shape answers: config, tokenizer, processor, chat template, weights, remote code.
 MODEL_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".jinja", ".tiktoken", ".py")
@@ -58,21 +59,24 @@ def canonical(fingerprint: dict) -> dict:
     return json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
 
 
-def read_fingerprint(directory: Path) -> dict | None:
-    """The stored {"fingerprint", "digests"} of a cache directory, or None when it has none."""
-    path = directory / FINGERPRINT_FILE
+def read_pins(out_dir: Path) -> dict:
+    """{"fingerprints": {cache name: fingerprint}, "digests": {...}} pinned in `out_dir` (empty when none)."""
+    path = out_dir / FINGERPRINT_FILE
     if not path.is_file():
-        return None
+        return {"fingerprints": {}, "digests": {}}
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def write_fingerprint(directory: Path, fingerprint: dict, digests: Digests) -> None:
-    """Pin `fingerprint` in `directory` (temp file + rename: a reader never sees half of it)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{FINGERPRINT_FILE}.{os.getpid()}.tmp"
-    record = {"version": FORMAT_VERSION, "fingerprint": canonical(fingerprint), "digests": digests.table}
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, directory / FINGERPRINT_FILE)
+def write_pins(out_dir: Path, fingerprints: dict[str, dict], digests: Digests) -> None:
+    """Pin `fingerprints` (cache name -> fingerprint) in `out_dir`, next to those of other caches there
+    (temp file + rename: a reader never sees half of it)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pins = read_pins(out_dir)
+    pins["fingerprints"].update({name: canonical(fp) for name, fp in fingerprints.items()})
+    pins.update(version=FORMAT_VERSION, digests={**pins.get("digests", {}), **digests.table})
+    tmp = out_dir / f".{FINGERPRINT_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(pins, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, out_dir / FINGERPRINT_FILE)
 
 
 def _show(key: str, value: Any, other: Any) -> str:
@@ -104,16 +108,17 @@ def check_fingerprint(
 ) -> None:
     """Raise SailvlError unless the cache in `directory` may be reused under `fingerprint`.
 
-    `stored` is `read_fingerprint(directory)`; `what` names the cached thing ("predictions"); `has_cache`
-    says whether anything is cached there yet (a cache without a fingerprint predates them: refused)."""
-    if stored is None:
-        if has_cache:
-            raise SailvlError(
-                f"{what} in {directory} carry no fingerprint (made before sailvl recorded the settings "
-                f"behind them), so they may come from other settings: {hint}"
-            )
+    `stored` is the fingerprint pinned for it (None: none); `what` names the cached thing ("predictions");
+    `has_cache` says whether anything is cached there. Nothing cached: nothing to mix, any fingerprint goes.
+    A cache without a fingerprint predates them, so its settings are unknown: refused."""
+    if not has_cache:
         return
-    change = describe_change(stored.get("fingerprint", {}), canonical(fingerprint))
+    if stored is None:
+        raise SailvlError(
+            f"{what} in {directory} carry no fingerprint (made before sailvl recorded the settings "
+            f"behind them), so they may come from other settings: {hint}"
+        )
+    change = describe_change(stored, canonical(fingerprint))
     if change is not None:
         raise SailvlError(
             f"{what} in {directory} were made with {change[0]}; this run has {change[1]}: {hint}"

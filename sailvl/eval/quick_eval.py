@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sailvl.data.readers import iter_raw, list_files
 from sailvl.errors import SailvlError
-from sailvl.eval.fingerprint import Digests, check_fingerprint, read_fingerprint, write_fingerprint
+from sailvl.eval.fingerprint import Digests, check_fingerprint, read_pins, write_pins
 from sailvl.eval.model_eval import evaluate_model
 from sailvl.eval.registry import resolve_benchmark
 from sailvl.train.recipe import Budget, Recipe
@@ -64,18 +64,19 @@ def run_trial(
 ) -> dict:
     """Train on `sources` and score the result in `out_dir/<name>`; a finished trial is read back.
 
-    The trial directory is pinned to `trial_fingerprint`: anything left there by a trial with other data or
-    settings (finished, or a half-trained checkpoint) raises SailvlError instead of being reused."""
+    The trial is pinned to `trial_fingerprint` (in out_dir's fingerprints.json): anything left in its directory
+    by a trial with other data or settings (finished, or a half-trained checkpoint) raises SailvlError."""
     trial_dir = out_dir / _slug(name)
     marker = trial_dir / TRIAL_FILE
     digests = digests or Digests()
-    stored = read_fingerprint(trial_dir)
-    digests.learn((stored or {}).get("digests"))
+    pins = read_pins(out_dir)
+    digests.learn(pins.get("digests"))
     fingerprint = trial_fingerprint(sources, train, score, digests)
-    has_cache = trial_dir.is_dir() and any(not p.name.startswith(".") for p in trial_dir.iterdir())
+    stored = pins["fingerprints"].get(trial_dir.name)
+    has_cache = trial_dir.is_dir() and any(trial_dir.iterdir())
     hint = f"use another --out or delete {trial_dir}"
     check_fingerprint(trial_dir, stored, fingerprint, f"trial {name} results", has_cache, hint)
-    write_fingerprint(trial_dir, fingerprint, digests)
+    write_pins(out_dir, {trial_dir.name: fingerprint}, digests)
     if marker.is_file():
         return json.loads(marker.read_text())
     trial_dir.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sailvl.eval.aggregate import score_benchmark
 from sailvl.eval.distributed import EvalShard
-from sailvl.eval.fingerprint import Digests, check_fingerprint, read_fingerprint, write_fingerprint
+from sailvl.eval.fingerprint import Digests, check_fingerprint, read_pins, write_pins
 from sailvl.eval.judges import JUDGED_SCORERS, judge_name, vlmevalkit_version
 from sailvl.eval.matching import TextJudge
 from sailvl.eval.prompts import PROMPT_VERSION, build_prompt, tiles_for
@@ -273,24 +273,21 @@ def pin_predictions(
     Every rank checks for itself, so none appends to a cache rank 0 refuses; only rank 0 writes. Content
     digests make the check agree across nodes that hold their own copy of the model."""
     digests = Digests()
-    stored = {spec.name: read_fingerprint(out_dir / spec.name) for spec, _ in resolved}
-    for record in stored.values():
-        digests.learn((record or {}).get("digests"))
+    pins = read_pins(out_dir)
+    digests.learn(pins.get("digests"))
     model = digests.model(model_dir) if model_dir is not None else None
-    pinned = []
+    pinned = {}
     for spec, path in resolved:
         bench_dir = out_dir / spec.name
         fingerprint = prediction_fingerprint(
             spec, path, preset, max_tiles, model, predictor_settings, digests
         )
+        stored = pins["fingerprints"].get(spec.name)
         hint = f"use another --out or delete {bench_dir}"
-        check_fingerprint(
-            bench_dir, stored[spec.name], fingerprint, "predictions", _has_cache(bench_dir), hint
-        )
-        pinned.append((bench_dir, fingerprint))
+        check_fingerprint(bench_dir, stored, fingerprint, "predictions", _has_cache(bench_dir), hint)
+        pinned[spec.name] = fingerprint
     if shard.is_main:
-        for bench_dir, fingerprint in pinned:
-            write_fingerprint(bench_dir, fingerprint, digests)
+        write_pins(out_dir, pinned, digests)
 
 
 def run_eval(
