@@ -222,10 +222,9 @@ def recipe_trainer(recipe_name: str, overrides: list[str], stage: str | None, sa
     def fingerprint(digests: Digests) -> dict:
         # The recipe as the trial runs it (sources aside: run_trial fingerprints them) and the starting weights.
         spec = trial_recipe([]).model_dump(mode="json")
-        dirs = [
-            d for d in (recipe.model.path, recipe.model.vision, recipe.model.llm) if d and Path(d).is_dir()
-        ]
-        return {"recipe": spec, "model": {d: digests.model(d) for d in dirs}}
+        dirs = {"path": recipe.model.path, "vision": recipe.model.vision, "llm": recipe.model.llm}
+        weights = {key: digests.model(d) for key, d in dirs.items() if d and Path(d).is_dir()}
+        return {"recipe": spec, "model": weights}
 
     train.fingerprint = fingerprint
     return train
