@@ -160,3 +160,12 @@ def test_a_judgement_is_redone_when_the_answer_it_graded_changed(tmp_path):
     assert _judge_benchmark(spec, items, {"0": "red"}, tmp_path, judge) == first and len(graded) == 1
     changed = _judge_benchmark(spec, items, {"0": "blue"}, tmp_path, judge)
     assert len(graded) == 2 and (first["score"], changed["score"]) == (100.0, 0.0)
+
+
+def test_evaluate_model_refuses_before_loading_the_model(tmp_path):
+    from sailvl.eval.model_eval import evaluate_model
+
+    bench, model, out = _bench(tmp_path), _model(tmp_path), tmp_path / "out"
+    _run(bench, out, model)  # the stand-in model cannot load: a refusal must come first
+    with pytest.raises(SailvlError, match="max_new_tokens=4; this run has max_new_tokens=8"):
+        evaluate_model(model, [str(bench)], out, max_new_tokens=8, batch_size=4)

@@ -260,27 +260,37 @@ def _has_cache(bench_dir: Path) -> bool:
 
 
 def pin_predictions(
-    resolved: list[tuple[BenchmarkSpec, Path]],
-    out_dir: Path,
-    preset: str,
-    max_tiles: int | None,
-    model_dir: str | Path | None,
-    predictor_settings: dict | None,
+    benches: list[str],
+    out_dir: str | Path,
+    data_dir: str | Path | None = None,
+    preset: str = "vlmevalkit",
+    max_tiles: int | None = None,
+    max_new_tokens: int | None = None,
+    judged: bool = False,
+    model_dir: str | Path | None = None,
+    predictor_settings: dict | None = None,
     shard: EvalShard = EvalShard(),
-) -> None:
-    """Check every benchmark's cache against this run's fingerprint (all before any prediction), then pin it.
+) -> list[tuple[BenchmarkSpec, Path]]:
+    """Check every benchmark's cache in `out_dir` against this run's fingerprint, then pin it; returns the
+    benchmarks as (spec with the preset applied, TSV path). Cheap enough to call before the model loads.
 
     Every rank checks for itself, so none appends to a cache rank 0 refuses; only rank 0 writes. Content
-    digests make the check agree across nodes that hold their own copy of the model."""
+    digests make the check agree across nodes that hold their own copy of the model. Benchmarks that need a
+    judge are left out without one (nothing is predicted for them)."""
+    out_dir, inference = Path(out_dir), get_preset(preset)
+    resolved = [resolve_benchmark(b, data_dir) for b in benches]  # fail fast on a missing file
+    resolved = [(apply_preset(spec, inference, max_new_tokens), path) for spec, path in resolved]
     digests = Digests()
     pins = read_pins(out_dir)
     digests.learn(pins.get("digests"))
     model = digests.model(model_dir) if model_dir is not None else None
     pinned = {}
     for spec, path in resolved:
+        if spec.needs_judge and not judged:
+            continue
         bench_dir = out_dir / spec.name
         fingerprint = prediction_fingerprint(
-            spec, path, preset, max_tiles, model, predictor_settings, digests
+            spec, path, inference.name, max_tiles, model, predictor_settings, digests
         )
         stored = pins["fingerprints"].get(spec.name)
         hint = f"use another --out or delete {bench_dir}"
@@ -288,6 +298,7 @@ def pin_predictions(
         pinned[spec.name] = fingerprint
     if shard.is_main:
         write_pins(out_dir, pinned, digests)
+    return resolved
 
 
 def run_eval(
@@ -325,10 +336,10 @@ def run_eval(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     inference = get_preset(preset)
-    resolved = [resolve_benchmark(b, data_dir) for b in benches]  # fail fast on a missing file
-    resolved = [(apply_preset(spec, inference, max_new_tokens), path) for spec, path in resolved]
-    predicted = [(s, p) for s, p in resolved if judge is not None or not s.needs_judge]
-    pin_predictions(predicted, out_dir, inference.name, max_tiles, model_dir, predictor_settings, shard)
+    resolved = pin_predictions(
+        benches, out_dir, data_dir, preset, max_tiles, max_new_tokens, judge is not None, model_dir,
+        predictor_settings, shard,
+    )  # fmt: skip
     results: dict = dict(model_info or {})
     results.update(
         preset=inference.name,
