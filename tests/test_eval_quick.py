@@ -7,7 +7,9 @@ import math
 
 import pytest
 
-from sailvl.eval.quick_eval import incremental_eval, quality_eval, source_entry
+from sailvl.errors import SailvlError
+from sailvl.eval.fingerprint import Digests
+from sailvl.eval.quick_eval import incremental_eval, quality_eval, recipe_trainer, source_entry
 
 QUALITY = {"good": 60.0, "noisy": 30.0, "ok": 45.0}
 
@@ -80,3 +82,49 @@ def test_scaling_fit_cli(tmp_path, capsys):
     fit = json.loads(out.strip().splitlines()[-1])
     assert fit["a"] == pytest.approx(2.0) and fit["b"] == pytest.approx(4.0)
     assert (tmp_path / "f.png").stat().st_size > 1000
+
+
+def _fingerprinted(fake, settings):
+    """FakeTraining's functions carrying a fingerprint of `settings` (as recipe_trainer's carries its recipe)."""
+
+    def train(sources, trial_dir):
+        return fake.train(sources, trial_dir)
+
+    def score(export, trial_dir):
+        return fake.score(export, trial_dir)
+
+    train.fingerprint = lambda digests: dict(settings)
+    return train, score
+
+
+def test_trials_with_other_data_or_settings_are_never_reused(tmp_path):
+    fake = FakeTraining()
+    candidates = _candidates(tmp_path, ["good", "ok"])
+    settings = {"samples": 100}
+    report = quality_eval(candidates, tmp_path / "q", *_fingerprinted(fake, settings))
+    assert quality_eval(candidates, tmp_path / "q", *_fingerprinted(fake, settings)) == report
+    assert len(fake.trained) == 2  # the same settings: both trials read back
+    with pytest.raises(
+        SailvlError,
+        match="trial quality-good results in .* made with train samples=100; this run has train samples=200",
+    ):
+        quality_eval(candidates, tmp_path / "q", *_fingerprinted(fake, {"samples": 200}))
+    with (tmp_path / "good.jsonl").open("a") as handle:
+        handle.write("{}\n")  # records appended to a candidate
+    with pytest.raises(SailvlError, match="trial quality-good results .* made with sources good="):
+        quality_eval(candidates, tmp_path / "q", *_fingerprinted(fake, settings))
+    assert len(fake.trained) == 2
+
+
+def test_recipe_trainer_fingerprints_the_trial_recipe_and_its_starting_weights(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"weights")
+    overrides = [f"vars.model_dir={model}", f"vars.world={tmp_path}"]
+    digests = Digests()
+    one = recipe_trainer("tiny-sailvl", overrides, None, 10).fingerprint(digests)
+    assert one == recipe_trainer("tiny-sailvl", overrides, None, 10).fingerprint(digests)
+    assert one != recipe_trainer("tiny-sailvl", overrides, None, 20).fingerprint(digests)
+    assert one != recipe_trainer("tiny-sailvl", overrides, "sft-knowledge", 10).fingerprint(digests)
+    (model / "model.safetensors").write_bytes(b"retrain")
+    assert one != recipe_trainer("tiny-sailvl", overrides, None, 10).fingerprint(digests)

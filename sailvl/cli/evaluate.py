@@ -60,6 +60,9 @@ def eval_command(
 ) -> None:
     """Run a model on local benchmark TSVs; predictions are cached per index, so a rerun resumes.
 
+    The cache is pinned to what shaped the answers (model files, preset, tiles, max_new_tokens, msac, backend,
+    prompt version, benchmark file): a rerun into the same --out with other settings is refused, naming them.
+
     Under `torchrun --nproc_per_node N -m sailvl.cli eval ...` the items are split across the ranks; rank 0 writes the same results.json as one process."""
     from rich.console import Console
 

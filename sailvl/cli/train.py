@@ -23,6 +23,12 @@ def train_command(
     resume: str = typer.Option(
         None, "--resume", help="'auto' (newest complete checkpoint) or a checkpoint dir."
     ),
+    resume_ignore_data: bool = typer.Option(
+        False,
+        "--resume-ignore-data",
+        help="Resume even though the stage's data changed since the checkpoint (sources, mixture weights, "
+        "pack length, tokenizer); the change is logged, saved positions are kept, buffered samples dropped.",
+    ),
     out: Path = typer.Option(
         Path("runs/train"), "--out", help="Output directory (checkpoints, exports, metrics)."
     ),
@@ -42,7 +48,7 @@ def train_command(
         for line in check_recipe(loaded, out):
             typer.echo(line)
         return
-    exports = train_recipe(loaded, out, stage=stage, resume=resume)
+    exports = train_recipe(loaded, out, stage=stage, resume=resume, resume_ignore_data=resume_ignore_data)
     for path in exports:
         typer.echo(f"exported {path}")
 

@@ -13,6 +13,7 @@ from sailvl.data import bad_records as reasons
 from sailvl.data.bad_records import BadRecordCounter
 from sailvl.data.collate import collate_packs, collate_padded
 from sailvl.data.config import DataConfig
+from sailvl.data.data_fingerprint import data_changes, data_fingerprint
 from sailvl.data.images import BadRecord, load_image
 from sailvl.data.mixture import MixtureSampler, ShardStream, mixture_weights
 from sailvl.data.packing import BestFitPacker, PackItem, fit_to_length
@@ -21,7 +22,9 @@ from sailvl.data.sample import Sample
 from sailvl.errors import SailvlError
 
 logger = logging.getLogger(__name__)
-STATE_VERSION = 1
+# 2: the state carries the data fingerprint. A version-1 state (no fingerprint) still resumes, with a warning.
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class FifoBatcher:
@@ -230,14 +233,31 @@ class SailLoader:
     and how many batches were consumed, so a restored loader continues with the very next batch.
     """
 
-    def __init__(self, config: DataConfig, processor, rank: int = 0, world_size: int = 1, seed: int = 0):
+    def __init__(
+        self,
+        config: DataConfig,
+        processor,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        ignore_data_change: bool = False,
+    ):
         if not 0 <= rank < world_size:
             raise SailvlError(f"rank {rank} is outside world size {world_size}")
         self.config, self.processor = config, processor
         self.rank, self.world_size, self.seed = rank, world_size, seed
+        self.ignore_data_change = ignore_data_change
         self.weights = mixture_weights(config.sources)
         self.consumed = 0
         self.worker_states: dict[int, dict] = {}
+        self._fingerprint: dict | None = None
+
+    def data_fingerprint(self) -> dict:
+        """Sources (files, sizes, record counts), mixture weights, packing layout and tokenizer; computed once
+        (a pass over the JSONL sources to count records), when the first state is saved or restored."""
+        if self._fingerprint is None:
+            self._fingerprint = data_fingerprint(self.config, self.processor.tokenizer, self.weights)
+        return self._fingerprint
 
     def make_stream(self, worker: int, state: dict | None = None) -> SampleStream:
         """The SampleStream of logical worker `worker` (restored from `state` when given)."""
@@ -291,10 +311,22 @@ class SailLoader:
             "num_workers": self.config.num_workers,
             "consumed": self.consumed,
             "workers": {int(w): s for w, s in self.worker_states.items()},
+            "data": self.data_fingerprint(),
         }
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue after the last batch of the run that saved `state` (same config, rank, world size, workers)."""
+        """Continue after the last batch of the run that saved `state` (same config, rank, world size, workers).
+
+        The data must be the same too (`data_fingerprint`): a change raises SailvlError naming it, unless the
+        loader was built with `ignore_data_change`; then it is logged and the saved positions are kept, but
+        samples buffered for packing are dropped (they may no longer fit), and if the number of sources
+        changed every source starts from its beginning."""
+        version = state.get("version")
+        if version not in READABLE_VERSIONS:
+            raise SailvlError(
+                f"loader state version {version} is not one this sailvl reads "
+                f"({', '.join(map(str, READABLE_VERSIONS))}); it was saved by another sailvl version"
+            )
         for key in ("seed", "rank", "world_size", "num_workers"):
             mine = getattr(self, key) if key != "num_workers" else self.config.num_workers
             if state.get(key) != mine:
@@ -303,10 +335,43 @@ class SailLoader:
                 )
         self.consumed = int(state["consumed"])
         self.worker_states = {int(w): s for w, s in state["workers"].items()}
+        if "data" not in state:
+            logger.warning(
+                "loader state version %s carries no data fingerprint (saved by an older sailvl): resuming "
+                "without checking that its sources, mixture, packing and tokenizer are unchanged",
+                version,
+            )
+            return
+        self._check_data(state["data"])
+
+    def _check_data(self, saved: dict) -> None:
+        changes = data_changes(saved, self.data_fingerprint())
+        if not changes:
+            return
+        what = "; ".join(f"loader state was saved {change}" for change in changes[:3])
+        if not self.ignore_data_change:
+            raise SailvlError(
+                f"{what}: its positions and buffered samples belong to that data "
+                "(sailvl train --resume-ignore-data resumes anyway)"
+            )
+        dropped = sum(len(w["buffer"]) + sum(map(len, w["packs"])) for w in self.worker_states.values())
+        if len(saved["sources"]) != len(self.config.sources):
+            self.worker_states, note = {}, "every source starts from its beginning"
+        else:
+            for worker in self.worker_states.values():
+                worker["buffer"], worker["packs"] = [], []
+            note = f"saved positions kept, {dropped} buffered samples dropped"
+        logger.warning("%s; resuming anyway (ignore_data_change): %s", what, note)
 
 
 def build_loader(
-    data_config: DataConfig, processor, rank: int = 0, world_size: int = 1, seed: int = 0
+    data_config: DataConfig,
+    processor,
+    rank: int = 0,
+    world_size: int = 1,
+    seed: int = 0,
+    ignore_data_change: bool = False,
 ) -> SailLoader:
-    """The loader for one rank; iterate it for batches, checkpoint `state_dict()`."""
-    return SailLoader(data_config, processor, rank, world_size, seed)
+    """The loader for one rank; iterate it for batches, checkpoint `state_dict()`. With `ignore_data_change`
+    a state saved for other data (sources, mixture, packing, tokenizer) is restored anyway (logged)."""
+    return SailLoader(data_config, processor, rank, world_size, seed, ignore_data_change)

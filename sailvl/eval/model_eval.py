@@ -14,7 +14,7 @@ from sailvl.errors import SailvlError
 from sailvl.eval.distributed import EvalShard
 from sailvl.eval.judges import build_judge
 from sailvl.eval.registry import get_preset, resolve_benchmark
-from sailvl.eval.runner import Predictor, run_eval
+from sailvl.eval.runner import Predictor, pin_predictions, run_eval
 from sailvl.eval.tsv import BenchItem
 from sailvl.infer import BACKENDS, GenRequest, generate
 from sailvl.model import load_model
@@ -125,10 +125,14 @@ def evaluate_model(
     get_preset(preset)
     for bench in benches:
         resolve_benchmark(bench, data_dir)  # a missing benchmark file fails before the model loads
+    out_dir = Path(out_dir) if out_dir is not None else Path(model_dir) / "eval"
+    settings = {"msac": msac, "backend": backend}
+    if Path(model_dir).is_dir():  # caches made with other settings are refused before the model loads too
+        pin_predictions(benches, out_dir, data_dir, preset, max_tiles, max_new_tokens, judge is not None,
+                        model_dir, settings, shard)  # fmt: skip
     text_judge = build_judge(judge, device, seed) if judge is not None else None
     model, processor = load_model_and_processor(model_dir, device)
     info = {"model": str(model_dir), "msac": msac, **read_trainer_state(model_dir)}
-    out_dir = Path(out_dir) if out_dir is not None else Path(model_dir) / "eval"
     return run_eval(
         benches,
         out_dir,
@@ -145,4 +149,6 @@ def evaluate_model(
         matching=matching,
         seed=seed,
         shard=shard,
+        model_dir=model_dir,
+        predictor_settings=settings,
     )

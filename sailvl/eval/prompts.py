@@ -6,6 +6,10 @@ from sailvl.config.constants import IMAGE_PLACEHOLDER
 from sailvl.eval.registry import DIRECT_SUFFIX, MCQ_SUFFIX, SHORT_SUFFIX, YESNO_SUFFIX, BenchmarkSpec
 from sailvl.eval.tsv import BenchItem
 
+# Bump when a prompt changes (wording, suffixes, image placeholders): cached predictions pin this version,
+# so answers to the old prompts are never reused (sailvl.eval.fingerprint).
+PROMPT_VERSION = 1
+
 
 def image_prefix(num_images: int) -> str:
     """`<image>\\n` for one image; `Image-k: <image>\\n` per image for several (SAIL-VL chat format)."""

@@ -1,5 +1,5 @@
-"""Eval runner: batched prediction with a per-index cache (resumable, sharded across ranks), scoring (LLM
-judges for MMVet / MathVista), results JSON, averages."""
+"""Eval runner: batched prediction with a per-index cache (resumable, sharded across ranks, pinned to the
+fingerprint of the settings that shaped it), scoring (LLM judges for MMVet / MathVista), results JSON, averages."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from pathlib import Path
 
 from sailvl.eval.aggregate import score_benchmark
 from sailvl.eval.distributed import EvalShard
+from sailvl.eval.fingerprint import Digests, check_fingerprint, read_pins, write_pins
 from sailvl.eval.judges import JUDGED_SCORERS, judge_name, vlmevalkit_version
 from sailvl.eval.matching import TextJudge
-from sailvl.eval.prompts import build_prompt, tiles_for
+from sailvl.eval.prompts import PROMPT_VERSION, build_prompt, tiles_for
 from sailvl.eval.registry import (
     MAX_TILES_PER_SAMPLE,
     OPENCOMPASS_AVERAGE,
@@ -145,7 +146,7 @@ def _judge_benchmark(
 ) -> dict:
     """Judge each answer once (cached in judgements.jsonl, so a rerun resumes) and aggregate.
 
-    A cached judgement counts only if the same judge gave it; another judge's are redone."""
+    A cached judgement counts only if the same judge gave it to the same answer; others are redone."""
     judge_one, aggregate = JUDGED_SCORERS[spec.scorer]
     name = judge_name(judge)
     cache_path = bench_dir / JUDGEMENTS_FILE
@@ -153,8 +154,9 @@ def _judge_benchmark(
     for item in items:
         key = str(item.index)
         record = cached.get(key)
-        if not isinstance(record, dict) or record.get("judge") != name:
-            record = {**judge_one(judge, item, predictions.get(key, "")), "judge": name}
+        answer = predictions.get(key, "")
+        if not isinstance(record, dict) or record.get("judge") != name or record.get("prediction") != answer:
+            record = {**judge_one(judge, item, answer), "judge": name, "prediction": answer}
             append_cache(cache_path, [(key, record)])
             cached[key] = record
     return aggregate(items, cached)
@@ -225,6 +227,80 @@ def summarize(benchmarks: dict[str, dict]) -> dict:
     }
 
 
+def prediction_fingerprint(
+    spec: BenchmarkSpec,
+    path: Path,
+    preset: str,
+    max_tiles: int | None,
+    model: dict | None,
+    predictor_settings: dict | None,
+    digests: Digests,
+) -> dict:
+    """What shapes one benchmark's answers. Not in it: --limit (it picks items, not their answers), batch
+    size and device (numerics only), the judge (judgements carry their judge and the answer they graded)."""
+    fingerprint = {
+        "preset": preset,
+        "max_tiles": max_tiles if max_tiles is not None else spec.max_tiles,
+        "max_new_tokens": spec.max_new_tokens,
+        "prompt_version": PROMPT_VERSION,
+        "benchmark_file": digests.file(path),
+        **(predictor_settings or {}),
+    }
+    if model is not None:
+        fingerprint["model"] = model
+    return fingerprint
+
+
+def _has_cache(bench_dir: Path) -> bool:
+    names = (JUDGEMENTS_FILE, "result.json")
+    return bench_dir.is_dir() and any(
+        p.name in names or (p.name.startswith("predictions") and p.suffix == ".jsonl")
+        for p in bench_dir.iterdir()
+    )
+
+
+def pin_predictions(
+    benches: list[str],
+    out_dir: str | Path,
+    data_dir: str | Path | None = None,
+    preset: str = "vlmevalkit",
+    max_tiles: int | None = None,
+    max_new_tokens: int | None = None,
+    judged: bool = False,
+    model_dir: str | Path | None = None,
+    predictor_settings: dict | None = None,
+    shard: EvalShard = EvalShard(),
+) -> list[tuple[BenchmarkSpec, Path]]:
+    """Check every benchmark's cache in `out_dir` against this run's fingerprint, then pin it; returns the
+    benchmarks as (spec with the preset applied, TSV path). Cheap enough to call before the model loads.
+
+    Every rank checks for itself, so none appends to a cache rank 0 refuses; only rank 0 writes. Content
+    digests make the check agree across nodes that hold their own copy of the model. Benchmarks that need a
+    judge are left out without one (nothing is predicted for them)."""
+    out_dir, inference = Path(out_dir), get_preset(preset)
+    resolved = [resolve_benchmark(b, data_dir) for b in benches]  # fail fast on a missing file
+    resolved = [(apply_preset(spec, inference, max_new_tokens), path) for spec, path in resolved]
+    digests = Digests()
+    pins = read_pins(out_dir)
+    digests.learn(pins.get("digests"))
+    model = digests.model(model_dir) if model_dir is not None else None
+    pinned = {}
+    for spec, path in resolved:
+        if spec.needs_judge and not judged:
+            continue
+        bench_dir = out_dir / spec.name
+        fingerprint = prediction_fingerprint(
+            spec, path, inference.name, max_tiles, model, predictor_settings, digests
+        )
+        stored = pins["fingerprints"].get(spec.name)
+        hint = f"use another --out or delete {bench_dir}"
+        check_fingerprint(bench_dir, stored, fingerprint, "predictions", _has_cache(bench_dir), hint)
+        pinned[spec.name] = fingerprint
+    if shard.is_main:
+        write_pins(out_dir, pinned, digests)
+    return resolved
+
+
 def run_eval(
     benches: list[str],
     out_dir: str | Path,
@@ -241,6 +317,8 @@ def run_eval(
     matching: str = "exact",
     seed: int = 0,
     shard: EvalShard = EvalShard(),
+    model_dir: str | Path | None = None,
+    predictor_settings: dict | None = None,
 ) -> dict | None:
     """Evaluate `predict` on each benchmark (a registered name under `data_dir`, or a TSV path).
 
@@ -249,12 +327,19 @@ def run_eval(
     tokens_seen, samples_seen, step, msac) is copied into the results for `sailvl scaling fit`.
     `preset` names the per-benchmark tile caps / max_new_tokens (registry.PRESETS); `max_tiles` and
     `max_new_tokens` override them. Scores are in percent (0-100); MME and OCRBench are normalised
-    to 0-100 for the averages. Under sharding, rank 0 returns the results and other ranks None."""
+    to 0-100 for the averages. Under sharding, rank 0 returns the results and other ranks None.
+
+    Each benchmark's predictions are pinned to a fingerprint (`prediction_fingerprint`: the files of
+    `model_dir`, `predictor_settings` such as msac and backend, preset, tiles, max_new_tokens, prompt
+    version, benchmark file); a rerun with another one into the same `out_dir` raises SailvlError naming
+    what changed, before anything is predicted."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     inference = get_preset(preset)
-    resolved = [resolve_benchmark(b, data_dir) for b in benches]  # fail fast on a missing file
-    resolved = [(apply_preset(spec, inference, max_new_tokens), path) for spec, path in resolved]
+    resolved = pin_predictions(
+        benches, out_dir, data_dir, preset, max_tiles, max_new_tokens, judge is not None, model_dir,
+        predictor_settings, shard,
+    )  # fmt: skip
     results: dict = dict(model_info or {})
     results.update(
         preset=inference.name,

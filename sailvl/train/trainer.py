@@ -50,6 +50,7 @@ class StageContext:
     out_dir: Path
     info: DistInfo
     resume: str | None  # None, "auto", or a checkpoint directory
+    resume_ignore_data: bool = False  # restore the loader's positions even if its data changed (logged)
 
 
 def seed_everything(seed: int) -> None:
@@ -111,7 +112,9 @@ def _build_loader(ctx: StageContext, stage: StageConfig, processor, seed: int, a
     data_config = ctx.recipe.stage_data_config(stage, mask_format_for(attention))
     if ctx.info.device.type == "cuda":  # pinned batches: the step's host-to-device copies are asynchronous
         data_config = data_config.model_copy(update={"pin_memory": True})
-    return build_loader(data_config, processor, ctx.info.rank, ctx.info.world_size, seed)
+    return build_loader(
+        data_config, processor, ctx.info.rank, ctx.info.world_size, seed, ctx.resume_ignore_data
+    )
 
 
 def run_stage(ctx: StageContext, stage: StageConfig) -> Path:
@@ -285,14 +288,21 @@ def _log_step(metrics, state, result, lrs, seconds, data, model_config, peak, in
 
 
 def train_recipe(
-    recipe: Recipe, out_dir: str | Path, stage: str | None = None, resume: str | None = None
+    recipe: Recipe,
+    out_dir: str | Path,
+    stage: str | None = None,
+    resume: str | None = None,
+    resume_ignore_data: bool = False,
 ) -> list[Path]:
     """Run every stage of `recipe` in order (or only `stage`); returns the export directories.
 
     Works as one process or under torchrun (FSDP2 over all ranks). `resume` is None, "auto"
     (skip exported stages, continue from the newest complete checkpoint) or a checkpoint directory.
-    Non-zero ranks return an empty list (rank 0 reports).
+    A checkpoint's loader state is refused when the stage's data changed since (sources, mixture, pack
+    length, tokenizer) unless `resume_ignore_data`. Non-zero ranks return an empty list (rank 0 reports).
     """
+    if resume_ignore_data and resume is None:
+        raise SailvlError("--resume-ignore-data needs --resume (auto or a checkpoint directory)")
     out_dir = Path(out_dir)
     checks = check_recipe(recipe, out_dir)  # the whole recipe, before anything is built or trained
     one_device = recipe.parallel.fsdp_one_device
@@ -308,7 +318,7 @@ def train_recipe(
     stages = [recipe.stage(stage)] if stage else recipe.stages
     if resume not in (None, "auto") and len(stages) != 1:
         raise SailvlError("--resume PATH needs --stage NAME (the stage that checkpoint belongs to)")
-    ctx = StageContext(recipe=recipe, out_dir=out_dir, info=info, resume=resume)
+    ctx = StageContext(recipe, out_dir, info, resume, resume_ignore_data)
     try:
         exports = [run_stage(ctx, s) for s in stages]
         return exports if info.is_main else []
