@@ -96,3 +96,17 @@ def test_one_process_no_sync_step_reads_nothing_from_the_device():
     synced, synced_reads, _ = _run(DistInfo(), True, lambda s: _micro_batches(s, 0))
     assert losses == pytest.approx(synced, abs=1e-6, rel=0)
     assert synced_reads == [["aten._local_scalar_dense.default"]] * STEPS
+
+
+def test_target_layout_is_found_on_the_host_and_padded_per_row():
+    """Row 0 predicts 5, 6, 7 from positions 0, 1, 3; row 1 predicts 8 from position 2 and is padded to 3
+    (position 0, ignored label), so the LM head runs on 6 rows and the loss counts 4 targets."""
+    from sailvl.config.constants import IGNORE_INDEX as X
+    from sailvl.train.step import find_targets
+
+    targets = find_targets(torch.tensor([[X, 5, 6, X, 7], [X, X, X, 8, X]]))
+    assert targets.positions.tolist() == [[0, 1, 3], [2, 0, 0]]
+    assert targets.labels.tolist() == [[5, 6, 7], [8, X, X]]
+    assert (targets.count, targets.head_rows) == (4, 6)
+    empty = find_targets(torch.full((2, 4), X))
+    assert (empty.positions.shape, empty.count) == ((2, 0), 0)
