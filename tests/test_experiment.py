@@ -137,7 +137,7 @@ def test_quick_experiment_end_to_end(name, quick_world, tmp_path):
     import shutil
 
     from sailvl.cli import main
-    from sailvl.experiment.base import run_experiment
+    from sailvl.experiment.run import run_experiment
 
     out = tmp_path / name
     seed_dir = SeedDirs(out / "seed-0")
@@ -180,7 +180,7 @@ def test_rerun_skips_finished_commands_and_counts_every_seed(tmp_path):
     """Resume: a finished command is not run again; a later `--first-seed` adds seeds to the same summary."""
     from types import SimpleNamespace
 
-    from sailvl.experiment.base import run_experiment
+    from sailvl.experiment.run import run_experiment
 
     calls = []
 
@@ -222,7 +222,7 @@ def test_jobs_run_seeds_side_by_side_with_split_threads(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
     import sailvl.demo.runner as runner_module
-    from sailvl.experiment.base import run_experiment
+    from sailvl.experiment.run import run_experiment
 
     monkeypatch.setattr(runner_module.os, "cpu_count", lambda: 4)
     barrier, envs = threading.Barrier(2, timeout=20), []
@@ -252,3 +252,26 @@ def test_jobs_run_seeds_side_by_side_with_split_threads(tmp_path, monkeypatch):
         0.0,
         10.0,
     ]
+
+
+def test_experiment_package_imports_run_one_way():
+    """Every import between this package's modules, function-local ones included, forms no circle; `base` (what
+    the experiment modules import) imports none of them. A local import that dodges a circle fails this."""
+    import ast
+    import graphlib
+
+    import sailvl.experiment as package
+
+    root = Path(package.__file__).parent
+    graph = {}
+    for path in root.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "sailvl.experiment":
+                deps |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sailvl.experiment."):
+                deps.add(node.module.rsplit(".", 1)[1])
+        graph[path.stem] = deps
+    assert graph["base"] == set()
+    assert graph["registry"] >= {"curriculum", "recaption", "scaling", "vit_transfer"}
+    list(graphlib.TopologicalSorter(graph).static_order())  # raises CycleError on a circle

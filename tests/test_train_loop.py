@@ -71,7 +71,8 @@ def test_loss_curve_matches_checked_in(world, tmp_path):
     """First 20 steps of tiny-sailvit stage I (CPU, seed 0) against tests/assets; a math change fails this.
 
     A deliberate change of the synthetic data or the recipe changes the curve too: rerun this test with
-    SAILVL_UPDATE_ASSETS=1 to rewrite the asset, and say why in the commit.
+    SAILVL_UPDATE_ASSETS=1 to rewrite the asset (the run then fails, saying so: an update is never a pass),
+    review the diff, rerun without it, and say why in the commit.
     """
     import os
 
@@ -81,10 +82,12 @@ def test_loss_curve_matches_checked_in(world, tmp_path):
     train_recipe(_recipe(world, "stages.0.budget.steps=20"), out, stage="warmup-adaptation")
     losses = [_losses(out)[s] for s in range(1, 21)]
     if os.environ.get("SAILVL_UPDATE_ASSETS") == "1":
-        data = json.loads(ASSET.read_text()) | {"loss": losses}
-        ASSET.write_text(json.dumps(data, indent=1) + "\n")
+        write_loss_curve(losses)
+        pytest.fail(
+            f"rewrote {ASSET} from this run; review the diff, then rerun without SAILVL_UPDATE_ASSETS"
+        )
     expected = json.loads(ASSET.read_text())
-    assert expected["steps"] == 20
+    assert expected["steps"] == len(losses) == 20
     assert losses == pytest.approx(expected["loss"], rel=2e-4, abs=2e-4)
     assert losses[-1] < losses[0]
 
@@ -123,6 +126,12 @@ def test_single_process_resume_is_exact_and_exports_load(world, tmp_path):
                        a.model.vision_tower.state_dict()["embeddings.patch_embeddings.projection.weight"])  # fmt: skip
 
 
+def write_loss_curve(losses: list[float]) -> None:
+    """The one writer of the checked-in curve (`SAILVL_UPDATE_ASSETS=1` or `python tests/test_train_loop.py`)."""
+    note = "tiny-sailvit stage I, world n=120 seed 0, tiny model seed 0, CPU fp32, 1 process"
+    ASSET.write_text(json.dumps({"steps": len(losses), "setup": note, "loss": losses}, indent=1) + "\n")
+
+
 def regenerate_loss_curve(tmp: Path) -> None:
     """Rewrite the checked-in curve (only after an intended math change): `python tests/test_train_loop.py`."""
     from sailvl.synth import generate_world
@@ -132,9 +141,7 @@ def regenerate_loss_curve(tmp: Path) -> None:
     generate_world(tmp / "world", 120, 0)
     make_tiny_model_dir(tmp / "world", tmp / "model", seed=0)
     train_recipe(_recipe(tmp, "stages.0.budget.steps=20"), tmp / "run", stage="warmup-adaptation")
-    losses = [_losses(tmp / "run")[s] for s in range(1, 21)]
-    note = "tiny-sailvit stage I, world n=120 seed 0, tiny model seed 0, CPU fp32, 1 process"
-    ASSET.write_text(json.dumps({"steps": 20, "setup": note, "loss": losses}, indent=1) + "\n")
+    write_loss_curve([_losses(tmp / "run")[s] for s in range(1, 21)])
 
 
 if __name__ == "__main__":

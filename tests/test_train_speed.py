@@ -90,7 +90,8 @@ def test_trainer_with_every_step_switch_on_follows_the_checked_in_curve(tmp_path
     assert [r["step"] for r in rows] == [5, 10, 15, 20]
     expected = json.loads((Path(__file__).parent / "assets" / "tiny_sailvit_loss.json").read_text())["loss"]
     got = [r["loss"] for r in rows]
-    assert got == pytest.approx([expected[s - 1] for s in (5, 10, 15, 20)], rel=1e-3, abs=1e-3)
+    # The checked-in curve's own tolerance (test_train_loop); the switches moved it by at most 4.8e-7 here.
+    assert got == pytest.approx([expected[s - 1] for s in (5, 10, 15, 20)], rel=2e-4, abs=2e-4)
     assert all(r["skipped"] is False and r["step_seconds"] > 0 for r in rows)
 
 

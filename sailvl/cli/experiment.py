@@ -32,8 +32,9 @@ def _register(name: str) -> None:
             1, "--jobs", help="Seeds run at once, the CPU threads split between them (2 on a 2-core box)."
         ),
     ) -> None:
-        from sailvl.experiment.base import SUMMARY, run_experiment
+        from sailvl.experiment.base import SUMMARY
         from sailvl.experiment.registry import get_experiment
+        from sailvl.experiment.run import run_experiment
 
         experiment = get_experiment(name)
         report = run_experiment(experiment, out, seeds=seeds, quick=quick, first_seed=first_seed, jobs=jobs)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sailvl.demo.layout import SAILVIT_STAGES, DemoPaths, export_dir
-from sailvl.demo.report import held_out_examples, write_report
+from sailvl.demo.report import held_out_examples, parse_scaling_fit, write_report
 from sailvl.demo.runner import Command, StepRunner
 
 PIPELINES = Path(__file__).resolve().parent.parent / "config" / "pipelines"
@@ -290,9 +290,9 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> Path:
                 console.print(f"[yellow]curated source {source} kept no records; left out of the recipe[/]")
         if key != "scaling":
             runner.run(command)
-    runner.run(commands["scaling"])
+    fit = parse_scaling_fit(runner.output(commands["scaling"]))
     chats = _chat(runner, paths, size)
-    report = write_report(paths, runner.results, chats, time.perf_counter() - start, size, seed, dropped)
+    report = write_report(paths, runner.results, chats, time.perf_counter() - start, size, seed, dropped, fit)
     (paths.report / "demo.json").write_text(json.dumps({"size": asdict(size), "seed": seed}, indent=1))
     return report
 

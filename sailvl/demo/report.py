@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import logging
 import shutil
 import sys
 from collections import Counter, defaultdict
@@ -14,6 +15,8 @@ from sailvl.curation.caption_stats import STAT_COLUMNS, stats_rows
 from sailvl.demo.document import Document
 from sailvl.demo.layout import SAILVIT_STAGES
 from sailvl.demo.plots import plot_accuracy, plot_loss_curves
+
+log = logging.getLogger(__name__)
 
 csv.field_size_limit(sys.maxsize)
 HEADLINE_TASKS = ("colour", "shape", "digit")
@@ -118,10 +121,12 @@ def write_report(
     size,
     seed: int,
     dropped: tuple[str, ...] | list[str] = (),
+    fit: dict | None = None,
 ) -> Path:
     """Write report.md, report.html and summary.json under OUT/report; returns the Markdown path.
 
-    `dropped`: curated sources left out of the SAILViT recipe because curation kept none of their records."""
+    `dropped`: curated sources left out of the SAILViT recipe because curation kept none of their records.
+    `fit`: the scaling fit over the stage checkpoints (`parse_scaling_fit` of the step's stdout)."""
     out = paths.report
     doc = Document("sailvl demo: the SAIL-VL loop on a synthetic world")
     doc.paragraph(f"Seed {seed}; world of {size.world_images} images at 112 px; total wall time {seconds / 60:.1f} min "
@@ -203,11 +208,14 @@ def write_report(
     tasks, by_benchmark = task_summary(rows), task_by_benchmark(rows)
     doc.paragraph("Accuracy % per task, chance % in brackets:")
     doc.table(*accuracy_table(tasks, by_benchmark))
-    fit = _scaling_fit(paths)
     if (out / "scaling_fit.png").is_file():
         if fit:
             doc.paragraph(f"Average score = {fit['a']:.2f} + {fit['b']:.2f} * ln(tokens), R^2 = {fit['r2']:.3f} "
                           f"over {fit['n']} stage checkpoints.")  # fmt: skip
+        else:
+            doc.paragraph(
+                "The scaling fit printed no fit line (see its log in OUT/logs); the plot is shown alone."
+            )
         doc.image("scaling_fit.png", "Score vs training tokens (log scale) with the fit")
 
     # Chat
@@ -233,17 +241,18 @@ def write_report(
     return out / "report.md"
 
 
-def _scaling_fit(paths) -> dict | None:
-    log = paths.out / "logs" / "04b-scaling-fit.log"
-    if not log.is_file():
+def parse_scaling_fit(stdout: str) -> dict | None:
+    """The fit `sailvl scaling fit` prints as the last line of its stdout (one JSON object), or None (and a
+    warning) when that line is missing or not JSON, so the report shows the plot without the equation."""
+    lines = stdout.strip().splitlines()
+    try:
+        fit = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        fit = None
+    if not isinstance(fit, dict):
+        log.warning("the scaling fit printed no JSON fit line; the report leaves the equation out")
         return None
-    for line in reversed(log.read_text().splitlines()):
-        if line.startswith("{"):
-            try:
-                return json.loads(line)
-            except json.JSONDecodeError:
-                return None
-    return None
+    return fit
 
 
-__all__ = ["held_out_examples", "write_report"]
+__all__ = ["held_out_examples", "parse_scaling_fit", "write_report"]

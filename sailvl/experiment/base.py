@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -135,68 +134,6 @@ def collect(seed_roots: list[Path], x_of: Callable[[dict, Path], float]) -> dict
 def samples_x(results: dict, eval_dir: Path) -> float:
     """Default x of a point: the evaluated checkpoint's cumulative samples seen."""
     return float(results.get("samples_seen") or 0)
-
-
-def run_experiment(
-    experiment,
-    out: str | Path,
-    seeds: int = 3,
-    quick: bool = False,
-    first_seed: int = 0,
-    invoke: Callable[[list[str]], None] | None = None,
-    jobs: int = 1,
-) -> Path:
-    """Run every seed's plan (resuming finished commands), aggregate, write OUT/results.json and the report.
-
-    `jobs` > 1 runs that many seeds at once, each command with an equal share of the CPU threads (small models
-    use cores better side by side than through intra-op threads). `invoke`: see StepRunner (tests run the
-    commands in-process, one seed at a time). Returns the report's Markdown path."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from rich.console import Console
-
-    # Local import: report imports the registry, whose experiment modules import this module (a circle).
-    from sailvl.experiment.report import write_experiment_report
-
-    if seeds < 1:
-        raise SailvlError(f"--seeds must be at least 1, got {seeds}")
-    if jobs < 1:
-        raise SailvlError(f"--jobs must be at least 1, got {jobs}")
-    out = Path(out).resolve()
-    console = Console()
-    jobs = 1 if invoke is not None else min(jobs, seeds)
-    threads = str(max(1, (os.cpu_count() or 1) // jobs))
-    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} if jobs > 1 else {}
-
-    def run_seed(seed: int) -> None:
-        root = out / f"seed-{seed}"
-        console.print(f"[bold]{experiment.NAME}[/] seed {seed} -> {root}")
-        runner = StepRunner(root, console, invoke, env=env, live=jobs == 1)
-        run_steps(runner, experiment.plan(SeedDirs(root), seed, quick))
-
-    with ThreadPoolExecutor(jobs) as pool:  # commands run in subprocesses: threads only wait on them
-        for future in [pool.submit(run_seed, s) for s in range(first_seed, first_seed + seeds)]:
-            future.result()
-    # Every finished seed directory under OUT counts: `--first-seed 3 --seeds 2` adds two seeds to a run of 3, and
-    # processes running one seed each into the same OUT (seeds in parallel) leave each other's unfinished seeds alone.
-    seed_list, commands = [], []
-    for root in sorted(out.glob("seed-*"), key=lambda p: int(p.name.removeprefix("seed-"))):
-        seed = int(root.name.removeprefix("seed-"))
-        ran = finished_commands(root / "logs", experiment.plan(SeedDirs(root), seed, quick))
-        if ran is None:
-            console.print(
-                f"[yellow]seed {seed} is not finished (running elsewhere?): left out of {SUMMARY}[/]"
-            )
-            continue
-        seed_list.append(seed)
-        commands += [{"seed": seed, "title": c.title, "seconds": t, "command": c.shell()} for c, t in ran]
-    arms = collect([out / f"seed-{s}" for s in seed_list], getattr(experiment, "x_of", samples_x))
-    summary = {"experiment": experiment.NAME, "quick": quick, "seeds": seed_list,
-               "claim": experiment.CLAIM, "x_label": getattr(experiment, "X_LABEL", None), "arms": arms,
-               "seconds": sum(c["seconds"] for c in commands), "commands": commands}  # fmt: skip
-    summary["verdict"] = experiment.verdict(summary)
-    (out / SUMMARY).write_text(json.dumps(summary, indent=1))
-    return write_experiment_report(out)
 
 
 def final(summary: dict, arm: str, metric: str = HEADLINE) -> dict:

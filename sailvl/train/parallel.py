@@ -6,6 +6,7 @@ import datetime
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -22,6 +23,7 @@ class DistInfo:
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
     mesh: object | None = None
+    host_group: object | None = None  # CPU (gloo) group for host numbers; None: the default group is gloo
 
     @property
     def is_main(self) -> bool:
@@ -59,7 +61,9 @@ def init_distributed(backend: str = "auto", one_device_mesh: bool = False) -> Di
     from torch.distributed.device_mesh import init_device_mesh
 
     mesh = init_device_mesh(device.type, (world_size,), mesh_dim_names=("dp",))
-    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device, mesh=mesh)
+    # Step counts are host numbers: summing them over NCCL would mean a device round trip and a host sync.
+    host_group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+    return DistInfo(rank, world_size, local_rank, device, mesh, host_group)
 
 
 def param_dtype(device: torch.device, mixed_precision: str) -> torch.dtype:
@@ -246,13 +250,16 @@ def load_full_state(model: nn.Module, full_state: dict[str, torch.Tensor] | None
                 target.copy_(full)
 
 
-def all_reduce_sum(value: float | int, info: DistInfo) -> float:
-    """Sum a Python number over ranks (fp64 so token counts stay exact)."""
-    if info.world_size == 1:
-        return float(value)
-    t = torch.tensor([float(value)], dtype=torch.float64, device=info.device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return float(t.item())
+def all_reduce_host(values: list[float | int], info: DistInfo) -> list[float]:
+    """Sum host numbers over ranks in one collective on the host group (fp64: counts stay exact below 2^53).
+
+    The buffer is NumPy memory lent to torch: it never lives on a GPU, so summing and reading it back never
+    waits for the device (NCCL would need a device copy and a read-back, i.e. a host sync).
+    """
+    buffer = np.asarray(values, dtype=np.float64)
+    if info.world_size > 1:
+        dist.all_reduce(torch.from_numpy(buffer), op=dist.ReduceOp.SUM, group=info.host_group)
+    return buffer.tolist()
 
 
 def all_reduce_tensor_sum(value: torch.Tensor, info: DistInfo) -> torch.Tensor:

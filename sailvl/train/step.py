@@ -6,6 +6,7 @@ import contextlib
 import inspect
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,7 +15,7 @@ from sailvl.config.constants import IGNORE_INDEX
 from sailvl.data.tiling import normalize_pixels
 from sailvl.errors import SailvlError
 from sailvl.train.flops import sum_squares
-from sailvl.train.parallel import DistInfo, all_reduce_sum, all_reduce_tensor_sum
+from sailvl.train.parallel import DistInfo, all_reduce_host, all_reduce_tensor_sum
 
 BATCH_TENSORS = ("input_ids", "labels", "position_ids", "attention_mask", "pixel_values")
 
@@ -23,9 +24,9 @@ BATCH_TENSORS = ("input_ids", "labels", "position_ids", "attention_mask", "pixel
 class StepResult:
     """What one optimizer step did; counts are summed over all ranks and micro-batches.
 
-    `loss`, `grad_norm` and `skipped` are read from device tensors when first asked for: a step run with
-    `sync=False` leaves them on the device, so the host waits for the GPU only where the caller reads them
-    (at log steps), not every step.
+    The counts are exact host numbers that never came from the device (`global_counts`). `loss`, `grad_norm`
+    and `skipped` are read from device tensors when asked for: a step run with `sync=False` leaves them on the
+    device, so the host waits for the GPU only where the caller reads them (at log steps), not every step.
     """
 
     loss_t: torch.Tensor  # 0-dim: mean CE per target token (nats)
@@ -108,28 +109,66 @@ def to_device(batch: dict, device: torch.device, dtype: torch.dtype, compiled_ma
     return out
 
 
-def token_loss_sum(model: nn.Module, inputs: dict, target_logits_only: bool = True) -> torch.Tensor:
+@dataclass(frozen=True)
+class TokenTargets:
+    """Where one micro-batch's next-token targets sit, found on the host so the step never reads the device.
+
+    Row b's j-th target: the hidden state at `positions[b, j]` predicts `labels[b, j]` (the label one position
+    later). Rows are padded to the row with most targets: pads point at position 0 with label IGNORE_INDEX
+    (cross entropy skips them), so every shape is known without a count read back from the device.
+    """
+
+    positions: torch.Tensor  # [B, P] long: positions t whose next label labels[:, t + 1] is a target
+    labels: torch.Tensor  # [B, P] long: that next label, IGNORE_INDEX on pads
+    count: int  # real targets (no pads)
+
+    @property
+    def head_rows(self) -> int:
+        """Positions whose logits the LM head computes (B * P: pads included)."""
+        return self.positions.numel()
+
+
+def find_targets(labels: torch.Tensor) -> TokenTargets:
+    """The target layout of a `[B, L]` label tensor on the host (`.numpy()` refuses device tensors, so
+    this can never wait for a GPU)."""
+    next_labels = labels[:, 1:].numpy()
+    mask = next_labels != IGNORE_INDEX
+    counts = mask.sum(axis=1)
+    width = int(counts.max()) if counts.size else 0
+    # A stable sort of "not a target" puts each row's target positions first, in order.
+    order = np.argsort(~mask, axis=1, kind="stable")[:, :width]
+    real = np.arange(width)[None, :] < counts[:, None]
+    positions = np.where(real, order, 0)
+    target_labels = np.where(real, np.take_along_axis(next_labels, order, axis=1), IGNORE_INDEX)
+    return TokenTargets(torch.from_numpy(positions), torch.from_numpy(target_labels), int(counts.sum()))
+
+
+def token_loss_sum(
+    model: nn.Module, inputs: dict, target_logits_only: bool = True, targets: TokenTargets | None = None
+) -> torch.Tensor:
     """Sum (not mean) of next-token cross entropy over target positions of one micro-batch (fp32, nats).
 
     With `target_logits_only` (default) the LM head and the softmax run only at positions whose next label is a
-    target (transformers' boolean `logits_to_keep`): in SFT ~15-20% of positions, so most of the vocab projection
+    target (transformers' integer `logits_to_keep`): in SFT ~15-20% of positions, so most of the vocab projection
     and its backward are skipped. The loss and gradients are the full-logits path's up to float rounding.
+    `targets`: the layout from `find_targets` on the host labels; without it it is found from `inputs["labels"]`
+    (a host read of those labels). No boolean indexing on the device: its output size would be a host sync.
     """
     labels = inputs["labels"]
     model_inputs = {k: v for k, v in inputs.items() if k != "labels"}
-    shift_labels = labels[:, 1:]
-    mask = shift_labels != IGNORE_INDEX
     if target_logits_only and _accepts_logits_to_keep(model):
-        # keep[b, t] is True when labels[b, t + 1] is a target; logits come back flattened [n_targets, V]
-        # in row-major order, the same order as shift_labels[mask].
-        keep = torch.zeros_like(labels, dtype=torch.bool)
-        keep[:, :-1] = mask
-        target_logits = model(**model_inputs, use_cache=False, logits_to_keep=keep).logits.float()
-    else:
-        # Labels are not passed: HF would average per micro-batch, and we normalise by the global count.
-        logits = model(**model_inputs, use_cache=False).logits
-        target_logits = logits[:, :-1][mask].float()
-    return F.cross_entropy(target_logits, shift_labels[mask], reduction="sum")
+        targets = targets if targets is not None else find_targets(labels.cpu())
+        positions = targets.positions.to(labels.device, non_blocking=True)
+        target_labels = targets.labels.to(labels.device, non_blocking=True)
+        logits = model(**model_inputs, use_cache=False, logits_to_keep=positions).logits  # [B, P, V]
+        return F.cross_entropy(
+            logits.flatten(0, 1).float(), target_labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
+        )
+    # Labels are not passed: HF would average per micro-batch, and we normalise by the global count.
+    logits = model(**model_inputs, use_cache=False).logits[:, :-1]
+    return F.cross_entropy(
+        logits.flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
+    )
 
 
 def _accepts_logits_to_keep(model: nn.Module) -> bool:
@@ -143,6 +182,34 @@ def _accepts_logits_to_keep(model: nn.Module) -> bool:
 def _grad_sync(model: nn.Module, enabled: bool) -> None:
     if hasattr(model, "set_requires_gradient_sync"):
         model.set_requires_gradient_sync(enabled)
+
+
+def _tiles(batch: dict) -> int:
+    pixels = batch.get("pixel_values")
+    return 0 if pixels is None else int(pixels.shape[0])
+
+
+def global_counts(
+    micro_batches: list[dict], targets: list[TokenTargets], target_logits_only: bool, info: DistInfo
+) -> dict[str, int]:
+    """The step's counts summed over micro-batches and ranks (the `StepResult` count fields).
+
+    Every count is a host number (the collate's, `find_targets`', tensor shapes), so all of them are summed over
+    ranks in one collective on the host group: none waits for the device, not even the global target count
+    the loss is normalised by.
+    """
+    padded = sum(b["input_ids"].numel() for b in micro_batches)
+    local = {
+        "target_tokens": sum(t.count for t in targets),
+        "real_tokens": sum(int(b["num_real_tokens"]) for b in micro_batches),
+        "padded_tokens": padded,
+        "samples": sum(len(b["sample_ids"]) for b in micro_batches),
+        "tiles": sum(_tiles(b) for b in micro_batches),
+        "sum_sq_lengths": sum(sum_squares(b.get("sample_lengths", ())) for b in micro_batches),
+        "head_tokens": sum(t.head_rows for t in targets) if target_logits_only else padded,
+    }
+    summed = all_reduce_host(list(local.values()), info)
+    return {key: int(total) for key, total in zip(local, summed, strict=True)}
 
 
 def train_step(
@@ -164,35 +231,34 @@ def train_step(
     `foreach_clip`: the grad norm and clipping as multi-tensor kernels (fewer launches; same result within fp
     rounding). `sync=False`: no host sync in the step; the skip decision stays on the device through a fused
     optimizer's `found_inf` (the update, weight decay and step count are then not applied), so it needs
-    `torch.optim.AdamW(..., fused=True)`; loss and grad norm stay tensors until read. `compile_block_mask`:
-    flex BlockMasks built by a compiled `create_block_mask`.
+    `torch.optim.AdamW(..., fused=True)`; loss and grad norm stay tensors until read. The counts never need
+    the device (`global_counts`). `compile_block_mask`: flex BlockMasks built by a compiled `create_block_mask`.
     """
     if not sync and not getattr(optimizer, "defaults", {}).get("fused"):
         raise SailvlError("train_step(sync=False) needs a fused optimizer (parallel.fused_optimizer: true)")
-    local_targets = sum(int(b["num_target_tokens"]) for b in micro_batches)
-    global_targets = all_reduce_sum(local_targets, info)
-    scale = info.world_size / max(global_targets, 1.0)
+    target_only = _accepts_logits_to_keep(model)
+    targets = [find_targets(b["labels"]) for b in micro_batches]
+    counts = global_counts(micro_batches, targets, target_only, info)
+    scale = info.world_size / max(counts["target_tokens"], 1)
     autocast = (
         torch.autocast(info.device.type, dtype=compute_dtype)
         if info.mesh is None and compute_dtype != torch.float32  # FSDP2's policy casts sharded models
         else contextlib.nullcontext()
     )
+    dtype = compute_dtype if info.mesh is None else torch.float32
     loss_sum = torch.zeros((), dtype=torch.float64, device=info.device)
-    tiles = 0
-    for i, batch in enumerate(micro_batches):
+    for i, (batch, mb_targets) in enumerate(zip(micro_batches, targets, strict=True)):
         _grad_sync(model, i == len(micro_batches) - 1)
-        dtype = compute_dtype if info.mesh is None else torch.float32
         inputs = to_device(batch, info.device, dtype, compile_block_mask)
-        tiles += 0 if inputs.get("pixel_values") is None else int(inputs["pixel_values"].shape[0])
         with autocast:
-            mb_loss = token_loss_sum(model, inputs)
+            mb_loss = token_loss_sum(model, inputs, target_only, mb_targets)
         (mb_loss * scale).backward()
         loss_sum += mb_loss.detach().double()
     params = [p for p in model.parameters() if p.requires_grad]
     grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip, foreach=foreach_clip)
     if hasattr(grad_norm, "full_tensor"):
         grad_norm = grad_norm.full_tensor()
-    bad = ~torch.isfinite(grad_norm.detach()) | (global_targets == 0)
+    bad = ~torch.isfinite(grad_norm.detach()) | (counts["target_tokens"] == 0)
     if sync:
         if not bool(bad):
             optimizer.step()
@@ -201,21 +267,10 @@ def train_step(
         optimizer.step()
         del optimizer.found_inf
     optimizer.zero_grad(set_to_none=True)
-    padded = sum(int(b["input_ids"].numel()) for b in micro_batches)
-    real = sum(int(b["num_real_tokens"]) for b in micro_batches)
-    samples = sum(len(b["sample_ids"]) for b in micro_batches)
-    sum_sq = sum(sum_squares(b.get("sample_lengths", ())) for b in micro_batches)
-    head = global_targets if _accepts_logits_to_keep(model) else all_reduce_sum(padded, info)
     loss_sum = all_reduce_tensor_sum(loss_sum, info)
     return StepResult(
-        loss_t=loss_sum / max(global_targets, 1.0),
+        loss_t=loss_sum / max(counts["target_tokens"], 1),
         grad_norm_t=grad_norm.detach(),
         skipped_t=bad,
-        target_tokens=int(global_targets),
-        real_tokens=int(all_reduce_sum(real, info)),
-        padded_tokens=int(all_reduce_sum(padded, info)),
-        samples=int(all_reduce_sum(samples, info)),
-        tiles=int(all_reduce_sum(tiles, info)),
-        sum_sq_lengths=int(all_reduce_sum(sum_sq, info)),
-        head_tokens=int(head),
+        **counts,
     )

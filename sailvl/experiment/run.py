@@ -1,0 +1,76 @@
+"""Running an experiment: every seed's plan through the resuming runner, then the aggregate and its report.
+
+Kept out of `base` (the plumbing every experiment module imports) because it writes the report, and the report
+imports the registry of those modules: `base` stays a leaf, so the imports run one way
+(run -> report -> registry -> experiment modules -> base).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from rich.console import Console
+
+from sailvl.demo.runner import StepRunner
+from sailvl.errors import SailvlError
+from sailvl.experiment.base import SUMMARY, SeedDirs, collect, finished_commands, run_steps, samples_x
+from sailvl.experiment.report import write_experiment_report
+
+
+def run_experiment(
+    experiment,
+    out: str | Path,
+    seeds: int = 3,
+    quick: bool = False,
+    first_seed: int = 0,
+    invoke: Callable[[list[str]], None] | None = None,
+    jobs: int = 1,
+) -> Path:
+    """Run every seed's plan (resuming finished commands), aggregate, write OUT/results.json and the report.
+
+    `jobs` > 1 runs that many seeds at once, each command with an equal share of the CPU threads (small models
+    use cores better side by side than through intra-op threads). `invoke`: see StepRunner (tests run the
+    commands in-process, one seed at a time). Returns the report's Markdown path."""
+    if seeds < 1:
+        raise SailvlError(f"--seeds must be at least 1, got {seeds}")
+    if jobs < 1:
+        raise SailvlError(f"--jobs must be at least 1, got {jobs}")
+    out = Path(out).resolve()
+    console = Console()
+    jobs = 1 if invoke is not None else min(jobs, seeds)
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} if jobs > 1 else {}
+
+    def run_seed(seed: int) -> None:
+        root = out / f"seed-{seed}"
+        console.print(f"[bold]{experiment.NAME}[/] seed {seed} -> {root}")
+        runner = StepRunner(root, console, invoke, env=env, live=jobs == 1)
+        run_steps(runner, experiment.plan(SeedDirs(root), seed, quick))
+
+    with ThreadPoolExecutor(jobs) as pool:  # commands run in subprocesses: threads only wait on them
+        for future in [pool.submit(run_seed, s) for s in range(first_seed, first_seed + seeds)]:
+            future.result()
+    # Every finished seed directory under OUT counts: `--first-seed 3 --seeds 2` adds two seeds to a run of 3, and
+    # processes running one seed each into the same OUT (seeds in parallel) leave each other's unfinished seeds alone.
+    seed_list, commands = [], []
+    for root in sorted(out.glob("seed-*"), key=lambda p: int(p.name.removeprefix("seed-"))):
+        seed = int(root.name.removeprefix("seed-"))
+        ran = finished_commands(root / "logs", experiment.plan(SeedDirs(root), seed, quick))
+        if ran is None:
+            console.print(
+                f"[yellow]seed {seed} is not finished (running elsewhere?): left out of {SUMMARY}[/]"
+            )
+            continue
+        seed_list.append(seed)
+        commands += [{"seed": seed, "title": c.title, "seconds": t, "command": c.shell()} for c, t in ran]
+    arms = collect([out / f"seed-{s}" for s in seed_list], getattr(experiment, "x_of", samples_x))
+    summary = {"experiment": experiment.NAME, "quick": quick, "seeds": seed_list,
+               "claim": experiment.CLAIM, "x_label": getattr(experiment, "X_LABEL", None), "arms": arms,
+               "seconds": sum(c["seconds"] for c in commands), "commands": commands}  # fmt: skip
+    summary["verdict"] = experiment.verdict(summary)
+    (out / SUMMARY).write_text(json.dumps(summary, indent=1))
+    return write_experiment_report(out)
