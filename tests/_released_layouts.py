@@ -63,7 +63,12 @@ FAMILY_SPECS = {
 
 def corpus() -> list[str]:
     words = ["What colour is the square?", "It is red.", "Describe the image.", "A blue circle.", "user"]
-    return words + ["assistant", "system", "Image-1: Image-2:", "你是由抖音内容理解组开发的多模态大模型，英文名叫UniVL"]
+    return words + [
+        "assistant",
+        "system",
+        "Image-1: Image-2:",
+        "你是由抖音内容理解组开发的多模态大模型，英文名叫UniVL",
+    ]
 
 
 def released_tokenizer(llm: str) -> PreTrainedTokenizerFast:
@@ -133,8 +138,14 @@ def released_config(family: str, vocab: int, **overrides) -> dict:
 
 
 def _plain_llm(config: dict):
-    fields = {k: v for k, v in config.items() if k not in ("attn_implementation", "torch_dtype", "architectures")}
-    cls, model_cls = (Qwen3Config, Qwen3ForCausalLM) if config["model_type"] == "qwen3" else (Qwen2Config, Qwen2ForCausalLM)
+    fields = {
+        k: v for k, v in config.items() if k not in ("attn_implementation", "torch_dtype", "architectures")
+    }
+    cls, model_cls = (
+        (Qwen3Config, Qwen3ForCausalLM)
+        if config["model_type"] == "qwen3"
+        else (Qwen2Config, Qwen2ForCausalLM)
+    )
     llm_config = cls(**fields)
     llm_config._attn_implementation = "eager"
     return model_cls(llm_config).eval()
@@ -292,9 +303,13 @@ def reference_logits(release: dict, input_ids, pixels):
     vit = pixel_shuffle(vit.reshape(vit.shape[0], side, side, -1).contiguous(), RATIO, config["ps_version"])
     vit = vit.reshape(vit.shape[0], -1, vit.shape[-1])
     vit = F.layer_norm(vit, (vit.shape[-1],), w["mlp1.0.weight"], w["mlp1.0.bias"])  # nn.LayerNorm, eps 1e-5
-    vit = F.linear(F.gelu(F.linear(vit, w["mlp1.1.weight"], w["mlp1.1.bias"])), w["mlp1.3.weight"], w["mlp1.3.bias"])
+    vit = F.linear(
+        F.gelu(F.linear(vit, w["mlp1.1.weight"], w["mlp1.1.bias"])), w["mlp1.3.weight"], w["mlp1.3.bias"]
+    )
     llm = _plain_llm(config["llm_config"])
-    llm_state = {k.removeprefix("language_model."): v for k, v in w.items() if k.startswith("language_model.")}
+    llm_state = {
+        k.removeprefix("language_model."): v for k, v in w.items() if k.startswith("language_model.")
+    }
     llm.load_state_dict(llm_state, strict=not config["tie_word_embeddings"] or "lm_head.weight" in llm_state)
     if config["tie_word_embeddings"]:
         llm.tie_weights()

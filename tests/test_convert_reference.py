@@ -10,7 +10,7 @@ import json
 
 import pytest
 import torch
-from _released_layouts import TILE, PATCH, reference_logits, write_release
+from _released_layouts import PATCH, TILE, reference_logits, write_release
 from safetensors.torch import load_file
 
 from sailvl.config.constants import RELEASE_FILE
@@ -59,7 +59,9 @@ def test_converted_release_matches_the_reference_forward(tmp_path, family, overr
 def _round_trip(tmp_path):
     tiles = release_tile_settings(tmp_path / "hf")
     convert_checkpoint(tmp_path / "hf", tmp_path / "back", "hf", "sailvl-remote", tiles=tiles)
-    return load_file(tmp_path / "back" / "model.safetensors"), json.loads((tmp_path / "back/config.json").read_text())
+    return load_file(tmp_path / "back" / "model.safetensors"), json.loads(
+        (tmp_path / "back/config.json").read_text()
+    )
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -108,19 +110,27 @@ def test_a_config_image_id_that_disagrees_with_the_tokenizer_is_refused(tmp_path
     config = json.loads((tmp_path / "remote/config.json").read_text())
     config["img_context_token_id"] = 5  # the Qwen2.5 position: <think> in this tokenizer
     (tmp_path / "remote/config.json").write_text(json.dumps(config))
-    with pytest.raises(SailvlError, match="img_context_token_id 5 is not the tokenizer's <IMG_CONTEXT> \\(9\\)"):
+    with pytest.raises(
+        SailvlError, match="img_context_token_id 5 is not the tokenizer's <IMG_CONTEXT> \\(9\\)"
+    ):
         convert_checkpoint(tmp_path / "remote", tmp_path / "hf", "sailvl-remote", "hf")
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda c: c["vision_config"].update(model_type="siglip_vision_model"), "'siglip_vision_model' is not"),
+        (
+            lambda c: c["vision_config"].update(model_type="siglip_vision_model"),
+            "'siglip_vision_model' is not",
+        ),
         (lambda c: c["llm_config"].update(model_type="llama"), "llm_config.model_type 'llama'"),
         (lambda c: c.update(ps_version="v1"), "ps_version 'v1'"),
         (lambda c: c.update(template="internvl2_5"), "template 'internvl2_5'"),
         (lambda c: c.update(use_llm_lora=8), "use_llm_lora=8"),
-        (lambda c: c.update(architectures=["LlavaForConditionalGeneration"]), "LlavaForConditionalGeneration"),
+        (
+            lambda c: c.update(architectures=["LlavaForConditionalGeneration"]),
+            "LlavaForConditionalGeneration",
+        ),
     ],
 )
 def test_unknown_family_or_field_is_one_clear_error(tmp_path, change, message):

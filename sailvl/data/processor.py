@@ -23,7 +23,6 @@ from sailvl.data.processor_files import (
 )
 from sailvl.errors import SailvlError
 
-
 # `system_prompt` left to the chat format's default (None means "no system turn", so it cannot be the marker).
 TEMPLATE_DEFAULT = object()
 
@@ -82,7 +81,9 @@ class SailVLProcessor:
         self.use_thumbnail = use_thumbnail
         self.chat_format = template_module.get_chat_format(template)
         self.template = template
-        self.system_prompt = self.chat_format.default_system if system_prompt is TEMPLATE_DEFAULT else system_prompt
+        self.system_prompt = (
+            self.chat_format.default_system if system_prompt is TEMPLATE_DEFAULT else system_prompt
+        )
         self.max_total_tiles = max_total_tiles
         self.use_msac = use_msac
         self.chat_template = self.chat_format.jinja
@@ -288,7 +289,9 @@ class SailVLProcessor:
         for prompt, prompt_images in zip(questions_or_conversations, images, strict=True):
             conversation = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
             use_msac = self.use_msac and len(prompt_images) == 1 if msac is None else msac
-            ids, _, pixels, num_tiles = self._encode(conversation, list(prompt_images), max_tiles, use_msac, True)
+            ids, _, pixels, num_tiles = self._encode(
+                conversation, list(prompt_images), max_tiles, use_msac, True
+            )
             rows.append(ids)
             all_tiles.append(num_tiles)
             if pixels is not None:

@@ -121,7 +121,11 @@ def read_settings(directory: Path) -> dict:
         }
     except KeyError as err:
         raise SailvlError(f"{config_path} lacks {err.args[0]}, needed for the image settings") from err
-    return settings | _release_settings(directory) | _read_hf_image_processor(directory / HF_IMAGE_PROCESSOR_FILE)
+    return (
+        settings
+        | _release_settings(directory)
+        | _read_hf_image_processor(directory / HF_IMAGE_PROCESSOR_FILE)
+    )
 
 
 def _release_settings(directory: Path) -> dict:

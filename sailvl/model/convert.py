@@ -103,8 +103,6 @@ def _tokenizer_image_token_id(src: Path) -> int | None:
     return None
 
 
-
-
 def _check_formats(src: Path, dst: Path, src_format: str, dst_format: str) -> None:
     for name, fmt in (("--from", src_format), ("--to", dst_format)):
         if fmt not in FORMATS:
@@ -161,7 +159,9 @@ def _from_remote(src: Path, config: dict, state: dict) -> tuple[Family, dict, di
 
 def _from_hf(src: Path, config: dict, state: dict, tiles: dict) -> tuple[Family, dict, dict, dict | None]:
     if config.get("model_type") not in MODEL_TYPES:
-        raise SailvlError(f"{src} holds a {config.get('model_type')!r} model, expected an HF 'internvl' model")
+        raise SailvlError(
+            f"{src} holds a {config.get('model_type')!r} model, expected an HF 'internvl' model"
+        )
     release = _read_json(src / RELEASE_FILE)
     family, new_config = hf_config_to_remote(config, release["config"] if release else None, tiles)
     new_state = hf_to_remote(_hf_runtime_names(state), family.key_layout)
@@ -177,15 +177,19 @@ def _released_image_processor(family: Family, config: dict, stored: str | None, 
     settings (unchanged text when they agree); None for a family whose releases ship none (SAIL-VL 1.x)."""
     if stored is None and family.name != "sail-vl2":
         return None
-    data = json.loads(stored) if stored is not None else {
-        "image_processor_type": "SAILVLImageProcessor",
-        "image_size": config["force_image_size"],
-        "patch_size": config["vision_config"]["patch_size"],
-        "image_mean": list(IMAGENET_MEAN),
-        "image_std": list(IMAGENET_STD),
-        "max_dynamic_patch": 10,
-        "use_msac": False,
-    }
+    data = (
+        json.loads(stored)
+        if stored is not None
+        else {
+            "image_processor_type": "SAILVLImageProcessor",
+            "image_size": config["force_image_size"],
+            "patch_size": config["vision_config"]["patch_size"],
+            "image_mean": list(IMAGENET_MEAN),
+            "image_std": list(IMAGENET_STD),
+            "max_dynamic_patch": 10,
+            "use_msac": False,
+        }
+    )
     changed = stored is None
     for key, setting in (("max_dynamic_patch", "max_tiles"), ("use_msac", "use_msac")):
         if setting in tiles and data.get(key) != tiles[setting]:
@@ -212,7 +216,11 @@ def _write_remote(dst: Path, family: Family, config: dict, state: dict, release:
 
 def _copy_side_files(src: Path, dst: Path) -> None:
     for item in src.iterdir():
-        if item.is_file() and item.name not in _NOT_COPIED and item.suffix not in (".safetensors", ".py", ".bin"):
+        if (
+            item.is_file()
+            and item.name not in _NOT_COPIED
+            and item.suffix not in (".safetensors", ".py", ".bin")
+        ):
             shutil.copy2(item, dst / item.name)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from sailvl.errors import SailvlError
-from sailvl.model.families import FAMILIES, Family, family_of_hf, family_of_remote
+from sailvl.model.families import Family, family_of_hf, family_of_remote
 from sailvl.model.loading import layout_model_type
 from sailvl.model.presets import config_from_dict
 
@@ -76,7 +76,9 @@ def remote_config_to_hf(config: dict, image_token_id: int | None) -> tuple[Famil
     vision, text = dict(config["vision_config"]), dict(config["llm_config"])
     token_id = image_token_id if image_token_id is not None else config.get("img_context_token_id")
     if token_id is None:
-        raise SailvlError("the checkpoint has no tokenizer defining <IMG_CONTEXT> and no img_context_token_id")
+        raise SailvlError(
+            "the checkpoint has no tokenizer defining <IMG_CONTEXT> and no img_context_token_id"
+        )
     tile = int(config.get("force_image_size") or _scalar(vision["image_size"]))
     hf_vision = _hf_vision(family, vision, tile)
     for key in _RUNTIME_TEXT_FIELDS:
@@ -190,6 +192,3 @@ def hf_config_to_remote(
         raise SailvlError(f"the stored release config is {stored.name} but the model is {family.name}")
     return family, _update_release(release, fresh, tiles)
 
-
-def family_names() -> list[str]:
-    return list(FAMILIES)

@@ -125,13 +125,17 @@ def family_of_remote(config: dict) -> Family:
 def _check_fields(config: dict) -> None:
     version = config.get("ps_version", "v2")
     if version not in _PIXEL_SHUFFLE_VERSIONS:
-        raise SailvlError(f"ps_version {version!r} is not supported; sailvl's InternVL forward implements 'v2'")
+        raise SailvlError(
+            f"ps_version {version!r} is not supported; sailvl's InternVL forward implements 'v2'"
+        )
     for name in _MUST_BE_OFF:
         if config.get(name):
             raise SailvlError(f"{name}={config[name]!r}: merge the LoRA weights before converting")
     template = config.get("template", SAILVL_CHAT)
     if template not in CHAT_TEMPLATE_NAMES:
-        raise SailvlError(f"template {template!r} is not known; sailvl renders {', '.join(CHAT_TEMPLATE_NAMES)}")
+        raise SailvlError(
+            f"template {template!r} is not known; sailvl renders {', '.join(CHAT_TEMPLATE_NAMES)}"
+        )
     if not isinstance(config.get("select_layer", -1), int):
         raise SailvlError(f"select_layer {config['select_layer']!r} must be an integer layer index")
 

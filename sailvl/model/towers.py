@@ -66,7 +66,9 @@ def load_released_tower(directory: Path, dtype: torch.dtype) -> nn.Module:
     with torch.device("meta"):
         tower = AutoModel.from_config(hf_config)
     try:
-        tower.load_state_dict({k.removeprefix(_HF_PREFIX): v for k, v in renamed.items()}, strict=True, assign=True)
+        tower.load_state_dict(
+            {k.removeprefix(_HF_PREFIX): v for k, v in renamed.items()}, strict=True, assign=True
+        )
     except RuntimeError as exc:
         detail = " ".join(str(exc).split())[:300]
         raise SailvlError(f"weights in {directory} do not fit its config: {detail}") from None
