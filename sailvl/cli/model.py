@@ -18,10 +18,15 @@ def model_info(
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Parameter counts (vision, projector, llm, total) and image tokens per tile, built on the meta device."""
+    """Parameter counts (vision, projector, llm, total) and image tokens per tile, built on the meta device;
+    for a released SAIL-VL checkpoint (as shipped or converted) also its family, tower, LLM, chat template and
+    tile settings."""
+    from sailvl.data.processor_files import release_tile_settings
     from sailvl.model.info import model_info as compute_info
 
     info = compute_info(preset_or_dir)
+    if "family" in info:
+        info |= release_tile_settings(Path(preset_or_dir)) or {}
     if as_json:
         print(json.dumps(info))
         return

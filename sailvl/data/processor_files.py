@@ -133,9 +133,12 @@ def _release_settings(directory: Path) -> dict:
     `template`, `min/max_dynamic_patch`, `use_thumbnail`. The release's preprocessor_config.json, read after
     this, has the last word on the tile count (SAIL-VL2-2B: 12 in config.json, 10 in the image processor)."""
     path = directory / RELEASE_FILE
-    if not path.is_file():
-        return {}
-    config = json.loads(path.read_text()).get("config") or {}
+    if path.is_file():
+        config = json.loads(path.read_text()).get("config") or {}
+    else:  # a release as shipped (`sailvl model info` reads one before conversion)
+        config = json.loads((directory / "config.json").read_text())
+        if not isinstance(config.get("llm_config"), dict):
+            return {}
     settings = {"template": config.get("template", SAILVL_CHAT)}
     if config.get("dynamic_image_size", True):
         settings |= {

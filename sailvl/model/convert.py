@@ -87,7 +87,7 @@ def _save_hf(config: dict, state: dict[str, torch.Tensor], dst: Path) -> None:
     save_model(model, dst)
 
 
-def _tokenizer_image_token_id(src: Path) -> int | None:
+def tokenizer_image_token_id(src: Path) -> int | None:
     """The id of `<IMG_CONTEXT>` in the tokenizer files of `src` (tokenizer_config.json's
     added_tokens_decoder or tokenizer.json's added_tokens), or None when there is no tokenizer."""
     config_file, tokenizer_file = src / "tokenizer_config.json", src / "tokenizer.json"
@@ -120,7 +120,7 @@ def _check_formats(src: Path, dst: Path, src_format: str, dst_format: str) -> No
 def _image_token_id(src: Path, config: dict) -> int | None:
     """`<IMG_CONTEXT>`'s id: the tokenizer's; a config value that disagrees with it raises (a Qwen2.5 id in a
     Qwen3 release would point at `<think>`)."""
-    from_tokenizer = _tokenizer_image_token_id(src)
+    from_tokenizer = tokenizer_image_token_id(src)
     stored = config.get("img_context_token_id")
     if from_tokenizer is not None and stored is not None and int(stored) != from_tokenizer:
         raise SailvlError(

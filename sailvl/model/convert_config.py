@@ -191,4 +191,3 @@ def hf_config_to_remote(
     if stored.name != family.name:
         raise SailvlError(f"the stored release config is {stored.name} but the model is {family.name}")
     return family, _update_release(release, fresh, tiles)
-
