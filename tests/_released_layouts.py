@@ -337,3 +337,25 @@ def released_prompt(system_message: str, turns: list[tuple[str, str | None]]) ->
 def released_image_block(num_tiles: int, tokens_per_tile: int) -> str:
     """modeling_sailvl.chat(): each `<image>` becomes `<img>` + `<IMG_CONTEXT>` * (tokens * tiles) + `</img>`."""
     return "<img>" + "<IMG_CONTEXT>" * (tokens_per_tile * num_tiles) + "</img>"
+
+
+def write_released_tower(directory: Path, vision_type: str = "sailvit", seed: int = 0) -> dict:
+    """A standalone released tower (SAILViT-Large / -Huge style: the tower's remote code, weights without the
+    `vision_model.` prefix). Returns the weights with that prefix, for `tower_reference`."""
+    spec = {"vision_type": vision_type}
+    gen = torch.Generator().manual_seed(seed)
+    weights = _vision_weights(spec, lambda *shape: 0.2 * torch.randn(*shape, generator=gen))
+    directory.mkdir(parents=True)
+    save_file(
+        {k.removeprefix("vision_model."): v for k, v in weights.items()}, str(directory / "model.safetensors")
+    )
+    config = _vision_config(spec) | {"auto_map": {"AutoConfig": "configuration_sailvit.SAILViTConfig"}}
+    (directory / "config.json").write_text(json.dumps(config, indent=2))
+    return weights
+
+
+def tower_reference(weights: dict, pixels):
+    """The released tower's last hidden state (InternViT keeps its CLS token here)."""
+    if "vision_model.embeddings.class_embedding" in weights:
+        return _internvit(weights, pixels, -1)
+    return _aimv2(weights, pixels)

@@ -63,12 +63,11 @@ def load_released_tower(directory: Path, dtype: torch.dtype) -> nn.Module:
         renamed = remote_to_hf(state, family.key_layout)
     except ValueError as exc:
         raise SailvlError(f"cannot read the tower in {directory}: {exc}") from None
-    with torch.device("meta"):
+    # Built on the CPU, not the meta device: non-persistent buffers (AIMv2's position_ids) are not in the file.
+    with torch.device("cpu"):
         tower = AutoModel.from_config(hf_config)
     try:
-        tower.load_state_dict(
-            {k.removeprefix(_HF_PREFIX): v for k, v in renamed.items()}, strict=True, assign=True
-        )
+        tower.load_state_dict({k.removeprefix(_HF_PREFIX): v for k, v in renamed.items()}, strict=True)
     except RuntimeError as exc:
         detail = " ".join(str(exc).split())[:300]
         raise SailvlError(f"weights in {directory} do not fit its config: {detail}") from None
