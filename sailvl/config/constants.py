@@ -19,8 +19,10 @@ SAILVL_CHAT = "sailvl-chat"
 UNIVL_CHAT = "univl-chat"
 CHAT_TEMPLATE_NAMES = (SAILVL_CHAT, UNIVL_CHAT)
 UNIVL_SYSTEM_PROMPT = "你是由抖音内容理解组开发的多模态大模型，英文名叫UniVL, 是一个有用无害的人工智能助手。"
-# Written by `sailvl convert --from sailvl-remote` next to the converted weights: the released config.json and
-# the release's processor files, so that converting back restores them and a processor reads the tiling.
+# `sailvl convert --from sailvl-remote` keeps what converting back restores: the released config.json (with the
+# family and whether a tied head is stored) under RELEASE_KEY in the converted config.json, which training
+# carries to every export; the release's tokenizer / processor file texts and file names in RELEASE_FILE.
+RELEASE_KEY = "sailvl_release"
 RELEASE_FILE = "sailvl_release.json"
 
 # `sailvl-chat`: Qwen ChatML with no newline between turns (MPT separator style), see SPEC 1.

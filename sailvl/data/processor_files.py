@@ -11,7 +11,7 @@ from sailvl.config.constants import (
     IMG_CONTEXT,
     IMG_END,
     IMG_START,
-    RELEASE_FILE,
+    RELEASE_KEY,
     SAILVL_CHAT,
 )
 from sailvl.errors import SailvlError
@@ -129,16 +129,14 @@ def read_settings(directory: Path) -> dict:
 
 
 def _release_settings(directory: Path) -> dict:
-    """Chat format and tiling a converted release declares in its config.json (kept in RELEASE_FILE):
-    `template`, `min/max_dynamic_patch`, `use_thumbnail`. The release's preprocessor_config.json, read after
-    this, has the last word on the tile count (SAIL-VL2-2B: 12 in config.json, 10 in the image processor)."""
-    path = directory / RELEASE_FILE
-    if path.is_file():
-        config = json.loads(path.read_text()).get("config") or {}
-    else:  # a release as shipped (`sailvl model info` reads one before conversion)
-        config = json.loads((directory / "config.json").read_text())
-        if not isinstance(config.get("llm_config"), dict):
-            return {}
+    """Chat format and tiling a release declares in its config.json (as shipped, or kept under RELEASE_KEY in
+    a converted one): `template`, `min/max_dynamic_patch`, `use_thumbnail`. The release's preprocessor_config.json,
+    read after this, has the last word on the tile count (SAIL-VL2-2B: 12 in config.json, 10 in the processor)."""
+    config = json.loads((directory / "config.json").read_text())
+    if isinstance(config.get(RELEASE_KEY), dict):
+        config = config[RELEASE_KEY]["config"]
+    elif not isinstance(config.get("llm_config"), dict):
+        return {}
     settings = {"template": config.get("template", SAILVL_CHAT)}
     if config.get("dynamic_image_size", True):
         settings |= {

@@ -10,7 +10,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from sailvl.config.constants import IMAGENET_MEAN, IMAGENET_STD, IMG_CONTEXT, RELEASE_FILE
+from sailvl.config.constants import IMAGENET_MEAN, IMAGENET_STD, IMG_CONTEXT, RELEASE_FILE, RELEASE_KEY
 from sailvl.errors import SailvlError
 from sailvl.model.convert_config import hf_config_to_remote, remote_config_to_hf
 from sailvl.model.convert_keys import hf_to_remote, remote_to_hf
@@ -133,13 +133,11 @@ def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _release_record(src: Path, family: Family, config: dict, state: dict) -> dict:
-    """What RELEASE_FILE keeps of a release: its config.json, whether it stores a tied head, its file names and
-    the text of the files sailvl's processor would overwrite."""
+def _release_files(src: Path, family: Family) -> dict:
+    """What RELEASE_FILE keeps of a release: its file names and the text of the files sailvl's processor
+    would overwrite."""
     return {
         "family": family.name,
-        "config": config,
-        "stored_tied_head": _RELEASED_HEAD in state,
         "file_names": sorted(item.name for item in src.iterdir() if item.is_file()),
         "files": {name: (src / name).read_text() for name in _PROCESSOR_FILES if (src / name).is_file()},
     }
@@ -154,7 +152,12 @@ def _from_remote(src: Path, config: dict, state: dict) -> tuple[Family, dict, di
     new_state = remote_to_hf(state, family.key_layout)
     if new_config["tie_word_embeddings"]:
         new_state.pop("lm_head.weight", None)
-    return family, new_config, new_state, _release_record(src, family, config, state)
+    new_config[RELEASE_KEY] = {
+        "family": family.name,
+        "config": config,
+        "stored_tied_head": _RELEASED_HEAD in state,
+    }
+    return family, new_config, new_state, _release_files(src, family)
 
 
 def _from_hf(src: Path, config: dict, state: dict, tiles: dict) -> tuple[Family, dict, dict, dict | None]:
@@ -162,14 +165,14 @@ def _from_hf(src: Path, config: dict, state: dict, tiles: dict) -> tuple[Family,
         raise SailvlError(
             f"{src} holds a {config.get('model_type')!r} model, expected an HF 'internvl' model"
         )
-    release = _read_json(src / RELEASE_FILE)
-    family, new_config = hf_config_to_remote(config, release["config"] if release else None, tiles)
+    record = config.get(RELEASE_KEY)
+    family, new_config = hf_config_to_remote(config, record["config"] if record else None, tiles)
     new_state = hf_to_remote(_hf_runtime_names(state), family.key_layout)
-    stores_head = release["stored_tied_head"] if release else family.stores_tied_head
+    stores_head = record["stored_tied_head"] if record else family.stores_tied_head
     if new_config.get("tie_word_embeddings") and stores_head and _RELEASED_HEAD not in new_state:
         # The release saves the tied head next to the embedding; its loader expects both.
         new_state[_RELEASED_HEAD] = new_state[_RELEASED_EMBED].clone()
-    return family, new_config, new_state, release
+    return family, new_config, new_state, _read_json(src / RELEASE_FILE)
 
 
 def _released_image_processor(family: Family, config: dict, stored: str | None, tiles: dict) -> str | None:
@@ -231,8 +234,9 @@ def convert_checkpoint(
 
     Every released family is read (`sailvl.model.families`): weights renamed (fused InternViT / AIMv2 /
     SAILViT qkv split or merged, position table reshaped), the config translated, the `<IMG_CONTEXT>` id taken
-    from the tokenizer, other files copied. `--to hf` also writes RELEASE_FILE (the released config and
-    processor files), from which `--to sailvl-remote` restores the release exactly; `tiles` (the processor's
+    from the tokenizer, other files copied. `--to hf` also keeps the released config.json (RELEASE_KEY in the
+    new config) and tokenizer / processor files (RELEASE_FILE), from which `--to sailvl-remote` restores the
+    release exactly; `tiles` (the processor's
     `template`, `min_tiles`, `max_tiles`, `use_thumbnail`, `use_msac`) update it. Remote code is never run.
     """
     src, dst = Path(src), Path(dst)

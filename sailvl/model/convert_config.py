@@ -125,8 +125,20 @@ def _remote_vision(family: Family, vision: dict) -> dict:
     }
 
 
+def _legacy_rope(text: dict) -> dict:
+    """transformers 5 writes `rope_parameters`; the releases' code (transformers 4.x) reads `rope_theta` and
+    `rope_scaling`, and without them would fall back to its default base (10000 instead of 1e6)."""
+    params = text.pop("rope_parameters", None)
+    if not isinstance(params, dict):
+        return text
+    scaling = {k: v for k, v in params.items() if k != "rope_theta"}
+    text["rope_theta"] = params.get("rope_theta", text.get("rope_theta"))
+    text["rope_scaling"] = None if scaling.get("rope_type", "default") == "default" else scaling
+    return text
+
+
 def _fresh_remote(family: Family, config: dict, tiles: dict) -> dict:
-    vision, text = config["vision_config"], dict(config["text_config"])
+    vision, text = config["vision_config"], _legacy_rope(dict(config["text_config"]))
     text.setdefault("architectures", [_CAUSAL_LM.get(text["model_type"], "AutoModelForCausalLM")])
     remote_vision = _remote_vision(family, vision)
     return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sailvl.config.constants import RELEASE_FILE
+from sailvl.config.constants import RELEASE_KEY
 from sailvl.errors import SailvlError
 from sailvl.model.build import build_from_config
 from sailvl.model.convert import tokenizer_image_token_id
@@ -30,10 +30,8 @@ def _dir_config(path: Path):
     except (OSError, json.JSONDecodeError):
         raw = {}
     if raw.get("model_type") in MODEL_TYPES or not isinstance(raw.get("llm_config"), dict):
-        config = read_model_config(path)
-        record = path / RELEASE_FILE
-        family = get_family(json.loads(record.read_text())["family"]) if record.is_file() else None
-        return config, family
+        record = raw.get(RELEASE_KEY)
+        return read_model_config(path), get_family(record["family"]) if record else None
     # A released checkpoint as shipped: read through the conversion, without weights or remote code.
     family, hf = remote_config_to_hf(raw, tokenizer_image_token_id(path) or 0)
     return config_from_dict(hf), family
