@@ -13,7 +13,7 @@ import torch
 from _released_layouts import PATCH, TILE, reference_logits, write_release
 from safetensors.torch import load_file
 
-from sailvl.config.constants import RELEASE_FILE
+from sailvl.config.constants import RELEASE_FILE, RELEASE_KEY
 from sailvl.data.processor import SailVLProcessor, write_processor_files
 from sailvl.data.processor_files import release_tile_settings
 from sailvl.errors import SailvlError
@@ -81,10 +81,13 @@ def test_released_hf_released_round_trip_is_exact(tmp_path, family):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_without_the_release_record_the_family_layout_is_written(tmp_path, family):
-    """A model fine-tuned elsewhere has no RELEASE_FILE: the family's own class names, template and weight
-    names (the tied head included for SAIL-VL2) are written."""
+    """A model that lost the release record (RELEASE_KEY, RELEASE_FILE): the family's own class names, template
+    and weight names (the tied head included for SAIL-VL2) are written."""
     release = _convert_in(tmp_path, family)
     (tmp_path / "hf" / RELEASE_FILE).unlink()
+    hf_config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    del hf_config[RELEASE_KEY]
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(hf_config))
     back, config = _round_trip(tmp_path)
     assert sorted(back) == sorted(release["weights"])
     expected = release["config"]
@@ -92,6 +95,8 @@ def test_without_the_release_record_the_family_layout_is_written(tmp_path, famil
         assert config[key] == expected[key], key
     assert config["vision_config"]["model_type"] == expected["vision_config"]["model_type"]
     assert config["llm_config"]["architectures"] == expected["llm_config"]["architectures"]
+    # The releases' transformers 4.x reads rope_theta (default 10000 when absent), not rope_parameters.
+    assert config["llm_config"]["rope_theta"] == expected["llm_config"]["rope_theta"] == 1e6
 
 
 def test_sailvl2_keeps_its_tiling_template_and_image_token(tmp_path):

@@ -113,3 +113,13 @@ def test_settings_survive_a_save_and_the_template_is_named(processor, tmp_path):
     assert loaded.settings()["template"] == "univl-chat" and loaded.max_tiles == 10
     with pytest.raises(SailvlError, match="unknown chat template 'chatml'"):
         get_chat_format("chatml")
+
+
+def test_use_msac_adds_the_second_pass_to_single_image_prompts_only(sailvl2_dir):
+    msac = SailVLProcessor.from_pretrained(sailvl2_dir, use_msac=True)
+    image = Image.new("RGB", (448, 112), "red")  # (4, 1) grid; MSAC adds a grid that does not divide it
+    plain = SailVLProcessor.from_pretrained(sailvl2_dir).encode_prompt("Hi", [image])["num_tiles"]
+    assert plain == [[5]]
+    assert msac.encode_prompt("Hi", [image])["num_tiles"][0][0] > 5
+    assert msac.encode_prompt("Hi", [image], msac=False)["num_tiles"] == plain
+    assert msac.encode_prompt("Hi", [image, image])["num_tiles"] == [[5, 5]]  # the release: one image only
