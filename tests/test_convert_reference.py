@@ -156,3 +156,14 @@ def test_unknown_weight_is_named(tmp_path):
     save_file(weights, str(tmp_path / "remote" / "model.safetensors"))
     with pytest.raises(SailvlError, match="vision_model.trunk.extra_head.weight"):
         convert_checkpoint(tmp_path / "remote", tmp_path / "hf", "sailvl-remote", "hf")
+
+
+def test_a_slow_tokenizers_added_tokens_json_gives_the_image_id(tmp_path):
+    """Released tokenizers loaded with use_fast=False may only list added tokens in added_tokens.json."""
+    release = write_release(tmp_path / "remote", "sail-vl2")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / "remote" / name).unlink()
+    (tmp_path / "remote" / "added_tokens.json").write_text(json.dumps({"<think>": 5, "<IMG_CONTEXT>": 9}))
+    convert_checkpoint(tmp_path / "remote", tmp_path / "hf", "sailvl-remote", "hf")
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert config["image_token_id"] == release["tokenizer"].convert_tokens_to_ids("<IMG_CONTEXT>") == 9

@@ -89,7 +89,7 @@ def _save_hf(config: dict, state: dict[str, torch.Tensor], dst: Path) -> None:
 
 def tokenizer_image_token_id(src: Path) -> int | None:
     """The id of `<IMG_CONTEXT>` in the tokenizer files of `src` (tokenizer_config.json's
-    added_tokens_decoder or tokenizer.json's added_tokens), or None when there is no tokenizer."""
+    added_tokens_decoder, tokenizer.json's added_tokens, or a slow tokenizer's added_tokens.json), or None."""
     config_file, tokenizer_file = src / "tokenizer_config.json", src / "tokenizer.json"
     if config_file.is_file():
         decoder = json.loads(config_file.read_text()).get("added_tokens_decoder") or {}
@@ -100,7 +100,8 @@ def tokenizer_image_token_id(src: Path) -> int | None:
         for token in json.loads(tokenizer_file.read_text()).get("added_tokens") or []:
             if token.get("content") == IMG_CONTEXT:
                 return int(token["id"])
-    return None
+    added = _read_json(src / "added_tokens.json") or {}
+    return int(added[IMG_CONTEXT]) if IMG_CONTEXT in added else None
 
 
 def _check_formats(src: Path, dst: Path, src_format: str, dst_format: str) -> None:
