@@ -130,3 +130,48 @@ def test_bad_input_gives_one_line_and_exit_2(capsys, tmp_path, plain_model_dir):
     _assert_one_line_error(mismatch[0], mismatch[2], "placeholders")
     wrong = _run(capsys, "convert", plain_model_dir, tmp_path / "x", "--from", "hf", "--to", "gguf")
     _assert_one_line_error(wrong[0], wrong[2], "not a checkpoint format")
+
+
+def test_model_info_names_a_release_family_tower_llm_template_and_tiling(capsys, tmp_path):
+    from _released_layouts import write_release
+
+    write_release(tmp_path / "remote", "sail-vl2")
+    code, out, _ = _run(capsys, "model", "info", tmp_path / "remote", "--json")
+    assert code == 0
+    info = json.loads(out)
+    assert info["family"].startswith("sail-vl2") and info["vision_tower"].startswith("sailvit (SAILViTModel)")
+    assert info["language_model"].startswith("qwen3")
+    assert (info["template"], info["min_tiles"], info["max_tiles"], info["use_msac"]) == (
+        "univl-chat",
+        1,
+        10,
+        False,
+    )
+    assert info["image_token_id"] == 9  # from the tokenizer, not a Qwen2.5 constant
+    code, out, _ = _run(
+        capsys, "convert", tmp_path / "remote", tmp_path / "hf", "--from", "sailvl-remote", "--to", "hf"
+    )
+    assert code == 0 and "processor files" in out
+    code, out, _ = _run(capsys, "model", "info", tmp_path / "hf", "--json")
+    converted = json.loads(out)
+    assert converted == info  # the same description before and after conversion
+
+
+def test_convert_back_writes_the_processor_tile_settings(capsys, tmp_path):
+    from _released_layouts import write_release
+
+    write_release(tmp_path / "remote", "sail-vl2")
+    assert _run(capsys, "convert", tmp_path / "remote", tmp_path / "hf")[0] == 0
+    settings_file = tmp_path / "hf" / "sailvl_processor.json"
+    settings = json.loads(settings_file.read_text())
+    settings_file.write_text(json.dumps(settings | {"max_tiles": 6, "use_msac": True}))
+    code, _, _ = _run(
+        capsys, "convert", tmp_path / "hf", tmp_path / "back", "--from", "hf", "--to", "sailvl-remote"
+    )
+    assert code == 0
+    image = json.loads((tmp_path / "back" / "preprocessor_config.json").read_text())
+    assert (image["max_dynamic_patch"], image["use_msac"]) == (6, True)
+    config = json.loads((tmp_path / "back" / "config.json").read_text())
+    assert (
+        config["template"] == "univl-chat" and config["max_dynamic_patch"] == 12
+    )  # config.json kept as released

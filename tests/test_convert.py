@@ -7,6 +7,7 @@ import torch
 from _model_helpers import image_inputs, tiny_aimv2_config, tiny_internvit_config, tiny_internvl_config
 from safetensors.torch import load_file
 
+from sailvl.config.constants import RELEASE_KEY
 from sailvl.errors import SailvlError
 from sailvl.model import build_from_config, convert_checkpoint, load_model, save_model
 
@@ -38,9 +39,9 @@ def test_round_trip_is_exact(tmp_path, kind):
     )
     remote = load_file(tmp_path / "remote/model.safetensors")
     assert _same_tensors(remote, load_file(tmp_path / "remote2/model.safetensors"))
-    assert json.loads((tmp_path / "hf/config.json").read_text()) == json.loads(
-        (tmp_path / "hf2/config.json").read_text()
-    )
+    hf2_config = json.loads((tmp_path / "hf2/config.json").read_text())
+    assert hf2_config.pop(RELEASE_KEY)["config"] == json.loads((tmp_path / "remote/config.json").read_text())
+    assert json.loads((tmp_path / "hf/config.json").read_text()) == hf2_config
     assert (tmp_path / "remote" / "tokenizer_config.json").is_file()
 
     inputs = image_inputs(model)

@@ -18,10 +18,15 @@ def model_info(
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Parameter counts (vision, projector, llm, total) and image tokens per tile, built on the meta device."""
+    """Parameter counts (vision, projector, llm, total) and image tokens per tile, built on the meta device;
+    for a released SAIL-VL checkpoint (as shipped or converted) also its family, tower, LLM, chat template and
+    tile settings."""
+    from sailvl.data.processor_files import release_tile_settings
     from sailvl.model.info import model_info as compute_info
 
     info = compute_info(preset_or_dir)
+    if "family" in info:
+        info |= release_tile_settings(Path(preset_or_dir)) or {}
     if as_json:
         print(json.dumps(info))
         return
@@ -42,13 +47,17 @@ def convert(
     ] = "sailvl-remote",
     dst_format: Annotated[str, typer.Option("--to", help="Destination layout: hf or sailvl-remote.")] = "hf",
 ) -> None:
-    """Convert between the released SAIL-VL / InternVL-chat layout and sailvl's (transformers' InternVL) layout.
+    """Convert between a released SAIL-VL checkpoint (SAIL-VL, 1.5 / 1.6, SAIL-VL2 and -Thinking) and sailvl's
+    (transformers' InternVL) layout.
 
-    `hf` output is model_type `internvl` for an InternViT tower and `sailvl_internvl` for AIMv2 (README table)."""
+    `hf` output is model_type `internvl` for an InternViT tower and `sailvl_internvl` for AIMv2 / SAILViT
+    (README table). Back to `sailvl-remote`, the processor's chat template and tile settings are written."""
     from sailvl.data.processor import write_processor_files
+    from sailvl.data.processor_files import release_tile_settings
     from sailvl.model.convert import convert_checkpoint
 
-    out = convert_checkpoint(src, dst, src_format, dst_format)
+    tiles = release_tile_settings(src) if src_format == "hf" and src.is_dir() else None
+    out = convert_checkpoint(src, dst, src_format, dst_format, tiles=tiles)
     print(f"wrote {dst_format} checkpoint to {out}")
     if dst_format == "hf" and write_processor_files(out):
         print(

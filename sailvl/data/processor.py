@@ -7,14 +7,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from sailvl.config.constants import (
-    CHAT_TEMPLATE,
-    DEFAULT_SYSTEM_PROMPT,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    IMG_CONTEXT,
-)
-from sailvl.data import template, tiling
+from sailvl.config.constants import IMAGENET_MEAN, IMAGENET_STD, IMG_CONTEXT, SAILVL_CHAT
+from sailvl.data import template as template_module
+from sailvl.data import tiling
 from sailvl.data.processor_files import (
     HF_IMAGE_PROCESSOR_FILE,
     HF_PROCESSOR_FILE,
@@ -27,6 +22,9 @@ from sailvl.data.processor_files import (
     read_settings,
 )
 from sailvl.errors import SailvlError
+
+# `system_prompt` left to the chat format's default (None means "no system turn", so it cannot be the marker).
+TEMPLATE_DEFAULT = object()
 
 
 @dataclass
@@ -46,7 +44,10 @@ class SailVLProcessor:
     `tile_size` and `patch_size` are pixels; each tile becomes
     `(tile_size / patch_size)^2 * downsample_ratio^2` image tokens. Images get between `min_tiles` and
     `max_tiles` tiles (plus a thumbnail when `use_thumbnail` and more than one tile); with several images
-    each gets at most `max_total_tiles // n_images` (at least 1). `system_prompt=None` omits the system turn.
+    each gets at most `max_total_tiles // n_images` (at least 1). `template` names the chat format
+    (`sailvl-chat`, or SAIL-VL2's `univl-chat`); `system_prompt` defaults to that format's own, and None omits
+    the system turn where the format allows. `use_msac`: prompts with one image get the MSAC second tiling
+    pass unless a call says otherwise (SAIL-VL2's `preprocessor_config.json` setting).
     """
 
     def __init__(
@@ -58,8 +59,10 @@ class SailVLProcessor:
         min_tiles: int = 1,
         max_tiles: int = 12,
         use_thumbnail: bool = True,
-        system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
+        system_prompt: str | None | object = TEMPLATE_DEFAULT,
         max_total_tiles: int | None = 64,
+        template: str = SAILVL_CHAT,
+        use_msac: bool = False,
     ):
         if tile_size % patch_size:
             raise ValueError(f"tile_size {tile_size} must be a multiple of patch_size {patch_size}")
@@ -76,9 +79,14 @@ class SailVLProcessor:
         self.min_tiles = min_tiles
         self.max_tiles = max_tiles
         self.use_thumbnail = use_thumbnail
-        self.system_prompt = system_prompt
+        self.chat_format = template_module.get_chat_format(template)
+        self.template = template
+        self.system_prompt = (
+            self.chat_format.default_system if system_prompt is TEMPLATE_DEFAULT else system_prompt
+        )
         self.max_total_tiles = max_total_tiles
-        self.chat_template = CHAT_TEMPLATE
+        self.use_msac = use_msac
+        self.chat_template = self.chat_format.jinja
         self.image_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
         if self.image_token_id is None or self.image_token_id == tokenizer.unk_token_id:
             raise SailvlError(
@@ -221,9 +229,11 @@ class SailVLProcessor:
         uint8: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[int]]:
         # Validate the conversation before the (much slower) tiling.
-        messages = template.prepare_conversation(conversation, len(images), self.system_prompt)
+        messages = template_module.prepare_conversation(
+            conversation, len(images), self.system_prompt, self.chat_format.always_system
+        )
         pixels, num_tiles = self._images_to_pixels(images, max_tiles, msac, uint8)
-        input_ids, labels = template.encode_messages(
+        input_ids, labels = template_module.encode_messages(
             self.tokenizer,
             messages,
             num_tiles,
@@ -256,7 +266,7 @@ class SailVLProcessor:
         question_or_conversation: str | list[dict],
         images: list[Image.Image] | None = None,
         max_tiles: int | None = None,
-        msac: bool = False,
+        msac: bool | None = None,
     ) -> dict:
         """A batch of one for `generate`: `input_ids [1, L]`, `attention_mask [1, L]`, `pixel_values`
         (`[n, 3, T, T]`, or None without images), `num_tiles`; ends with the assistant generation prompt."""
@@ -267,17 +277,21 @@ class SailVLProcessor:
         questions_or_conversations: list[str | list[dict]],
         images: list[list[Image.Image]] | None = None,
         max_tiles: int | None = None,
-        msac: bool = False,
+        msac: bool | None = None,
     ) -> dict:
         """A left-padded batch for `generate` (pad = the tokenizer's pad token): `input_ids [B, L]`,
-        `attention_mask [B, L]`, `pixel_values` (all tiles in prompt order, or None), `num_tiles`."""
+        `attention_mask [B, L]`, `pixel_values` (all tiles in prompt order, or None), `num_tiles`.
+        `msac=None`: the processor's `use_msac` for single-image prompts (as the released processor does)."""
         images = images if images is not None else [[] for _ in questions_or_conversations]
         if len(images) != len(questions_or_conversations):
             raise ValueError("encode_prompts needs one image list per prompt")
         rows, all_pixels, all_tiles = [], [], []
         for prompt, prompt_images in zip(questions_or_conversations, images, strict=True):
             conversation = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-            ids, _, pixels, num_tiles = self._encode(conversation, list(prompt_images), max_tiles, msac, True)
+            use_msac = self.use_msac and len(prompt_images) == 1 if msac is None else msac
+            ids, _, pixels, num_tiles = self._encode(
+                conversation, list(prompt_images), max_tiles, use_msac, True
+            )
             rows.append(ids)
             all_tiles.append(num_tiles)
             if pixels is not None:

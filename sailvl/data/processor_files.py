@@ -5,7 +5,15 @@
 import json
 from pathlib import Path
 
-from sailvl.config.constants import IMAGENET_MEAN, IMAGENET_STD, IMG_CONTEXT, IMG_END, IMG_START
+from sailvl.config.constants import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    IMG_CONTEXT,
+    IMG_END,
+    IMG_START,
+    RELEASE_KEY,
+    SAILVL_CHAT,
+)
 from sailvl.errors import SailvlError
 
 PROCESSOR_FILE = "sailvl_processor.json"
@@ -24,6 +32,8 @@ SETTINGS = (
     "use_thumbnail",
     "system_prompt",
     "max_total_tiles",
+    "template",
+    "use_msac",
 )
 
 
@@ -111,12 +121,39 @@ def read_settings(directory: Path) -> dict:
         }
     except KeyError as err:
         raise SailvlError(f"{config_path} lacks {err.args[0]}, needed for the image settings") from err
-    return settings | _read_hf_image_processor(directory / HF_IMAGE_PROCESSOR_FILE)
+    return (
+        settings
+        | _release_settings(directory)
+        | _read_hf_image_processor(directory / HF_IMAGE_PROCESSOR_FILE)
+    )
+
+
+def _release_settings(directory: Path) -> dict:
+    """Chat format and tiling a release declares in its config.json (as shipped, or kept under RELEASE_KEY in
+    a converted one): `template`, `min/max_dynamic_patch`, `use_thumbnail`. The release's preprocessor_config.json,
+    read after this, has the last word on the tile count (SAIL-VL2-2B: 12 in config.json, 10 in the processor)."""
+    config = json.loads((directory / "config.json").read_text())
+    if isinstance(config.get(RELEASE_KEY), dict):
+        config = config[RELEASE_KEY]["config"]
+    elif not isinstance(config.get("llm_config"), dict):
+        return {}
+    settings = {"template": config.get("template", SAILVL_CHAT)}
+    if config.get("dynamic_image_size", True):
+        settings |= {
+            "min_tiles": int(config.get("min_dynamic_patch", 1)),
+            "max_tiles": int(config.get("max_dynamic_patch", 12)),
+        }
+    else:
+        settings |= {"min_tiles": 1, "max_tiles": 1}
+    if "use_thumbnail" in config:
+        settings["use_thumbnail"] = bool(config["use_thumbnail"])
+    return settings
 
 
 def _read_hf_image_processor(path: Path) -> dict:
-    """Tile range from a transformers GotOcr2 `preprocessor_config.json` (none: {}); a normalisation other
-    than sailvl's ImageNet mean/std raises, since tiles would reach the model scaled differently."""
+    """Tile range from a transformers GotOcr2 `preprocessor_config.json` or a released SAIL-VL2
+    `SAILVLImageProcessor` one (`max_dynamic_patch`, `use_msac`; none: {}); a normalisation other than
+    sailvl's ImageNet mean/std raises, since tiles would reach the model scaled differently."""
     if not path.is_file():
         return {}
     config = json.loads(path.read_text())
@@ -126,6 +163,26 @@ def _read_hf_image_processor(path: Path) -> dict:
             raise SailvlError(
                 f"{path} normalises with {key} {value}; sailvl tiles with ImageNet's {list(expected)}"
             )
+    if "max_dynamic_patch" in config:
+        # The released processor always starts its grids at one tile and appends a thumbnail.
+        return {
+            "min_tiles": 1,
+            "max_tiles": int(config["max_dynamic_patch"]),
+            "use_msac": bool(config.get("use_msac", False)),
+        }
     if not config.get("crop_to_patches", False):
         return {"min_tiles": 1, "max_tiles": 1}
     return {"min_tiles": int(config.get("min_patches", 1)), "max_tiles": int(config.get("max_patches", 12))}
+
+
+_TILE_SETTINGS = ("template", "min_tiles", "max_tiles", "use_thumbnail", "use_msac")
+
+
+def release_tile_settings(directory: Path) -> dict | None:
+    """The chat template and tiling of a model directory's processor, for writing a released layout back
+    (`sailvl convert --to sailvl-remote`); None when the directory has no processor settings to read."""
+    try:
+        settings = read_settings(Path(directory))
+    except SailvlError:
+        return None
+    return {key: settings[key] for key in _TILE_SETTINGS if key in settings}

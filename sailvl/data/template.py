@@ -1,26 +1,60 @@
-"""The sailvl-chat conversation format: image placeholders, rendering, and assistant-only label masks."""
+"""The chat formats (sailvl-chat, univl-chat): image placeholders, rendering, and assistant-only label masks."""
+
+from dataclasses import dataclass
 
 import torch
 
 from sailvl.config.constants import (
     CHAT_TEMPLATE,
+    DEFAULT_SYSTEM_PROMPT,
     IGNORE_INDEX,
     IMAGE_PLACEHOLDER,
     IMG_CONTEXT,
     IMG_END,
     IMG_START,
+    SAILVL_CHAT,
+    UNIVL_CHAT,
+    UNIVL_SYSTEM_PROMPT,
 )
 from sailvl.data.images import BadRecord
+from sailvl.errors import SailvlError
 
 ROLES = ("system", "user", "assistant")
 
 
+@dataclass(frozen=True)
+class ChatFormat:
+    """A named chat format: the Jinja template, the default system prompt, and whether a system turn is
+    always rendered (the released MPT-style conversation.py writes `<|im_start|>system\n{msg}<|im_end|>`
+    even for an empty message; sailvl-chat omits the turn when the prompt is None)."""
+
+    name: str
+    jinja: str
+    default_system: str
+    always_system: bool
+
+
+CHAT_FORMATS = {
+    SAILVL_CHAT: ChatFormat(SAILVL_CHAT, CHAT_TEMPLATE, DEFAULT_SYSTEM_PROMPT, always_system=False),
+    # SAIL-VL2's format: same separators (no newline between turns), its own default system prompt.
+    UNIVL_CHAT: ChatFormat(UNIVL_CHAT, CHAT_TEMPLATE, UNIVL_SYSTEM_PROMPT, always_system=True),
+}
+
+
+def get_chat_format(name: str) -> ChatFormat:
+    """The chat format called `name`; an unknown name raises listing the known ones."""
+    if name not in CHAT_FORMATS:
+        raise SailvlError(f"unknown chat template {name!r}; known: {', '.join(CHAT_FORMATS)}")
+    return CHAT_FORMATS[name]
+
+
 def prepare_conversation(
-    conversation: list[dict], num_images: int, system_prompt: str | None = None
+    conversation: list[dict], num_images: int, system_prompt: str | None = None, always_system: bool = False
 ) -> list[dict]:
     """Validated copy of `conversation` ready to render (the input is not modified).
 
-    Adds a system turn with `system_prompt` unless the conversation has one or the prompt is None/empty.
+    Adds a system turn with `system_prompt` unless the conversation has one or the prompt is None/empty
+    (with `always_system`, an empty prompt still gives an empty system turn).
     With images but no `<image>` placeholder, puts one `<image>\\n` per image at the start of the first
     user turn. With several images, each placeholder gets an `Image-k: ` prefix unless it has one.
     Raises `BadRecord("image_count_mismatch")` when placeholders and images differ in number.
@@ -54,8 +88,8 @@ def prepare_conversation(
         )
     if num_images > 1:
         _add_image_prefixes(messages)
-    if system_prompt and not any(m["role"] == "system" for m in messages):
-        messages.insert(0, {"role": "system", "content": system_prompt})
+    if (system_prompt or always_system) and not any(m["role"] == "system" for m in messages):
+        messages.insert(0, {"role": "system", "content": system_prompt or ""})
     return messages
 
 

@@ -20,6 +20,7 @@ from sailvl.config.constants import IMG_CONTEXT, SPECIAL_TOKENS
 from sailvl.errors import SailvlError
 from sailvl.model.loading import load_model
 from sailvl.model.presets import MODEL_TYPES, config_from_dict, get_preset_config
+from sailvl.model.towers import is_released_tower, load_released_tower, released_tower_config
 from sailvl.model.vision_fixes import apply_vision_fixes
 
 # Residual-branch submodules of a ViT block: InternViT (attention, mlp), AIMv2 (attention, ffn), SigLIP (self_attn, mlp).
@@ -159,6 +160,8 @@ def _vision_config(vision_dir: Path):
     if _is_model_dir(vision_dir):
         config = config_from_dict(json.loads((vision_dir / "config.json").read_text()))
         return config.vision_config, config.vision_feature_select_strategy == "default"
+    if is_released_tower(vision_dir):
+        return released_tower_config(vision_dir)
     config = AutoConfig.from_pretrained(vision_dir)
     if hasattr(config, "vision_config") and config.model_type != config.vision_config.model_type:
         raise SailvlError(
@@ -173,6 +176,8 @@ def _load_vision_tower(vision_dir: Path, dtype: torch.dtype) -> nn.Module:
     """The pretrained vision tower in `vision_dir` (a tower saved alone, or a sailvl/InternVL model's)."""
     if _is_model_dir(vision_dir):
         return load_model(vision_dir, dtype=dtype).model.vision_tower
+    if is_released_tower(vision_dir):
+        return load_released_tower(vision_dir, dtype)
     tower_config, _ = _vision_config(vision_dir)
     tower = AutoModel.from_pretrained(vision_dir, config=tower_config, dtype=dtype, use_safetensors=True)
     if hasattr(tower, "head") and not getattr(tower_config, "use_head", True):
@@ -227,7 +232,8 @@ def build_from_parts(
 ):
     """Assemble a model from a local vision model dir and a local causal-LM dir, with a fresh projector.
 
-    `vision_dir`: an `AutoModel` vision tower (InternVL vision, AIMv2, SigLIP) saved alone, or a sailvl /
+    `vision_dir`: an `AutoModel` vision tower (InternVL vision, AIMv2, SigLIP) or a released remote-code tower
+    (SAILViT-Large / -Huge, `sailvit` / `aimv2` model_type) saved alone, or a sailvl /
     InternVL model directory whose vision tower is reused (SAILViT moved to a new LLM). `llm_dir`: a Qwen2 /
     Qwen3 causal LM; its tokenizer is read from `tokenizer_dir` (default `llm_dir`). SPECIAL_TOKENS are added,
     embeddings resized and `config.image_token_id` set to the id of `<IMG_CONTEXT>`. Returns (model, tokenizer).

@@ -1,4 +1,4 @@
-"""Checkpoint conversion between the released SAIL-VL / InternVL-chat layout (`sailvl-remote`) and HF (`hf`)."""
+"""Checkpoint conversion between the released SAIL-VL remote-code layout (`sailvl-remote`) and HF (`hf`)."""
 
 from __future__ import annotations
 
@@ -10,55 +10,29 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from sailvl.config.constants import IMG_CONTEXT
+from sailvl.config.constants import IMAGENET_MEAN, IMAGENET_STD, IMG_CONTEXT, RELEASE_FILE, RELEASE_KEY
 from sailvl.errors import SailvlError
+from sailvl.model.convert_config import hf_config_to_remote, remote_config_to_hf
 from sailvl.model.convert_keys import hf_to_remote, remote_to_hf
-from sailvl.model.loading import MODEL_TYPES, layout_model_type, save_model
-from sailvl.model.presets import QWEN_IMG_CONTEXT_ID, config_from_dict
+from sailvl.model.families import Family
+from sailvl.model.loading import MODEL_TYPES, save_model
+from sailvl.model.presets import config_from_dict
 
 FORMATS = ("sailvl-remote", "hf")
 # Files that describe weights or code; everything else (tokenizer, chat template, processor) is copied.
 _NOT_COPIED = {"config.json", "model.safetensors.index.json"}
-_INTERNVIT_FIELDS = (
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "hidden_act",
+# Files sailvl's processor writes into an HF directory. The release's own (if any) are kept verbatim in
+# RELEASE_FILE and restored on the way back; ones the release did not have are removed from its layout.
+_PROCESSOR_FILES = (
+    "preprocessor_config.json",
+    "processor_config.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "sailvl_processor.json",
 )
-# Entries of the released llm_config that describe how the authors ran it, not the model: remote-code and
-# architecture names, the attention kernel (flash_attention_2 fails where flash-attn is absent) and the
-# dtype (the converted weights keep their own; `save_pretrained` records it).
-_RUNTIME_TEXT_FIELDS = (
-    "auto_map",
-    "architectures",
-    "attn_implementation",
-    "_attn_implementation",
-    "torch_dtype",
-    "dtype",
-    "_name_or_path",
-)
-# The class and remote-code entry points of the released checkpoints: SAIL-VL 1.5/1.6 (AIMv2) ship
-# modeling_sailvl.py / configuration_sailvl.py; InternViT ones the InternVL-chat files. sailvl writes no code:
-# copy the released *.py files next to a converted checkpoint to run it with trust_remote_code.
-_REMOTE_CLASSES = {
-    "internvit": {
-        "architectures": ["InternVLChatModel"],
-        "auto_map": {
-            "AutoConfig": "configuration_internvl_chat.InternVLChatConfig",
-            "AutoModel": "modeling_internvl_chat.InternVLChatModel",
-        },
-    },
-    "aimv2": {
-        "architectures": ["SailVLModel"],
-        "auto_map": {
-            "AutoConfig": "configuration_sailvl.SailVLConfig",
-            "AutoModel": "modeling_sailvl.SailVLModel",
-            "AutoModelForCausalLM": "modeling_sailvl.SailVLModel",
-        },
-    },
-}
-_AIMV2_FIELDS = _INTERNVIT_FIELDS + ("rms_norm_eps", "qkv_bias", "num_channels")
+_IMAGE_PROCESSOR = "preprocessor_config.json"
+_RELEASED_HEAD = "language_model.lm_head.weight"
+_RELEASED_EMBED = "language_model.model.embed_tokens.weight"
 
 
 def _read_state(src: Path) -> dict[str, torch.Tensor]:
@@ -113,125 +87,9 @@ def _save_hf(config: dict, state: dict[str, torch.Tensor], dst: Path) -> None:
     save_model(model, dst)
 
 
-def _scalar(value):
-    return value[0] if isinstance(value, list | tuple) else value
-
-
-def _vision_kind(vision: dict) -> str:
-    model_type = vision.get("model_type", "")
-    if model_type in ("intern_vit_6b", "internvl_vision"):
-        return "internvit"
-    if model_type in ("aimv2", "aimv2_vision_model"):
-        return "aimv2"
-    raise SailvlError(f"vision model type {model_type!r} is not convertible; expected InternViT or AIMv2")
-
-
-def hf_config_to_remote(config: dict) -> dict:
-    """Translate an HF `InternVLConfig` dict into the InternVL-chat `config.json` of the released checkpoints."""
-    vision, text = dict(config["vision_config"]), dict(config["text_config"])
-    kind = _vision_kind(vision)
-    common = {k: vision[k] for k in _INTERNVIT_FIELDS if k in vision}
-    common |= {"image_size": _scalar(vision["image_size"]), "patch_size": _scalar(vision["patch_size"])}
-    if kind == "internvit":
-        remote_vision = common | {
-            "architectures": ["InternVisionModel"],
-            "model_type": "intern_vit_6b",
-            "qkv_bias": vision.get("attention_bias", True),
-            "qk_normalization": vision.get("use_qk_norm", False),
-            "norm_type": vision.get("norm_type", "layer_norm"),
-            "layer_norm_eps": vision.get("layer_norm_eps", 1e-6),
-            "initializer_factor": vision.get("layer_scale_init_value", 0.1),
-            "num_channels": vision.get("num_channels", 3),
-            "drop_path_rate": 0.0,
-            "use_flash_attn": False,
-        }
-    else:
-        remote_vision = common | {
-            "architectures": ["AIMv2Model"],
-            "model_type": "aimv2",
-            "rms_norm_eps": vision.get("rms_norm_eps", 1e-5),
-            "qkv_bias": vision.get("qkv_bias", False),
-            "use_bias": vision.get("mlp_bias", False),
-            "num_channels": vision.get("num_channels", 3),
-        }
-    text.setdefault("architectures", [_causal_lm_arch(text["model_type"])])
-    return {
-        **_REMOTE_CLASSES[kind],
-        "model_type": "internvl_chat",
-        "vision_config": remote_vision,
-        "llm_config": text,
-        "downsample_ratio": config.get("downsample_ratio", 0.5),
-        "select_layer": config.get("vision_feature_layer", -1),
-        "force_image_size": remote_vision["image_size"],
-        "ps_version": "v2",
-        "template": "sailvl-chat",
-        "img_context_token_id": config.get("image_token_id"),
-        "tie_word_embeddings": config.get("tie_word_embeddings", False),
-        "use_thumbnail": True,
-        "dynamic_image_size": True,
-        "min_dynamic_patch": 1,
-        "max_dynamic_patch": 12,
-    }
-
-
-def _causal_lm_arch(model_type: str) -> str:
-    return {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}.get(model_type, "AutoModelForCausalLM")
-
-
-def remote_config_to_hf(config: dict, image_token_id: int | None = None) -> dict:
-    """Translate an InternVL-chat `config.json` dict into an HF `InternVLConfig` dict.
-
-    The released configs do not record the `<IMG_CONTEXT>` id (the remote code asks the tokenizer at run
-    time): `image_token_id` is that id, else the config's `img_context_token_id`, else the Qwen id."""
-    vision, text = dict(config["vision_config"]), dict(config.get("llm_config") or config["text_config"])
-    kind = _vision_kind(vision)
-    common = {k: vision[k] for k in _INTERNVIT_FIELDS if k in vision}
-    common |= {"image_size": vision["image_size"], "patch_size": vision["patch_size"]}
-    if kind == "internvit":
-        hf_vision = common | {
-            "model_type": "internvl_vision",
-            "attention_bias": vision.get("qkv_bias", True),
-            "use_qk_norm": vision.get("qk_normalization", False),
-            "norm_type": vision.get("norm_type", "layer_norm"),
-            "layer_norm_eps": vision.get("layer_norm_eps", 1e-6),
-            "layer_scale_init_value": vision.get("initializer_factor", 0.1),
-            "num_channels": vision.get("num_channels", 3),
-            "use_mean_pooling": True,  # InternViT has no final norm
-        }
-    else:
-        hf_vision = common | {
-            "model_type": "aimv2_vision_model",
-            "rms_norm_eps": vision.get("rms_norm_eps", 1e-5),
-            "qkv_bias": vision.get("qkv_bias", False),
-            "mlp_bias": vision.get("use_bias", False),
-            "num_channels": vision.get("num_channels", 3),
-            "use_head": False,
-        }
-    for key in _RUNTIME_TEXT_FIELDS:
-        text.pop(key, None)
-    image_size, patch_size = _scalar(vision["image_size"]), _scalar(vision["patch_size"])
-    ratio = config.get("downsample_ratio", 0.5)
-    hf = config_from_dict(
-        dict(
-            vision_config=hf_vision,
-            text_config=text,
-            image_token_id=image_token_id or config.get("img_context_token_id") or QWEN_IMG_CONTEXT_ID,
-            image_seq_length=int((image_size // patch_size) ** 2 * ratio**2),
-            downsample_ratio=ratio,
-            vision_feature_layer=config.get("select_layer", -1),
-            vision_feature_select_strategy="default" if kind == "internvit" else "full",
-            tie_word_embeddings=config.get("tie_word_embeddings", text.get("tie_word_embeddings", False)),
-        )
-    )
-    out = hf.to_dict()
-    out["architectures"] = ["InternVLForConditionalGeneration"]
-    out["model_type"] = layout_model_type(hf_vision["model_type"])
-    return out
-
-
-def _tokenizer_image_token_id(src: Path) -> int | None:
+def tokenizer_image_token_id(src: Path) -> int | None:
     """The id of `<IMG_CONTEXT>` in the tokenizer files of `src` (tokenizer_config.json's
-    added_tokens_decoder or tokenizer.json's added_tokens), or None when there is no tokenizer."""
+    added_tokens_decoder, tokenizer.json's added_tokens, or a slow tokenizer's added_tokens.json), or None."""
     config_file, tokenizer_file = src / "tokenizer_config.json", src / "tokenizer.json"
     if config_file.is_file():
         decoder = json.loads(config_file.read_text()).get("added_tokens_decoder") or {}
@@ -242,17 +100,11 @@ def _tokenizer_image_token_id(src: Path) -> int | None:
         for token in json.loads(tokenizer_file.read_text()).get("added_tokens") or []:
             if token.get("content") == IMG_CONTEXT:
                 return int(token["id"])
-    return None
+    added = _read_json(src / "added_tokens.json") or {}
+    return int(added[IMG_CONTEXT]) if IMG_CONTEXT in added else None
 
 
-def convert_checkpoint(src: str | Path, dst: str | Path, src_format: str, dst_format: str) -> Path:
-    """Convert the model directory `src` (format `src_format`) into `dst` (format `dst_format`).
-
-    Weights are renamed (fused InternViT/AIMv2 qkv split or merged, AIMv2 position table reshaped), the
-    config translated, and tokenizer / chat-template / processor files copied. Tensors are copied bit for bit,
-    so hf -> sailvl-remote -> hf is exact. Remote code (`*.py`) is never copied or run.
-    """
-    src, dst = Path(src), Path(dst)
+def _check_formats(src: Path, dst: Path, src_format: str, dst_format: str) -> None:
     for name, fmt in (("--from", src_format), ("--to", dst_format)):
         if fmt not in FORMATS:
             raise SailvlError(
@@ -264,38 +116,109 @@ def convert_checkpoint(src: str | Path, dst: str | Path, src_format: str, dst_fo
         raise SailvlError(f"model directory {src} does not exist or has no config.json")
     if dst.resolve() == src.resolve():
         raise SailvlError("the destination directory must differ from the source")
-    config = json.loads((src / "config.json").read_text())
-    state = _read_state(src)
-    try:
-        if src_format == "sailvl-remote":
-            if config.get("model_type") in MODEL_TYPES:
-                raise SailvlError(
-                    f"{src} is already in the hf layout (model_type {config['model_type']!r}); use --from hf"
-                )
-            kind = _vision_kind(config["vision_config"])
-            new_config = remote_config_to_hf(config, _tokenizer_image_token_id(src))
-            new_state = remote_to_hf(state, kind)
-            if new_config["tie_word_embeddings"]:
-                new_state.pop("lm_head.weight", None)
-        else:
-            if config.get("model_type") not in MODEL_TYPES:
-                raise SailvlError(
-                    f"{src} holds a {config.get('model_type')!r} model, expected an HF 'internvl' model"
-                )
-            kind = _vision_kind(config["vision_config"])
-            new_config, new_state = hf_config_to_remote(config), hf_to_remote(_hf_runtime_names(state), kind)
-    except (KeyError, ValueError) as exc:
-        if isinstance(exc, SailvlError):
-            raise
-        raise SailvlError(f"cannot convert {src}: {exc}") from None
-    dst.mkdir(parents=True, exist_ok=True)
-    if dst_format == "hf":
-        _save_hf(new_config, new_state, dst)
-    else:
-        (dst / "config.json").write_text(json.dumps(new_config, indent=2, sort_keys=True) + "\n")
-        tensors = {k: v.contiguous() for k, v in new_state.items()}
-        save_file(tensors, str(dst / "model.safetensors"), metadata={"format": "pt"})
-    # Copied last so the source's generation_config.json wins over the default transformers writes.
+
+
+def _image_token_id(src: Path, config: dict) -> int | None:
+    """`<IMG_CONTEXT>`'s id: the tokenizer's; a config value that disagrees with it raises (a Qwen2.5 id in a
+    Qwen3 release would point at `<think>`)."""
+    from_tokenizer = tokenizer_image_token_id(src)
+    stored = config.get("img_context_token_id")
+    if from_tokenizer is not None and stored is not None and int(stored) != from_tokenizer:
+        raise SailvlError(
+            f"config.json's img_context_token_id {stored} is not the tokenizer's {IMG_CONTEXT} ({from_tokenizer})"
+        )
+    return from_tokenizer
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _release_files(src: Path, family: Family) -> dict:
+    """What RELEASE_FILE keeps of a release: its file names and the text of the files sailvl's processor
+    would overwrite."""
+    return {
+        "family": family.name,
+        "file_names": sorted(item.name for item in src.iterdir() if item.is_file()),
+        "files": {name: (src / name).read_text() for name in _PROCESSOR_FILES if (src / name).is_file()},
+    }
+
+
+def _from_remote(src: Path, config: dict, state: dict) -> tuple[Family, dict, dict, dict]:
+    if config.get("model_type") in MODEL_TYPES:
+        raise SailvlError(
+            f"{src} is already in the hf layout (model_type {config['model_type']!r}); use --from hf"
+        )
+    family, new_config = remote_config_to_hf(config, _image_token_id(src, config))
+    new_state = remote_to_hf(state, family.key_layout)
+    if new_config["tie_word_embeddings"]:
+        new_state.pop("lm_head.weight", None)
+    new_config[RELEASE_KEY] = {
+        "family": family.name,
+        "config": config,
+        "stored_tied_head": _RELEASED_HEAD in state,
+    }
+    return family, new_config, new_state, _release_files(src, family)
+
+
+def _from_hf(src: Path, config: dict, state: dict, tiles: dict) -> tuple[Family, dict, dict, dict | None]:
+    if config.get("model_type") not in MODEL_TYPES:
+        raise SailvlError(
+            f"{src} holds a {config.get('model_type')!r} model, expected an HF 'internvl' model"
+        )
+    record = config.get(RELEASE_KEY)
+    family, new_config = hf_config_to_remote(config, record["config"] if record else None, tiles)
+    new_state = hf_to_remote(_hf_runtime_names(state), family.key_layout)
+    stores_head = record["stored_tied_head"] if record else family.stores_tied_head
+    if new_config.get("tie_word_embeddings") and stores_head and _RELEASED_HEAD not in new_state:
+        # The release saves the tied head next to the embedding; its loader expects both.
+        new_state[_RELEASED_HEAD] = new_state[_RELEASED_EMBED].clone()
+    return family, new_config, new_state, _read_json(src / RELEASE_FILE)
+
+
+def _released_image_processor(family: Family, config: dict, stored: str | None, tiles: dict) -> str | None:
+    """The release's preprocessor_config.json text, its tile count and MSAC switch set from the processor's
+    settings (unchanged text when they agree); None for a family whose releases ship none (SAIL-VL 1.x)."""
+    if stored is None and family.name != "sail-vl2":
+        return None
+    data = (
+        json.loads(stored)
+        if stored is not None
+        else {
+            "image_processor_type": "SAILVLImageProcessor",
+            "image_size": config["force_image_size"],
+            "patch_size": config["vision_config"]["patch_size"],
+            "image_mean": list(IMAGENET_MEAN),
+            "image_std": list(IMAGENET_STD),
+            "max_dynamic_patch": 10,
+            "use_msac": False,
+        }
+    )
+    changed = stored is None
+    for key, setting in (("max_dynamic_patch", "max_tiles"), ("use_msac", "use_msac")):
+        if setting in tiles and data.get(key) != tiles[setting]:
+            data[key], changed = tiles[setting], True
+    return json.dumps(data, indent=2) + "\n" if changed else stored
+
+
+def _write_remote(dst: Path, family: Family, config: dict, state: dict, release: dict | None, tiles: dict):
+    (dst / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    tensors = {k: v.contiguous() for k, v in state.items()}
+    save_file(tensors, str(dst / "model.safetensors"), metadata={"format": "pt"})
+    stored = dict((release or {}).get("files") or {})
+    image = _released_image_processor(family, config, stored.pop(_IMAGE_PROCESSOR, None), tiles)
+    if image is not None:
+        stored[_IMAGE_PROCESSOR] = image
+    if release is not None:
+        released = set(release["file_names"])
+        for name in (*_PROCESSOR_FILES, RELEASE_FILE, "generation_config.json"):
+            if name not in released and name not in stored and (dst / name).is_file():
+                (dst / name).unlink()
+    for name, text in stored.items():
+        (dst / name).write_text(text)
+
+
+def _copy_side_files(src: Path, dst: Path) -> None:
     for item in src.iterdir():
         if (
             item.is_file()
@@ -303,4 +226,42 @@ def convert_checkpoint(src: str | Path, dst: str | Path, src_format: str, dst_fo
             and item.suffix not in (".safetensors", ".py", ".bin")
         ):
             shutil.copy2(item, dst / item.name)
+
+
+def convert_checkpoint(
+    src: str | Path, dst: str | Path, src_format: str, dst_format: str, tiles: dict | None = None
+) -> Path:
+    """Convert the model directory `src` (format `src_format`) into `dst` (format `dst_format`).
+
+    Every released family is read (`sailvl.model.families`): weights renamed (fused InternViT / AIMv2 /
+    SAILViT qkv split or merged, position table reshaped), the config translated, the `<IMG_CONTEXT>` id taken
+    from the tokenizer, other files copied. `--to hf` also keeps the released config.json (RELEASE_KEY in the
+    new config) and tokenizer / processor files (RELEASE_FILE), from which `--to sailvl-remote` restores the
+    release exactly; `tiles` (the processor's
+    `template`, `min_tiles`, `max_tiles`, `use_thumbnail`, `use_msac`) update it. Remote code is never run.
+    """
+    src, dst = Path(src), Path(dst)
+    _check_formats(src, dst, src_format, dst_format)
+    config = json.loads((src / "config.json").read_text())
+    state = _read_state(src)
+    tiles = tiles or {}
+    try:
+        if src_format == "sailvl-remote":
+            family, new_config, new_state, release = _from_remote(src, config, state)
+        else:
+            family, new_config, new_state, release = _from_hf(src, config, state, tiles)
+    except (KeyError, ValueError) as exc:
+        if isinstance(exc, SailvlError):
+            raise
+        raise SailvlError(f"cannot convert {src}: {exc}") from None
+    dst.mkdir(parents=True, exist_ok=True)
+    if dst_format == "hf":
+        _save_hf(new_config, new_state, dst)
+    # Copied before the release files are restored, after the HF save so the source's generation_config.json
+    # wins over the default transformers writes.
+    _copy_side_files(src, dst)
+    if dst_format == "hf":
+        (dst / RELEASE_FILE).write_text(json.dumps(release, indent=2, ensure_ascii=False) + "\n")
+    else:
+        _write_remote(dst, family, new_config, new_state, release, tiles)
     return dst

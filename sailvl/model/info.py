@@ -1,35 +1,72 @@
-"""`sailvl model info`: parameter counts and image-token geometry of a preset or a model directory."""
+"""`sailvl model info`: parameter counts and image-token geometry of a preset, a model directory or a release."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from sailvl.config.constants import RELEASE_KEY
 from sailvl.errors import SailvlError
 from sailvl.model.build import build_from_config
+from sailvl.model.convert import tokenizer_image_token_id
+from sailvl.model.convert_config import remote_config_to_hf
+from sailvl.model.families import Family, get_family
 from sailvl.model.loading import read_model_config
 from sailvl.model.params import count_parameters
 from sailvl.model.presets import (
+    MODEL_TYPES,
     PRESETS,
+    config_from_dict,
     get_preset_config,
     image_tokens_per_tile,
     tile_size_of,
 )
 
 
-def model_info(preset_or_dir: str) -> dict[str, int]:
+def _dir_config(path: Path):
+    """(InternVLConfig, released family or None) of a sailvl / HF model directory or a released checkpoint."""
+    try:
+        raw = json.loads((path / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        raw = {}
+    if raw.get("model_type") in MODEL_TYPES or not isinstance(raw.get("llm_config"), dict):
+        record = raw.get(RELEASE_KEY)
+        return read_model_config(path), get_family(record["family"]) if record else None
+    # A released checkpoint as shipped: read through the conversion, without weights or remote code.
+    family, hf = remote_config_to_hf(raw, tokenizer_image_token_id(path) or 0)
+    return config_from_dict(hf), family
+
+
+def _describe(config, family: Family) -> dict[str, str]:
+    vision, text = config.vision_config, config.text_config
+    return {
+        "family": f"{family.name} ({family.releases})",
+        "vision_tower": f"{family.vision_type} ({family.vision_architecture}): hidden {vision.hidden_size} x "
+        f"{vision.num_hidden_layers} layers",
+        "language_model": f"{text.model_type}: hidden {text.hidden_size} x {text.num_hidden_layers} layers, "
+        f"vocab {text.vocab_size}",
+        "select_layer": config.vision_feature_layer,
+        "image_token_id": config.image_token_id,
+    }
+
+
+def model_info(preset_or_dir: str) -> dict:
     """`{"vision","projector","llm","total"}` parameter counts (elements), `image_tokens_per_tile` and
-    `tile_size` (pixels). The model is built on the meta device, so no weight memory is allocated."""
+    `tile_size` (pixels); for a released checkpoint (as shipped or converted) also its family, tower, LLM,
+    select_layer and `<IMG_CONTEXT>` id. The model is built on the meta device: no weight memory is used."""
     path = Path(preset_or_dir)
+    family = None
     if preset_or_dir in PRESETS:
         config = get_preset_config(preset_or_dir)
     elif path.is_dir():
-        config = read_model_config(path)
+        config, family = _dir_config(path)
     else:
         raise SailvlError(
             f"{preset_or_dir!r} is neither a model directory nor a preset; known presets: {', '.join(sorted(PRESETS))}"
         )
     counts = count_parameters(build_from_config(config, device="meta"))
-    return counts | {
+    info = counts | {
         "image_tokens_per_tile": image_tokens_per_tile(config),
         "tile_size": tile_size_of(config),
     }
+    return info | (_describe(config, family) if family is not None else {})

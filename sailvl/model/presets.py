@@ -8,8 +8,11 @@ from transformers import Aimv2VisionConfig, InternVLConfig, InternVLVisionConfig
 
 from sailvl.errors import SailvlError
 
-# Id of `<IMG_CONTEXT>` in the Qwen2.5/Qwen3 tokenizers once SPECIAL_TOKENS are added (SPEC section 1).
-QWEN_IMG_CONTEXT_ID = 151667
+# Id of `<IMG_CONTEXT>` in the released tokenizers, for presets built without a tokenizer (a tokenizer's own id
+# always wins). Qwen2.5 releases: 151667 (SPEC section 1). In the Qwen3 tokenizer 151667 is `<think>`; SAIL-VL2's
+# tokenizer puts `<IMG_CONTEXT>` at 151671.
+QWEN25_IMG_CONTEXT_ID = 151667
+QWEN3_IMG_CONTEXT_ID = 151671
 QWEN_VOCAB = 151936
 TINY_VOCAB = 512
 TINY_IMG_CONTEXT_ID = 5
@@ -120,19 +123,19 @@ def tiny_aimv2(vocab_size: int = TINY_VOCAB, image_token_id: int | None = None) 
 def sailvl_2b(vocab_size: int = QWEN_VOCAB, image_token_id: int | None = None) -> InternVLConfig:
     """SAIL-VL-2B: InternViT-300M-448px + Qwen2.5-1.5B (tied embeddings)."""
     text = _qwen2(1536, 28, 12, 2, 8960, vocab_size, tie=True)
-    return _internvl(_internvit_300m(), text, image_token_id or QWEN_IMG_CONTEXT_ID, "default", 448)
+    return _internvl(_internvit_300m(), text, image_token_id or QWEN25_IMG_CONTEXT_ID, "default", 448)
 
 
 def sailvl_8b(vocab_size: int = 152064, image_token_id: int | None = None) -> InternVLConfig:
     """SAIL-VL-8B: InternViT-300M-448px + Qwen2.5-7B (untied embeddings, vocab 152064)."""
     text = _qwen2(3584, 28, 28, 4, 18944, vocab_size, tie=False)
-    return _internvl(_internvit_300m(), text, image_token_id or QWEN_IMG_CONTEXT_ID, "default", 448)
+    return _internvl(_internvit_300m(), text, image_token_id or QWEN25_IMG_CONTEXT_ID, "default", 448)
 
 
 def sailvl15_2b(vocab_size: int = QWEN_VOCAB, image_token_id: int | None = None) -> InternVLConfig:
     """SAIL-VL-1.5-2B: AIMv2-Huge-448 (SAILViT-Huge) vision tower + Qwen2.5-1.5B (tied embeddings)."""
     text = _qwen2(1536, 28, 12, 2, 8960, vocab_size, tie=True)
-    return _internvl(_aimv2_huge(), text, image_token_id or QWEN_IMG_CONTEXT_ID, "full", 448)
+    return _internvl(_aimv2_huge(), text, image_token_id or QWEN25_IMG_CONTEXT_ID, "full", 448)
 
 
 def sailvl2_2b(vocab_size: int = QWEN_VOCAB, image_token_id: int | None = None) -> InternVLConfig:
@@ -151,7 +154,7 @@ def sailvl2_2b(vocab_size: int = QWEN_VOCAB, image_token_id: int | None = None) 
         attention_bias=False,
         rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0},
     )
-    return _internvl(_aimv2_huge(), text, image_token_id or QWEN_IMG_CONTEXT_ID, "full", 448)
+    return _internvl(_aimv2_huge(), text, image_token_id or QWEN3_IMG_CONTEXT_ID, "full", 448)
 
 
 PRESETS: dict[str, Callable[..., InternVLConfig]] = {
