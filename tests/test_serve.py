@@ -94,6 +94,30 @@ def test_concurrent_clients_are_batched_and_answered_as_if_alone(tiny, served):
                                  "total_tokens": prompt_tokens + completion}  # fmt: skip
 
 
+def test_seeded_sampling_is_reproducible_while_other_requests_are_batched(tiny, served):
+    """A seeded sampled request gives the answer it gives alone even when greedy requests arrive with it; other
+    seeds give other answers, and none is the greedy one (temperature 2 on an untrained model: near-uniform
+    next tokens, so a coincidence over 6 tokens has odds of about 512**-6)."""
+    base, _, _ = served
+    model, processor = tiny
+    messages = user("Tell a story.", png((90, 30, 160)))
+
+    def ask(seed, temperature=2.0):
+        body = _body({"messages": messages, "max_tokens": 6, "temperature": temperature, "seed": seed})
+        return _post(base, body).json()["choices"][0]["message"]["content"]
+
+    specs = [(3, 2.0), (3, 2.0), (4, 2.0), *[(None, 0.0)] * 5]
+    with ThreadPoolExecutor(len(specs)) as pool:
+        answers = list(pool.map(lambda spec: ask(*spec), specs))
+    image = Image.open(io.BytesIO(png((90, 30, 160)))).convert("RGB")
+    torch.manual_seed(3)
+    request = GenRequest(images=[image], conversation=[{"role": "user", "content": "<image>\nTell a story."}])
+    alone = generate_ids(model, processor, [request], max_new_tokens=6, do_sample=True, temperature=2.0)[0]
+    assert answers[0] == answers[1] == processor.tokenizer.decode(alone, skip_special_tokens=True)
+    assert answers[2] != answers[0] and answers[4] not in answers[:3]
+    assert len(set(answers[3:])) == 1  # greedy
+
+
 def _hostile(base: str) -> list[tuple[str, dict, int, str]]:
     """(name, request body, expected status, expected message fragment) for each refused request."""
     good = user("What colour?", png((200, 0, 0)))
