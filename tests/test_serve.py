@@ -407,3 +407,35 @@ def test_local_judge_dir_gives_the_judgements_of_the_same_model_served(server, t
         judgements.append(records)
     assert judgements[0] == judgements[1]
     assert json.loads((tmp_path / "local" / "results.json").read_text())["judge"] == str(tiny_model_dir)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_server_process_during_a_long_generation(tiny_model_dir):
+    """A real `sailvl serve` process gets SIGTERM while streaming a 100000-token answer: the stream ends with
+    the shutting-down error (the generation stopped at its next token) and the process exits."""
+    port = free_port()
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    command = [sys.executable, "-m", "sailvl.cli", "serve", str(tiny_model_dir), "--port", str(port)]
+    process = subprocess.Popen(command + ["--max-tokens-limit", "100000"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):  # bounded: until the model is loaded and the port answers
+            try:
+                if httpx.get(f"{base}/v1/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        body = _body({"messages": user("Talk forever."), "max_tokens": 100_000, "stream": True})
+        events, signalled = [], False
+        with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=120) as reply:
+            for line in reply.iter_lines():
+                events.append(line)
+                if not signalled and '"content": "' in line and '"role"' not in line:  # generation runs
+                    process.send_signal(signal.SIGTERM)
+                    signalled = True
+        assert signalled and any("shutting down" in e for e in events), events[-3:]
+        process.wait(timeout=60)  # raises while it still runs
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

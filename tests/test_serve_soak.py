@@ -23,9 +23,11 @@ def _image_message(url: str) -> list[dict]:
 
 
 def _bad_requests() -> list[tuple[str, dict | bytes]]:
-    """(name, JSON body or raw bytes) of requests the server must refuse with a 4xx."""
+    """(name, JSON body or raw bytes) of requests the server must refuse with a 4xx. Each asks for 2 tokens
+    unless max_tokens is its fault, so one let through is answered quickly (and fails the test) instead of
+    generating the server's default 512."""
     good = user("Colour?", png((0, 0, 255)))
-    return [
+    bad = [
         ("bad base64", {"messages": _image_message("data:image/png;base64,%%%")}),
         ("remote url", {"messages": _image_message("https://example.com/a.png")}),
         ("file url", {"messages": _image_message("file:///etc/hostname")}),
@@ -39,6 +41,7 @@ def _bad_requests() -> list[tuple[str, dict | bytes]]:
         ("invalid json", b'{"model": "tiny", "messages": ['),
         ("messages not a list", {"messages": {"role": "user"}}),
     ]
+    return [(name, {"max_tokens": 2, **body} if isinstance(body, dict) else body) for name, body in bad]
 
 
 def _good_request(rng: random.Random, index: int) -> dict:

@@ -69,8 +69,13 @@ def bench_serve_command(
     budget_s: float = typer.Option(
         600.0, "--budget-s", help="Seconds for the whole run; timings that no longer fit are skipped."
     ),
+    repeats: int = typer.Option(
+        3, "--repeats", min=1, help="Interleaved timings per client count (medians)."
+    ),
 ) -> None:
     """Requests/s of `sailvl serve` at each client count, batched vs serial (--max-batch 1), in one run (JSON)."""
     from sailvl.bench.serve import bench_serve
 
-    typer.echo(json.dumps(bench_serve(clients, requests, max_tokens, max_batch, preset, budget_s), indent=1))
+    typer.echo(
+        json.dumps(bench_serve(clients, requests, max_tokens, max_batch, preset, budget_s, repeats), indent=1)
+    )
