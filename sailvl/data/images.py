@@ -24,11 +24,12 @@ class BadRecord(SailvlError):
         self.reason = reason
 
 
-def load_image(ref: ImageRef, max_side: int | None = None) -> Image.Image:
+def load_image(ref: ImageRef, max_side: int | None = None, max_pixels: int | None = None) -> Image.Image:
     """Decode `ref` (a file path, or the encoded bytes) into an RGB image, EXIF orientation applied.
 
     `max_side` (pixels) is the long side the caller needs at most: a JPEG whose long side is at least
     twice that is decoded at a reduced DCT scale (`Image.draft`), which keeps the long side >= `max_side`.
+    `max_pixels` (width x height) refuses larger images from their header, before any pixel is decoded.
     Raises `BadRecord` with reason `image_missing`, `image_empty`, `image_corrupt` or `image_too_large`.
     """
     name = "<bytes>" if isinstance(ref, bytes | bytearray) else str(ref)
@@ -45,6 +46,11 @@ def load_image(ref: ImageRef, max_side: int | None = None) -> Image.Image:
         source = path
     try:
         with Image.open(source) as opened:
+            if max_pixels is not None and opened.width * opened.height > max_pixels:
+                raise BadRecord(
+                    "image_too_large",
+                    f"image {name} is {opened.width}x{opened.height}, over the limit of {max_pixels} pixels",
+                )
             if max_side is not None and opened.format == "JPEG":
                 _draft_jpeg(opened, max_side)
             opened.load()

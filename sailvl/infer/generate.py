@@ -2,40 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from PIL import Image
 
-from sailvl.data.images import load_image
 from sailvl.errors import SailvlError
+from sailvl.infer.request import GenRequest, as_image
 from sailvl.infer.vision_cache import VisionCache, inputs_embeds, tile_placeholders
+from sailvl.infer.vllm_backend import generate_vllm
 
 BACKENDS = ("transformers", "vllm")
-
-
-@dataclass
-class GenRequest:
-    """One prompt: `images` (PIL images, paths or encoded bytes) and either a `question` (one user turn with
-    `<image>` placeholders, or none: then one `<image>` per image is prepended) or a whole `conversation`."""
-
-    images: list[Any] = field(default_factory=list)
-    question: str | None = None
-    conversation: list[dict] | None = None
-
-    def prompt(self) -> str | list[dict]:
-        """The question or conversation handed to the processor."""
-        if (self.question is None) == (self.conversation is None):
-            raise SailvlError("a generation request needs exactly one of `question` or `conversation`")
-        return self.question if self.question is not None else self.conversation
-
-
-def as_image(ref: Any) -> Image.Image:
-    """An RGB PIL image from a PIL image, a path or encoded bytes."""
-    if isinstance(ref, Image.Image):
-        return ref if ref.mode == "RGB" else ref.convert("RGB")  # the same object: caches key on it
-    return load_image(ref)
 
 
 def generation_kwargs(tokenizer, max_new_tokens: int, do_sample: bool, temperature: float) -> dict:
@@ -102,10 +78,15 @@ def generate_ids(
     inputs = model_inputs(model, processor, requests, max_tiles, msac, cache)
     kwargs = generation_kwargs(processor.tokenizer, max_new_tokens, do_sample, temperature)
     output = model.generate(**inputs, **kwargs)
-    new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()
+    return new_tokens(output, inputs["input_ids"].shape[1], kwargs)
+
+
+def new_tokens(output: torch.Tensor, prompt_width: int, kwargs: dict) -> list[list[int]]:
+    """Each row's generated ids: the (left-padded) prompt's `prompt_width` columns removed, cut before the first
+    stop or pad token (`kwargs` from `generation_kwargs`)."""
     stop = {kwargs["eos_token_id"], kwargs["pad_token_id"]}
     trimmed = []
-    for row in new_tokens:
+    for row in output[:, prompt_width:].tolist():
         end = next((i for i, t in enumerate(row) if t in stop), len(row))
         trimmed.append(row[:end])
     return trimmed
@@ -135,9 +116,6 @@ def generate(
     if batch_size < 1:
         raise SailvlError(f"batch_size must be at least 1, got {batch_size}")
     if backend == "vllm":
-        # Local import: vllm_backend imports this module (a circle), and only the optional vLLM path needs it.
-        from sailvl.infer.vllm_backend import generate_vllm
-
         return generate_vllm(
             model, processor, requests, max_new_tokens, do_sample, temperature, max_tiles, msac
         )

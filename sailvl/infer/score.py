@@ -9,7 +9,7 @@ import torch
 
 from sailvl.data.template import IGNORE_INDEX
 from sailvl.errors import SailvlError
-from sailvl.infer.generate import GenRequest, as_image
+from sailvl.infer.request import GenRequest, as_image
 from sailvl.infer.vision_cache import VisionCache, inputs_embeds, tile_placeholders
 
 

@@ -12,7 +12,7 @@ import torch
 from sailvl.config.constants import IMAGE_PLACEHOLDER, IMG_CONTEXT
 from sailvl.data.template import IGNORE_INDEX, encode_messages, prepare_conversation, render
 from sailvl.errors import SailvlError
-from sailvl.infer.generate import GenRequest, as_image
+from sailvl.infer.request import GenRequest, as_image
 from sailvl.infer.score import AnswerScores, last_run
 
 # Images per prompt an engine accepts (vLLM sizes its buffers by it; a fixed value so that no batch
