@@ -178,8 +178,11 @@ def test_judge_calibrate_saves_threshold_that_judge_eval_uses(world_and_model, t
     )
     saved = json.loads((judge / "judge_calibration.json").read_text())
     assert saved == {k: v for k, v in json.loads((tmp_path / "cal.json").read_text()).items() if k in saved}
-    assert saved["min_alignment"] <= 0 and saved["aligned"] > 0 and saved["corrupted"] > 0
-    assert 0.5 <= (saved["keep_rate_aligned"] + saved["reject_rate_corrupted"]) / 2 <= 1
+    assert saved["min_alignment"] <= 0 and saved["aligned"] == saved["corrupted"] == 6
+    # Measured: the fitted threshold keeps 5 of 6 aligned pairs and rejects 4 of 6 corrupted ones (balanced 0.75;
+    # keep-everything scores 0.5, so anything above it means the threshold was fitted on the scores).
+    kept, rejected = saved["keep_rate_aligned"] * 6, saved["reject_rate_corrupted"] * 6
+    assert (round(kept, 6), round(rejected, 6)) == (5, 4), saved
 
     main(["curate", "judge-eval", str(judge), str(pairs), "--out", str(tmp_path / "q.json"), "ita_method=likelihood",
           "use_vir=false"])  # fmt: skip
