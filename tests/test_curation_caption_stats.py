@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from _curation_helpers import make_pipeline, write_corpus
+from _plot_checks import TAB_BLUE, TAB_ORANGE, colour_blobs
 from PIL import Image
 
 from sailvl.curation.base import BatchStep, register_step
@@ -47,8 +48,15 @@ def test_report_has_before_after_recaption_stats(tmp_path):
     (source,) = report["caption_stats"]
     before, after = report["caption_stats"][source]["before"], report["caption_stats"][source]["after"]
     assert before["captions"] == after["captions"] == 8
-    assert after["verbs"] >= 1 and after["nouns"] >= 2 and after["adjectives"] >= 2
+    # "a small red dog runs quickly across the green field number i": dog / field / number, runs, small / red / green
+    assert (after["nouns"], after["verbs"], after["adjectives"]) == (3, 1, 3)
+    assert before["verbs"] == 0  # the alt-texts name shapes and places, no action
     assert after["unique_1grams"] == 11 + 4 and before["unique_1grams"] != after["unique_1grams"]
     assert "caption_stats" in json.loads((tmp_path / "run" / "report" / "funnel.json").read_text())
-    assert Image.open(tmp_path / "run" / "report" / "caption_quality.png").size == (600, 400)
+    plot = tmp_path / "run" / "report" / "caption_quality.png"
+    assert Image.open(plot).size == (600, 400)
+    # One source x (nouns, verbs, adjectives, 2-grams), each with its legend patch: "before" (blue) has no verb
+    # bar (the alt-texts' verb count is 0), "after" (orange) has all four.
+    assert colour_blobs(plot, TAB_BLUE, min_pixels=20) == 3 + 1
+    assert colour_blobs(plot, TAB_ORANGE, min_pixels=20) == 4 + 1
     assert "unique_2grams" in format_funnel(report) and "after" in format_funnel(report)

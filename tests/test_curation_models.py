@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -28,31 +29,52 @@ def world_and_model(tmp_path_factory):
     return root, model_dir
 
 
+def _captioner_that_writes(model_dir: Path, out: Path) -> Path:
+    """A copy of the untrained model that cannot emit whitespace-only tokens: its greedy caption is "7 7 7 ..."
+    (the untrained model's own is newlines, which recaption rejects as empty, so the judge would see nothing)."""
+    import torch
+
+    from sailvl.data.processor import SailVLProcessor
+    from sailvl.model import load_model, save_model
+
+    model, processor = load_model(model_dir, device="cpu"), SailVLProcessor.from_pretrained(model_dir)
+    tokenizer = processor.tokenizer
+    blank = [i for i in range(len(tokenizer)) if not tokenizer.decode([i]).strip()]
+    with torch.no_grad():
+        model.lm_head.weight[blank] = 0.0
+    processor.save_pretrained(save_model(model, out))
+    return out
+
+
 def test_recaption_then_judge_with_model_dir(world_and_model):
     root, model_dir = world_and_model
+    captioner = _captioner_that_writes(model_dir, root / "captioner")
     cfg = load_pipeline(
         PIPELINES / "synth_recaption_judge.yaml",
-        [f"input.paths=[{root}/world/pretrain.jsonl]", f"output_dir={root}/run", f"steps.2.model={model_dir}",
+        [f"input.paths=[{root}/world/pretrain.jsonl]", f"output_dir={root}/run", f"steps.2.model={captioner}",
          f"steps.5.model={model_dir}", "steps.2.max_new_tokens=12", "steps.3.min_words=1",
          "steps.3.max_repeated_ngram_fraction=1.0", "steps.3.min_alpha_fraction=0.0"],
     )  # fmt: skip
     manifest = run_pipeline(cfg)
     report = check_lineage(root / "run")
     assert report.ok and manifest["input_records"] == 12
-    rows = list(iter_lineage(root / "run"))
-    assert sum(r.get("reason") == "not_selected:caption_type" for r in rows) == 6  # the detailed half
-    judge_reasons = {"judge_unparseable", "judge_low_richness", "judge_misaligned"}
-    for row in rows:
-        assert row["status"] == "kept" or row["step"] in {
-            "select",
-            "recaption",
-            "text_checks",
-            "dedup",
-            "judge",
-        }
-        if row.get("step") == "judge":
-            assert row["reason"] in judge_reasons
-    assert manifest["steps"]["recaption"]["in"] == 6
+    # Each image has an alt-text record (-c0) and a detailed one (-c1): select keeps the alt half; the captioner's
+    # caption passes the (loosened) text checks and dedup; the untrained judge answers the richness question
+    # with newlines, which it cannot parse. Every record's end, by id:
+    fates = {r["id"]: (r["status"], r.get("step"), r.get("reason")) for r in iter_lineage(root / "run")}
+    expected = {f"{i:06d}-c1": ("rejected", "select", "not_selected:caption_type") for i in range(6)}
+    expected |= {f"{i:06d}-c0": ("rejected", "judge", "judge_unparseable") for i in range(6)}
+    assert fates == expected
+    for name in ("recaption", "text_checks", "dedup"):
+        assert manifest["steps"][name] == {"in": 6, "out": 6}, name
+    # The judge saw the recaptioned records (the captioner's text, alt-text kept) and scored their alignment.
+    judged = [json.loads(line) for line in open(root / "run" / "rejected" / "shard-00000.jsonl")]
+    judged = [r["sample"] for r in judged if r["step"] == "judge"]
+    assert len(judged) == 6
+    for sample in judged:
+        assert sample["conversation"][-1]["content"] == " ".join(["7"] * 12)
+        assert sample["metadata"]["caption_type"] == "recaptioned" and sample["metadata"]["alt_text"]
+        assert sample["metadata"]["judge_ita_score"] < 0
 
 
 def test_score_answers_agrees_with_greedy_generation_and_padding(world_and_model):
@@ -156,8 +178,11 @@ def test_judge_calibrate_saves_threshold_that_judge_eval_uses(world_and_model, t
     )
     saved = json.loads((judge / "judge_calibration.json").read_text())
     assert saved == {k: v for k, v in json.loads((tmp_path / "cal.json").read_text()).items() if k in saved}
-    assert saved["min_alignment"] <= 0 and saved["aligned"] > 0 and saved["corrupted"] > 0
-    assert 0.5 <= (saved["keep_rate_aligned"] + saved["reject_rate_corrupted"]) / 2 <= 1
+    assert saved["min_alignment"] <= 0 and saved["aligned"] == saved["corrupted"] == 6
+    # Measured: the fitted threshold keeps 5 of 6 aligned pairs and rejects 4 of 6 corrupted ones (balanced 0.75;
+    # keep-everything scores 0.5, so anything above it means the threshold was fitted on the scores).
+    kept, rejected = saved["keep_rate_aligned"] * 6, saved["reject_rate_corrupted"] * 6
+    assert (round(kept, 6), round(rejected, 6)) == (5, 4), saved
 
     main(["curate", "judge-eval", str(judge), str(pairs), "--out", str(tmp_path / "q.json"), "ita_method=likelihood",
           "use_vir=false"])  # fmt: skip

@@ -4,10 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
+from _plot_checks import TAB_BLUE, TAB_GREEN, colour_blobs, colour_pixels
 
 from sailvl.demo.document import Document
 from sailvl.demo.pipeline import QUICK, DemoPaths, build_commands
-from sailvl.synth.scenes import COLOURS
 
 
 def test_document_renders_markdown_and_html(tmp_path):
@@ -44,12 +44,24 @@ def test_quick_demo_end_to_end(tmp_path):
     for png in ("loss_curves.png", "accuracy.png", "scaling_fit.png", "curation_judge_scores.png"):
         assert (report / png).stat().st_size > 5000, png
         assert f"({png})" in md
+    # Each plot shows data, not bare axes or the "no data" placeholder (both also pass the size check): a stage I
+    # line in every loss panel and the SAILViT stage III line; accuracy bars (above / below chance colours); one
+    # blue dot per SAILViT checkpoint of the fit (3, or 2 and the legend's dot if two coincide); richness bars.
+    loss = report / "loss_curves.png"
+    assert colour_pixels(loss, TAB_BLUE) > 200 and colour_pixels(loss, TAB_GREEN) > 200
+    bars = sum(
+        colour_pixels(report / "accuracy.png", rgb) for rgb in ((0x4C, 0x72, 0xB0), (0xC4, 0x4E, 0x52))
+    )
+    assert bars > 3000
+    assert colour_blobs(report / "scaling_fit.png", TAB_BLUE) >= 3
+    assert colour_pixels(report / "curation_judge_scores.png", TAB_BLUE) > 500
     summary = json.loads((report / "summary.json").read_text())
     final = json.loads((out / "eval" / "world-knowledge" / "results.json").read_text())
     colour = final["benchmarks"]["synth_vqa"]["per_category"]["colour"]
-    # Measured on the quick demo (seed 0, 4.3 min): 90% on open colour questions against a 1-in-8 guess (shape 55% vs
-    # 25%, digit 30% vs 10%). MCQ and yes/no stay near chance at this size (the report shows them; BENCHMARKS.md).
-    assert colour["accuracy"] >= 3 * 100 / len(COLOURS), final["benchmarks"]["synth_vqa"]
+    # Measured on the quick demo (seed 0): 90% on open colour questions against a 1-in-8 guess (shape 55% vs 25%,
+    # digit 30% vs 10%); not re-run in the 2026-12-03 session. 70 leaves room for the few-item drift that
+    # batching and transformers versions caused in the full demo. MCQ and yes/no stay near chance at this size.
+    assert colour["accuracy"] >= 70.0, final["benchmarks"]["synth_vqa"]
     assert summary["tasks"]["colour"]["accuracy"] > summary["tasks"]["colour"]["chance"], summary["tasks"]
     assert summary["task_by_benchmark"]["colour"]["synth_vqa"] == {
         "accuracy": colour["accuracy"],

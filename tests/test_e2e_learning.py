@@ -11,9 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-# A colour-only, one-large-shape world keeps this test within a few minutes on 2 busy cores; the demo world
-# (colour, shape, digit) needs the shipped stage III budget. Measured on this world with 800 stage III steps:
-# 0.96 held-out colour accuracy from `sailvl eval` (chance 1/8).
+# A colour-only, one-large-shape world keeps this test within a few minutes on 2 idle cores; the demo world
+# (colour, shape, digit) needs the shipped stage III budget. Measured on this world with 800 stage III steps: 0.96
+# held-out colour accuracy from `sailvl eval` (chance 1/8) when written, 0.60 (29 of 48) on 2026-12-03 (both ways
+# of scoring); the seeded run is not reproduced across code and library versions, so the thresholds below leave
+# room for that spread while staying far above chance.
 STAGE3_STEPS = 800
 
 
@@ -83,7 +85,8 @@ def test_stages_run_in_order_and_stage3_loss_falls(trained):
     assert len(stage3) == STAGE3_STEPS
     first, last = sum(stage3[:20]) / 20, sum(stage3[-50:]) / 50
     # A random 1k-word model starts near ln(vocab) ~ 6.7 nats; answers and captions are far more predictable.
-    assert first > 5.0 and last < 1.5, (first, last)
+    # Measured: first 20 steps 5.41, last 50 steps 0.55.
+    assert first > 5.0 and last < 0.8, (first, last)
 
 
 @pytest.mark.slow
@@ -92,7 +95,8 @@ def test_issue5_held_out_colour_accuracy_after_stage3(trained):
 
     chance = 1 / len(COLOURS)
     accuracy = _colour_ranking_accuracy(trained["export"], trained["world"])
-    assert accuracy >= 3 * chance, f"held-out colour accuracy {accuracy:.2f} (chance {chance:.2f})"
+    # Measured 0.60 (29 of 48) on 2026-12-03, 0.96 before: 0.45 is 3.6x chance.
+    assert accuracy >= 0.45, f"held-out colour accuracy {accuracy:.2f} (chance {chance:.2f})"
 
 
 @pytest.mark.slow
@@ -121,8 +125,11 @@ def test_issue7_sailvl_eval_scores_the_trained_model_far_above_chance(trained):
     # Open answers: the JSON reports no chance level (null) for synth_vqa categories, so compare with a uniform
     # guess over the world's colour names (percent).
     chance = colour["chance"] if colour["chance"] is not None else 100 / len(COLOURS)
-    assert colour["n"] >= 40
-    assert colour["accuracy"] >= 3 * chance, colour
-    assert vqa["score"] >= 3 * max(vqa["chance"], 100 / len(COLOURS)), vqa
+    assert colour["n"] == 48
+    # Measured 60.4% (29 of 48) on 2026-12-03 and 96% before (see STAGE3_STEPS); the bench is colour-only, so
+    # the benchmark score is the colour accuracy.
+    assert colour["accuracy"] >= 45.0 > 3 * chance, colour
+    assert vqa["score"] == colour["accuracy"], vqa
     predictions = [json.loads(line) for line in open(out / "synth_vqa" / "predictions.jsonl")]
-    assert len({p["value"] for p in predictions}) >= 4  # answers depend on the image, not one constant word
+    # Answers depend on the image, not one constant word: measured 6 distinct colour names.
+    assert len({p["value"] for p in predictions}) >= 5

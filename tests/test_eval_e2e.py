@@ -36,22 +36,35 @@ def world_and_model(tmp_path_factory):
     return root
 
 
+def _known_predictions(bench_tsv) -> tuple[list[dict], dict]:
+    """Predictions with a known score for the fixture's synth_mcq / synth_yesno: MCQ right on colour, a wrong
+    letter on shape and one empty answer; yes/no right on the first 18 items and flipped on the last 6."""
+    from sailvl.eval.tsv import read_benchmark
+
+    items = list(read_benchmark(bench_tsv, decode_images=False))
+    rows = []
+    for k, item in enumerate(items):
+        if item.options:  # MCQ
+            wrong = next(letter for letter in item.options if letter != item.answer)
+            value = item.answer if item.category == "colour" else wrong
+            value = "" if k == len(items) - 1 else value
+        else:
+            value = item.answer if k < 18 else {"Yes": "No", "No": "Yes"}[item.answer]
+        rows.append({"index": str(item.index), "value": value})
+    return rows, {str(item.index): item for item in items}
+
+
 @pytest.mark.slow
-def test_untrained_model_scores_at_or_below_chance_and_reruns_resume(world_and_model, capsys):
+def test_untrained_model_scores_zero_and_reruns_resume_and_cached_answers_score_exactly(
+    world_and_model, capsys
+):
     from sailvl.cli import main
 
     root = world_and_model
     out = root / "eval"
-    args = [
-        "eval",
-        "--model",
-        str(root / "model"),
-        "--data-dir",
-        str(root / "world" / "bench"),
-        "--out",
-        str(out),
-    ]
-    args += ["--bench", "synth_mcq", "--bench", "synth_yesno", "--batch-size", "8"]
+    common = ["eval", "--model", str(root / "model"), "--data-dir", str(root / "world" / "bench")]
+    common += ["--bench", "synth_mcq", "--bench", "synth_yesno", "--batch-size", "8"]
+    args = [*common, "--out", str(out)]
     main(args)
     assert "synth_mcq" in capsys.readouterr().out  # the table was printed
     results = json.loads((out / "results.json").read_text())
@@ -60,15 +73,40 @@ def test_untrained_model_scores_at_or_below_chance_and_reruns_resume(world_and_m
         bench = results["benchmarks"][name]
         assert bench["n"] == 24
         assert set(bench["per_category"]) == {"colour", "shape"}
-        # A random model cannot know the answers: at chance at best (tolerance for a lucky constant answer).
-        assert bench["score"] <= bench["chance"] + 15.0
+        # Measured: the untrained model's greedy reply is newlines only (empty once stripped), so no answer maps
+        # to an option and the score is exactly 0 (chance is 25 / 50): a random model cannot know the answers.
+        assert bench["score"] == 0.0 and bench["extraction_failed"] == 24, bench
+        predictions = [
+            json.loads(line) for line in (out / name / "predictions.jsonl").read_text().splitlines()
+        ]
+        assert sorted(int(p["index"]) for p in predictions) == list(range(24))  # one answer per item
+        assert all(p["value"] == "" for p in predictions)
     predictions = (out / "synth_mcq" / "predictions.jsonl").read_text()
-    assert len(predictions.splitlines()) == 24
     # A second run finds every prediction cached and writes the same results.
     before = (out / "results.json").read_text()
     main(args)
     assert (out / "synth_mcq" / "predictions.jsonl").read_text() == predictions
     assert (out / "results.json").read_text() == before
+
+    # Scoring through the CLI on answers whose score is known: cached predictions are scored, not regenerated.
+    known = root / "eval_known"
+    expected = {
+        "synth_mcq": {"score": 50.0, "colour": 100.0, "shape": 0.0, "extraction_failed": 1},
+        "synth_yesno": {"score": 75.0, "colour": 75.0, "shape": 75.0, "extraction_failed": 0},
+    }
+    for name in expected:
+        rows, items = _known_predictions(root / "world" / "bench" / f"{name}.tsv")
+        assert sorted({items[r["index"]].category for r in rows}) == ["colour", "shape"]
+        (known / name).mkdir(parents=True)
+        (known / name / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    main([*common, "--out", str(known)])
+    results = json.loads((known / "results.json").read_text())
+    for name, want in expected.items():
+        bench = results["benchmarks"][name]
+        got = {"score": bench["score"], "extraction_failed": bench["extraction_failed"]}
+        got |= {c: bench["per_category"][c]["accuracy"] for c in ("colour", "shape")}
+        assert got == want, name
+    assert results["average"] == pytest.approx((50.0 + 75.0) / 2)
 
 
 def test_eval_cli_missing_benchmark_is_one_clear_error(tmp_path, capsys):
@@ -111,9 +149,10 @@ def test_sailvl_preset_with_msac_runs_on_synthetic_benchmarks(world_and_model, m
             json.loads(line) for line in (out / name / "predictions.jsonl").read_text().splitlines()
         ]
         assert len(predictions) == 4 and bench["judged"] == 0
+        # Measured: the untrained model answers with newlines only, so all 4 answers are empty, none maps to an
+        # option, and the score is 0.
         empty = sum(not p["value"].strip() for p in predictions)
-        assert empty <= bench["extraction_failed"] <= 4  # an empty answer never maps to an option
-        assert bench["score"] <= 100.0 * (4 - bench["extraction_failed"]) / 4
+        assert empty == bench["extraction_failed"] == 4 and bench["score"] == 0.0, bench
     assert calls and set(calls) == {10}  # every single-image item went through MSAC with the preset cap
 
 

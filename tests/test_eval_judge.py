@@ -143,3 +143,26 @@ def test_eval_decodes_an_exif_rotated_image_like_training(tiny_processor, tmp_pa
     with Image.open(io.BytesIO(data)) as raw:
         naive = tiny_processor.tile_image(raw.convert("RGB"), max_tiles)
     assert naive.shape != train_tiles.shape or not torch.equal(naive, train_tiles)
+
+
+def test_local_judge_sampled_retries_are_reproducible_and_leave_global_rng_alone(tiny_tokenizer, tmp_path):
+    from sailvl.data.processor import SailVLProcessor
+    from sailvl.model import build_model, save_model
+
+    processor = SailVLProcessor(
+        tiny_tokenizer, tile_size=112, patch_size=14, downsample_ratio=0.5, max_tiles=1
+    )
+    processor.save_pretrained(
+        save_model(build_model("tiny", tokenizer=tiny_tokenizer, seed=0), tmp_path / "j")
+    )
+    judge = judges.build_judge(str(tmp_path / "j"), seed=0)
+    prompt = "What colour is the circle?"
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    first = judge(prompt, temperature=5.0, max_tokens=8)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's random stream is not reseeded
+    torch.rand(7)  # move the global stream: the judge's draws must not depend on it
+    assert judge(prompt, temperature=5.0, max_tokens=8) == first
+    # The draws are real samples from the judge's seed: another seed writes another reply.
+    other = judges.LocalJudge(str(tmp_path / "j"), seed=1)
+    assert other(prompt, temperature=5.0, max_tokens=8) != first and first

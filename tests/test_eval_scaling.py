@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from _plot_checks import TAB_BLUE, TAB_ORANGE, TAB_RED, colour_blobs, colour_pixels
 
 from sailvl.errors import SailvlError
 from sailvl.eval.scaling import fit_log_linear, fit_results, load_points
@@ -70,8 +71,11 @@ def test_fit_results_reads_eval_json_and_writes_png(tmp_path):
     with Image.open(out_png) as image:
         assert image.format == "PNG"
         assert image.size == (640, 420)
-        # Not a blank canvas: the plot draws in several colours.
-        assert len(image.convert("RGB").getcolors(maxcolors=1 << 16) or []) > 10
+    # The data, not just axes: one blue dot per checkpoint (and the legend's), the orange fit line across the
+    # plot (~800 px measured), one red star at the target.
+    assert colour_blobs(out_png, TAB_BLUE) == 4 + 1
+    assert colour_pixels(out_png, TAB_ORANGE) > 500
+    assert colour_blobs(out_png, TAB_RED) == 1
     # samples_seen = tokens/100 shifts a by -b*ln(100) and keeps b.
     by_samples = fit_results(paths, "samples")
     assert by_samples["fit"]["b"] == pytest.approx(1.5)

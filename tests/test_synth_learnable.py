@@ -101,5 +101,6 @@ def test_tiny_model_learns_colours_from_the_synthetic_world(tmp_path):
     model_dir = make_tiny_model_dir(world, tmp_path / "model", seed=0)
     accuracy = train_and_score(world, model_dir, steps=800)
     chance = 1 / len(COLOURS)
-    # Measured 0.94 after 800 steps (0.33-0.73 after 500, chance after 500 at lr 2e-3); 0.4 is 3x chance.
-    assert accuracy >= 0.4, f"held-out colour accuracy {accuracy:.2f} (chance {chance:.2f})"
+    # Measured 0.96 (46 of 48) after 800 steps on 2026-12-03, 0.94 (45 of 48) when first written: seeded, but one
+    # item moves between machines / library versions. 0.85 (41 of 48) leaves that drift a few items.
+    assert accuracy >= 0.85, f"held-out colour accuracy {accuracy:.2f} (chance {chance:.2f})"

@@ -13,8 +13,8 @@ SFT mix (the world's `sft.jsonl` short answers + `pretrain.jsonl` captions, so s
 
 The defaults give both loops about the same number of samples per optimizer step (3 x 256-token packs hold ~8
 samples of this mix, whose samples are 62-143 tokens; baseline batch 8). 256-token rows keep the O(L^2)
-block-diagonal attention of a packed row small on CPU: measured on the 2-core dev box, 160-256-token rows gave
-ratio ~1.3, 384 ~1.15, 512 ~1.05 (fuller packs do not pay for the masked-out attention). The loops are interleaved
+block-diagonal attention of a packed row small on CPU: fuller packs do not pay for the masked-out attention
+(ratios per row length in BENCHMARKS.md, "Training loop"). The loops are interleaved
 step by step (the baseline catching up in samples after each sailvl step) so load from other processes hits both
 alike; data loading is inside the timed region of both, and reported separately (`*_load_s`). With `--mix
 realistic` (GPU presets) both loops read `bench data`'s realistic mix instead (`sailvl.bench.mix`), so the GPU's

@@ -30,20 +30,13 @@ class DemoSize:
     chat_images: int
 
 
-# One large object per image: the tiny model learns to find small objects only after many thousands of steps
-# (measured in tiny-sailvit.yaml's notes); colour, shape and digit are the tasks the demo reports.
-# Digits: a from-scratch ViT reads a handwritten digit only after far more examples than a colour, and it also has
-# to learn where the digit is and how big. Fixed placement (--digit-jitter 0; a ViT probe reads held-out digits at
-# 92% vs 71% with jitter after 1000 steps) and a digit-heavy world (over half of the images are digits; with 800
-# vs 3000 digit images a probe reads 15% vs 44%, so more images help) make it learnable here. MCQ letters and yes/no stay at chance at this size whatever their share, so most questions get
-# short answers (with the default mix held-out digit stayed at chance). Measured: 1500 images with jitter and the
-# default mix: open digit 9%; this world with 4000 stage III steps 9-36%, with 5000 steps 45% (shape 100%).
-# Budgets: the judge reads captions by likelihood, so it is only as good as the model it starts from can see;
-# the captioner (captions + short answers) is where the steps go, and the judge and SAILViT start from it.
-# Measured on the 8000-image world (held-out pairs, corrupted captions rejected / correct kept): captioner 4000
-# steps + judge 500 (lr 1e-3): 66% / 84% (digit 50%); captioner alone 6000 steps: 94% / 90% (digit 88%); captioner
-# 5800 + judge 200 at lr 3e-4 (the default): 89% / 89% (digit 81%); captioner 6500: 84% / 88%, and make demo took
-# 13.9 min. SAILViT then needs few steps on top of the captioner (final open answers 100 / 100 / 39% at 5800).
+# One large object per image: the tiny model learns to find small objects only after many thousands of steps;
+# colour, shape and digit are the tasks the demo reports. Digits: a from-scratch ViT reads a handwritten digit only
+# after far more examples than a colour, and it also has to learn where the digit is and how big, so digits are
+# placed without jitter and make up over half of the images. MCQ letters and yes/no stay at chance at this size
+# whatever their share, so most questions get short answers. Budgets: the judge reads captions by likelihood, so it
+# is only as good as the model it starts from can see; the captioner (captions + short answers) is where the steps
+# go, and the judge and SAILViT start from it. The runs behind each choice: BENCHMARKS.md, "The demo".
 WORLD_FLAGS = ["--max-objects", "1", "--object-scale", "2.0", "--tasks", "colour,shape,digit",
                "--kind-weights", "digits=4", "--digit-jitter", "0",
                "--style-weights", "short=0.8,mcq=0.1,open=0.1", "--yesno-prob", "0.1"]  # fmt: skip
@@ -88,8 +81,8 @@ def write_curated_recipe(p: DemoPaths) -> tuple[Path, list[str]]:
     captions = [s for s in captions if s["weight"] > 0]
     sft = [s for s in sft if s["weight"] > 0]
     # Stages II-III: detailed captions are ~20 answer tokens against 1-2 for a QA answer, and the loss is a
-    # mean over target tokens, so at their record share they would drown the questions (measured: held-out
-    # colour near chance). They keep CAPTION_SHARE of the samples; the SFT records share the rest evenly.
+    # mean over target tokens, so at their record share they would drown the questions (held-out colour stays
+    # near chance). They keep CAPTION_SHARE of the samples; the SFT records share the rest evenly.
     sft_records = sum(s["weight"] for s in sft)
     caption_records = sum(s["weight"] for s in captions)
     scale = CAPTION_SHARE / (1 - CAPTION_SHARE) * sft_records / max(caption_records, 1.0)

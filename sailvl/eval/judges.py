@@ -112,14 +112,17 @@ class LocalJudge:
                 load_model(self.model_dir, device=self.device),
                 SailVLProcessor.from_pretrained(self.model_dir),
             )
-        torch.manual_seed(self.seed)  # sampled retries are reproducible
-        reply = generate(
-            *self._loaded,
-            [GenRequest(images=[], question=prompt)],
-            max_new_tokens=max_tokens,
-            do_sample=temperature > 0,
-            temperature=temperature if temperature > 0 else 1.0,
-        )[0]
+        # Sampled retries are reproducible (seeded per call) without reseeding the caller's RNG: generate samples
+        # from the global generators, and manual_seed reseeds every GPU too, so all of them are forked.
+        with torch.random.fork_rng(devices=range(torch.cuda.device_count()), device_type="cuda"):
+            torch.manual_seed(self.seed)
+            reply = generate(
+                *self._loaded,
+                [GenRequest(images=[], question=prompt)],
+                max_new_tokens=max_tokens,
+                do_sample=temperature > 0,
+                temperature=temperature if temperature > 0 else 1.0,
+            )[0]
         return reply.strip()
 
 

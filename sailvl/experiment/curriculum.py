@@ -32,8 +32,8 @@ class Budgets:
 
 
 QUICK = Budgets(Size(120, 20, 10), 8, (8, 8, 8), 0)
-# At 2000 images, 2 x 500 pretraining and 3000 SFT samples (~360 steps) every checkpoint scored 3-18% open answers
-# (chance). 8000 images give ~13K SFT records in stages of unequal size (the split keeps every score rising); each
+# Smaller budgets left every checkpoint at chance (EXPERIMENTS.md, "What was tried before these budgets").
+# 8000 images give ~13K SFT records in stages of unequal size (the split keeps every score rising); each
 # SFT stage reads a record at most once. 6000 SFT samples: what fit the session's compute for 3 seeds.
 FULL = Budgets(Size(8000, 100, None), 1500, (1500, 3000, 1500), 250)
 

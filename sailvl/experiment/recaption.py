@@ -34,9 +34,8 @@ class Budgets:
 
 
 QUICK = Budgets(Size(120, 20, 10), 4, 2, 16, 16, (8, 8, 8))
-# Sized off the floor. With 2 x 1500 pretraining samples and 1200 SFT samples every arm scored 7-11% open answers
-# (chance); in `scaling`, even 1M pretraining tokens followed by 2000 SFT samples stayed there: the tiny model needs
-# thousands of SFT samples to learn to answer at all. So: 8000 SFT samples per arm, 2 x 3000 pretraining samples,
+# Sized off the floor: the tiny model needs thousands of SFT samples to learn to answer at all (smaller budgets
+# left every arm at chance; EXPERIMENTS.md). So: 8000 SFT samples per arm, 2 x 3000 pretraining samples,
 # and the whole alt-text pool recaptioned, so the curated arm is not a tenth of the others' size.
 FULL = Budgets(Size(4000, 100, None), 2000, 200, 4000, 3000, (4000, 2000, 2000))
 
