@@ -151,6 +151,7 @@ def test_merged_export_equals_base_plus_adapters_and_adapter_dir_loads_in_peft(w
     torch.testing.assert_close(_logits(peft_model, batch), expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow  # ~29 s: two short training runs
 def test_lora_resume_is_exact(world, tmp_path):
     from sailvl.model import load_model
     from sailvl.train.trainer import train_recipe
