@@ -17,21 +17,36 @@ def model_info(
         str, typer.Argument(help="A preset name (tiny, sailvl-2b, ...) or a model directory.")
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    trainable: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trainable", help="A stage's `trainable` glob (repeatable): also count what it trains."
+        ),
+    ] = None,
+    lora_target: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--lora-target", help="A stage's `lora.targets` glob (repeatable): count with adapters."
+        ),
+    ] = None,
+    lora_r: Annotated[int, typer.Option("--lora-r", help="LoRA rank for --lora-target.")] = 8,
 ) -> None:
     """Parameter counts (vision, projector, llm, total) and image tokens per tile, built on the meta device;
     for a released SAIL-VL checkpoint (as shipped or converted) also its family, tower, LLM, chat template and
-    tile settings."""
+    tile settings; with --trainable / --lora-target, also the parameters such a stage trains (LoRA: adapters,
+    base frozen)."""
     from sailvl.data.processor_files import release_tile_settings
     from sailvl.model.info import model_info as compute_info
 
-    info = compute_info(preset_or_dir)
+    info = compute_info(preset_or_dir, trainable, lora_target, lora_r)
     if "family" in info:
         info |= release_tile_settings(Path(preset_or_dir)) or {}
     if as_json:
         print(json.dumps(info))
         return
+    counts = ("vision", "projector", "llm", "total", "adapters", "trainable")
     for key, value in info.items():
-        shown = f"{value:,} ({value / 1e6:.2f}M)" if key in ("vision", "projector", "llm", "total") else value
+        shown = f"{value:,} ({value / 1e6:.2f}M)" if key in counts else value
         print(f"{key:>22}: {shown}")
 
 

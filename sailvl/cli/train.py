@@ -32,6 +32,11 @@ def train_command(
     out: Path = typer.Option(
         Path("runs/train"), "--out", help="Output directory (checkpoints, exports, metrics)."
     ),
+    keep_adapters: bool = typer.Option(
+        False,
+        "--keep-adapters",
+        help="Stages with `lora`: also write the PEFT adapter directory (export/adapter) beside the merged export.",
+    ),
     check: bool = typer.Option(
         False,
         "--check",
@@ -40,10 +45,13 @@ def train_command(
 ) -> None:
     """Train a recipe's stages; the same command runs under `torchrun --nproc_per_node N -m sailvl.cli train ...`."""
     from sailvl.train.check import check_recipe
+    from sailvl.train.recipe import keep_all_adapters
     from sailvl.train.recipe_files import load_recipe
     from sailvl.train.trainer import train_recipe
 
     loaded = load_recipe(recipe, overrides or [])
+    if keep_adapters:
+        keep_all_adapters(loaded)
     if check:
         for line in check_recipe(loaded, out):
             typer.echo(line)

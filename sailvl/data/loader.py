@@ -270,9 +270,11 @@ class SailLoader:
         workers = self.config.num_workers
         dataset = _WorkerDataset(self, self.consumed % max(workers, 1))
         kwargs = {"prefetch_factor": self.config.prefetch_factor} if workers else {}
+        # Its own generator: DataLoader otherwise draws its worker seed from the global RNG here, after a resume
+        # restored it, so dropout after a resume would differ from the uninterrupted run.
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=None, num_workers=workers, collate_fn=_identity,
-            pin_memory=self.config.pin_memory, **kwargs,
+            pin_memory=self.config.pin_memory, generator=torch.Generator().manual_seed(self.seed), **kwargs,
         )  # fmt: skip
         try:
             for batch in loader:

@@ -12,7 +12,8 @@ from sailvl.model.convert import tokenizer_image_token_id
 from sailvl.model.convert_config import remote_config_to_hf
 from sailvl.model.families import Family, get_family
 from sailvl.model.loading import read_model_config
-from sailvl.model.params import count_parameters
+from sailvl.model.lora import adapter_parameter_count, inject_lora, lora_config, lora_targets
+from sailvl.model.params import count_parameters, set_trainable
 from sailvl.model.presets import (
     MODEL_TYPES,
     PRESETS,
@@ -50,10 +51,19 @@ def _describe(config, family: Family) -> dict[str, str]:
     }
 
 
-def model_info(preset_or_dir: str) -> dict:
+def model_info(
+    preset_or_dir: str,
+    trainable: list[str] | None = None,
+    lora_targets_globs: list[str] | None = None,
+    lora_r: int = 8,
+) -> dict:
     """`{"vision","projector","llm","total"}` parameter counts (elements), `image_tokens_per_tile` and
     `tile_size` (pixels); for a released checkpoint (as shipped or converted) also its family, tower, LLM,
-    select_layer and `<IMG_CONTEXT>` id. The model is built on the meta device: no weight memory is used."""
+    select_layer and `<IMG_CONTEXT>` id. The model is built on the meta device: no weight memory is used.
+
+    With `trainable` globs and/or `lora_targets_globs` (rank `lora_r`), as a recipe stage sets them, also
+    `trainable` (what that stage would train) and, with LoRA, `adapters`; the counts then include the adapters.
+    """
     path = Path(preset_or_dir)
     family = None
     if preset_or_dir in PRESETS:
@@ -64,9 +74,17 @@ def model_info(preset_or_dir: str) -> dict:
         raise SailvlError(
             f"{preset_or_dir!r} is neither a model directory nor a preset; known presets: {', '.join(sorted(PRESETS))}"
         )
-    counts = count_parameters(build_from_config(config, device="meta"))
-    info = counts | {
-        "image_tokens_per_tile": image_tokens_per_tile(config),
-        "tile_size": tile_size_of(config),
-    }
+    model = build_from_config(config, device="meta")
+    extra = {}
+    if lora_targets_globs:
+        inject_lora(model, lora_config(lora_targets(model, lora_targets_globs), lora_r, 2 * lora_r, 0.0), 0)
+        extra["adapters"] = adapter_parameter_count(model)
+    if trainable is not None or lora_targets_globs:
+        rows = set_trainable(model, trainable or [])
+        extra["trainable"] = sum(row["trainable"] for row in rows)
+    info = (
+        count_parameters(model)
+        | extra
+        | {"image_tokens_per_tile": image_tokens_per_tile(config), "tile_size": tile_size_of(config)}
+    )
     return info | (_describe(config, family) if family is not None else {})

@@ -18,6 +18,26 @@ _PREFIXES = (
 )
 
 
+# peft's LoRA names: `<layer>.lora_A.default.weight` trains, `<layer>.base_layer.weight` is the wrapped Linear.
+_ADAPTER_PARTS = (".lora_A.", ".lora_B.")
+_BASE_PART = ".base_layer."
+
+
+def is_adapter_param(name: str) -> bool:
+    """True for a LoRA adapter parameter (lora_A / lora_B, peft's naming)."""
+    return any(part in name for part in _ADAPTER_PARTS)
+
+
+def is_wrapped_base_param(name: str) -> bool:
+    """True for a parameter of a Linear that a LoRA layer wraps (frozen while its adapters train)."""
+    return _BASE_PART in name
+
+
+def base_param_name(name: str) -> str:
+    """The name a LoRA-wrapped parameter has in the plain model (`x.base_layer.weight` -> `x.weight`)."""
+    return name.replace(_BASE_PART, ".")
+
+
 def module_alias(param_name: str) -> str:
     """Map an HF parameter name to `vision.<rest>`, `projector.<rest>` or `llm.<rest>` (lm_head -> llm.lm_head)."""
     for prefix, alias in _PREFIXES:
@@ -47,6 +67,8 @@ def set_trainable(model: nn.Module, globs: list[str]) -> list[dict]:
     Globs are over aliased names, e.g. `["projector.*"]`, `["vision.*", "projector.*"]`, `["*"]`,
     `["llm.layers.1*"]`. A glob matching nothing raises (it is almost always a typo). Returns one row per
     group: `{"module", "params", "trainable", "frozen"}` (counts in elements) for the freeze table.
+    In a model with LoRA layers (`sailvl.model.lora`) the adapters always train and the Linear layers they wrap
+    stay frozen, whatever the globs say.
     """
     matched = dict.fromkeys(globs, False)
     for name, param in model.named_parameters():
@@ -54,7 +76,8 @@ def set_trainable(model: nn.Module, globs: list[str]) -> list[dict]:
         hits = [g for g in globs if fnmatch.fnmatchcase(alias, g)]
         for g in hits:
             matched[g] = True
-        param.requires_grad_(bool(hits))
+        trains = bool(hits) and not is_wrapped_base_param(name)
+        param.requires_grad_(trains or is_adapter_param(name))
     unused = [g for g, hit in matched.items() if not hit]
     if unused:
         raise SailvlError(

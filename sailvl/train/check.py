@@ -5,12 +5,15 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from sailvl.data.readers import list_files
 from sailvl.errors import ConfigError, SailvlError
 from sailvl.model.build import build_from_config, set_vision_drop_path
 from sailvl.model.params import GROUPS, module_alias, set_trainable
+from sailvl.train.lora import add_stage_lora, check_quantize, fully_trained_modules
+from sailvl.train.parallel import DistInfo
 from sailvl.train.recipe import Recipe, StageConfig
 from sailvl.train.start import StageStart, resolve_start, start_config
 
@@ -35,7 +38,14 @@ def check_recipe(recipe: Recipe, out_dir: str | Path) -> list[str]:
         if id(config) not in models:  # one meta model per distinct start (stages of a run share one)
             models[id(config)] = build_from_config(config, device="meta")
         model, previous_config = models[id(config)], config
+        if stage.lora is not None:  # adapters change the model: this stage gets its own meta model
+            model = _lora_model(config, stage, index)
         trainable = _check_params(model, stage, index)
+        if stage.lora is not None and stage.lora.keep_adapters:
+            try:
+                fully_trained_modules(model)
+            except SailvlError as exc:
+                raise ConfigError(f"stages.{index}.lora.keep_adapters: {exc}") from None
         total = sum(p.numel() for p in model.parameters())
         budget = ", ".join(f"{v:,} {k}" for k, v in stage.budget.model_dump().items() if v is not None)
         lines.append(
@@ -120,6 +130,20 @@ def _check_params(model: nn.Module, stage: StageConfig, index: int) -> int:
     except SailvlError as exc:
         raise ConfigError(f"stages.{index}.vision_drop_path: {exc}") from None
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _lora_model(config, stage: StageConfig, index: int) -> nn.Module:
+    try:
+        check_quantize(
+            stage.lora, DistInfo(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+        )
+    except SailvlError as exc:
+        raise ConfigError(f"stages.{index}.{exc}") from None
+    try:  # the adapters' layers only: no weights to quantise on the meta device
+        spec = stage.lora.model_copy(update={"quantize": None})
+        return add_stage_lora(build_from_config(config, device="meta"), spec, 0, None)
+    except SailvlError as exc:
+        raise ConfigError(f"stages.{index}.lora.targets: {exc}") from None
 
 
 def _describe_start(start: StageStart) -> str:

@@ -14,7 +14,16 @@ from transformers import InternVLConfig, InternVLForConditionalGeneration
 from sailvl.errors import SailvlError
 from sailvl.model import load_model, save_model
 from sailvl.model.loading import read_model_config
+from sailvl.model.lora import adapter_config
 from sailvl.train.checkpoint import TRAINER_STATE, is_complete, read_trainer_state, write_trainer_state
+from sailvl.train.lora import (
+    ADAPTER_DIR,
+    dequantized_state_dict,
+    fully_trained_modules,
+    is_quantized,
+    merge_adapters,
+    split_lora_state,
+)
 from sailvl.train.parallel import DistInfo, barrier
 
 
@@ -45,20 +54,39 @@ def is_exported(path: Path) -> bool:
     )
 
 
-def export_hf(model: nn.Module, processor, out_dir: Path, info: DistInfo, trainer_state: dict) -> Path:
+def export_hf(
+    model: nn.Module,
+    processor,
+    out_dir: Path,
+    info: DistInfo,
+    trainer_state: dict,
+    keep_adapters: bool = False,
+) -> Path:
     """Save `model` + `processor` to `out_dir`: sailvl's `load_model` loads it, and with an InternViT tower
     so do AutoModelForImageTextToText / AutoProcessor (other towers are marked `sailvl_internvl`, which plain
     transformers refuses; see sailvl.model.loading).
 
     Collective under FSDP. Written to a temporary directory and renamed, with trainer_state.json
-    ({step, tokens_seen, samples_seen, stage}) beside the weights for scaling fits.
+    ({step, tokens_seen, samples_seen, stage}) beside the weights for scaling fits. A model with LoRA adapters
+    is exported with them merged; `keep_adapters` also writes the PEFT adapter directory as `out_dir`/adapter.
     """
     out_dir = Path(out_dir)
-    state = full_state_dict(model)
+    lora = adapter_config(model)
+    state = (
+        dequantized_state_dict(model) if lora is not None and is_quantized(model) else full_state_dict(model)
+    )
     if info.is_main:
         tmp = out_dir.with_name(f".tmp-{out_dir.name}")
         shutil.rmtree(tmp, ignore_errors=True)
-        export_model = _fresh_cpu_model(model.config, state)
+        if lora is None:
+            export_model = _fresh_cpu_model(model.config, state)
+        else:
+            plain, adapters = split_lora_state(state)
+            adapter_dir = tmp / ADAPTER_DIR if keep_adapters else None
+            trained = fully_trained_modules(model) if keep_adapters else []
+            export_model = merge_adapters(
+                _fresh_cpu_model(model.config, plain), adapters, lora, trained, adapter_dir
+            )
         save_model(export_model, tmp)
         processor.save_pretrained(tmp)
         write_trainer_state(tmp, trainer_state)

@@ -144,12 +144,42 @@ class Budget(SailConfig):
         return self
 
 
+class LoraSpec(SailConfig):
+    """LoRA adapters (through peft) on a stage's Linear layers: the targeted layers' base weights stay frozen and
+    low-rank adapters train beside them; exports merge the adapters into plain weights."""
+
+    r: int = Field(8, ge=1, description="Adapter rank.")
+    alpha: float = Field(
+        16.0, gt=0, description="Adapter scale numerator: the update is (alpha / r) * B @ A."
+    )
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapters' input (0: deterministic).")
+    targets: list[str] = Field(
+        min_length=1,
+        description=(
+            "Globs over module aliases of Linear layers (as in `trainable`, without the parameter name): "
+            "llm.*.self_attn.*_proj, llm.*.mlp.*_proj, vision.*.attention.*_proj, projector.linear_1. "
+            "The LM head is never targeted (it is tied to the embeddings)."
+        ),
+    )
+    keep_adapters: bool = Field(
+        False,
+        description=(
+            "Also write the PEFT adapter directory (export/adapter: adapter_config.json + "
+            "adapter_model.safetensors, over the stage's start model) beside the merged export."
+        ),
+    )
+    quantize: Literal["4bit"] | None = Field(
+        None,
+        description="QLoRA: hold the targeted base layers in 4-bit NF4 through bitsandbytes (CUDA, one process).",
+    )
+
+
 class StageConfig(SailConfig):
     """One training stage; its behaviour comes only from these fields."""
 
     name: str = Field(description="Stage name; also its output subdirectory.")
     trainable: list[str] = Field(
-        description="Globs over module-alias parameter names (vision.*, llm.*, ...)."
+        description="Globs over module-alias parameter names (vision.*, llm.*, ...); may be [] with `lora`."
     )
     lr: float = Field(gt=0, description="Peak learning rate of parameters not matched by lr_groups.")
     lr_groups: dict[str, float] = Field(
@@ -180,6 +210,13 @@ class StageConfig(SailConfig):
     reinit: list[str] = Field(
         default_factory=list, description="Module aliases to re-initialise (projector)."
     )
+    lora: LoraSpec | None = Field(
+        None,
+        description=(
+            "Train LoRA adapters on these Linear layers (their base weights frozen); `trainable` still names "
+            "what trains fully beside them (e.g. projector.*)."
+        ),
+    )
     vision_drop_path: float | None = Field(
         None,
         ge=0,
@@ -196,6 +233,12 @@ class StageConfig(SailConfig):
     keep_last: int = Field(2, ge=1, description="Checkpoints kept on disk.")
     max_bad_steps: int = Field(10, ge=0, description="Abort after this many non-finite (skipped) steps.")
     log_every: int = Field(1, ge=1, description="Write metrics every N steps.")
+
+    @model_validator(mode="after")
+    def _something_trains(self) -> StageConfig:
+        if not self.trainable and self.lora is None:
+            raise ValueError("trainable is empty and there is no lora: nothing would train")
+        return self
 
 
 class SftCurriculum(SailConfig):
@@ -282,6 +325,15 @@ class Recipe(SailConfig):
         if stage.pack_length is not None:
             data["max_tokens"] = stage.pack_length
         return data
+
+
+def keep_all_adapters(recipe: Recipe) -> None:
+    """`sailvl train --keep-adapters`: set `lora.keep_adapters` on every stage with `lora` (none is an error)."""
+    stages = [s for s in recipe.stages if s.lora is not None]
+    if not stages:
+        raise ConfigError(f"--keep-adapters: recipe {recipe.name} has no stage with `lora`")
+    for stage in stages:
+        stage.lora.keep_adapters = True
 
 
 def _data_key(stage: StageConfig, index: int, loc: list[str]) -> str:

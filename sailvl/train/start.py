@@ -24,6 +24,7 @@ from sailvl.model.params import module_alias
 from sailvl.model.presets import config_from_dict
 from sailvl.train.checkpoint import TRAINER_STATE, read_trainer_state
 from sailvl.train.export import is_exported
+from sailvl.train.lora import add_stage_lora, check_quantize
 from sailvl.train.parallel import DistInfo
 from sailvl.train.recipe import Recipe, StageConfig
 
@@ -153,21 +154,30 @@ def start_model(recipe: Recipe, start: StageStart, stage: StageConfig, info: Dis
     One process gets the loaded model itself. With several, every rank builds the model on the meta device
     and only rank 0 reads the weights (and re-initialises `stage.reinit`); after sharding, the trainer
     broadcasts them tensor by tensor into each rank's shards, so no other rank holds a full copy. A preset
-    with `parallel.meta_init` reads nothing: every rank initialises its shards.
+    with `parallel.meta_init` reads nothing: every rank initialises its shards. A stage with `lora` gets its
+    adapters here, before sharding (seeded: the same on every rank and in one process).
     """
+    check_quantize(stage.lora, info)
     config, processor = start_config(recipe, start)
     seed = recipe.seed + recipe.stages.index(stage)
     random_shards = start.kind == "preset" and recipe.parallel.meta_init
+    if stage.lora is not None and random_shards:
+        raise SailvlError(
+            f"stage {stage.name}: lora needs start weights to adapt; parallel.meta_init builds a random preset"
+        )
     if info.world_size == 1 and not random_shards:
         model = read_start_weights(recipe, start, config)
         if stage.reinit:
             reinit_modules(model, stage.reinit, seed)
-        return StartedModel(model, processor)
-    started = StartedModel(build_from_config(config, device="meta"), processor, broadcast=not random_shards)
+        return StartedModel(add_stage_lora(model, stage.lora, seed, start.path), processor)
+    meta_model = add_stage_lora(build_from_config(config, device="meta"), stage.lora, seed, start.path)
+    started = StartedModel(meta_model, processor, broadcast=not random_shards)
     if info.is_main and started.broadcast:
         source = read_start_weights(recipe, start, config)
         if stage.reinit:
             reinit_modules(source, stage.reinit, seed)
+        # The adapters' start values travel with the base weights, so every rank starts as one process would.
+        source = add_stage_lora(source, stage.lora, seed, start.path)
         started.model.generation_config = source.generation_config
         started.full_state = source.state_dict()
     return started

@@ -167,7 +167,8 @@ def run_stage(ctx: StageContext, stage: StageConfig) -> Path:
         _upgrade_state(state, start.clock)
         log.info("stage %s resumed from %s at step %d", stage.name, resume_from, state["step"])
     _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype, switches)
-    export_hf(model, processor, export_dir, info, {**state, "done": True})
+    keep_adapters = stage.lora is not None and stage.lora.keep_adapters
+    export_hf(model, processor, export_dir, info, {**state, "done": True}, keep_adapters)
     if info.is_main:
         log.info("stage %s exported to %s", stage.name, export_dir)
     return export_dir
