@@ -73,3 +73,24 @@ def test_short_finetune_run_exports_a_model_that_converts_back_to_the_release(co
     back = load_file(root / "back" / "model.safetensors")
     assert sorted(back) == sorted(release["weights"])  # the stored tied head included
     assert json.loads((root / "back" / "config.json").read_text()) == release["config"]
+
+
+def test_finetune_with_lora_merges_adapters_into_the_llm(converted):
+    """The recipe's commented LoRA variant: projector trained fully, adapters on the LLM's projections; the
+    export is a plain model whose LLM projections moved (adapters merged) while its embeddings did not."""
+    root, _ = converted
+    torch.set_num_threads(1)
+    lora = '{r: 4, alpha: 8, dropout: 0.0, targets: ["llm.*.self_attn.*_proj", "llm.*.mlp.*_proj"]}'
+    overrides = ["stages.0.budget.steps=2", "data.max_tokens=1024", "data.num_workers=0", "stages.0.lr=1e-2",
+                 "parallel.activation_checkpointing=false", 'stages.0.trainable=["projector.*"]',
+                 f"stages.0.lora={lora}"]  # fmt: skip
+    assert _run("train", "finetune", *_vars(root), *overrides, "--out", root / "lora-run") == 0
+    export = root / "lora-run" / "sft" / "export"
+    load_model(export)  # strict: a plain export, no adapter keys
+    base = load_file(root / "hf" / "model.safetensors")
+    merged = load_file(export / "model.safetensors")
+    assert sorted(merged) == sorted(base)
+    q_proj = next(k for k in base if k.endswith("layers.0.self_attn.q_proj.weight"))
+    embed = next(k for k in base if k.endswith("embed_tokens.weight"))
+    assert not torch.equal(base[q_proj], merged[q_proj])  # adapters merged
+    assert torch.equal(base[embed], merged[embed])  # frozen base untouched
