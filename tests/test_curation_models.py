@@ -204,12 +204,11 @@ def test_judge_decodes_each_image_once(world_and_model, monkeypatch):
 
     root, model_dir = world_and_model
     images = sorted(str(p) for p in (root / "world" / "images").glob("*.png"))[:3]
-    # A model step decodes every image with infer.generate.as_image, through the load_image that module imports
-    # (the module itself: `sailvl.infer.generate` is the function the package re-exports).
-    gen_module = importlib.import_module("sailvl.infer.generate")
-    decode, calls = gen_module.load_image, []
+    # A model step decodes every image with infer.request.as_image, through the load_image that module imports.
+    request_module = importlib.import_module("sailvl.infer.request")
+    decode, calls = request_module.load_image, []
     monkeypatch.setattr(
-        gen_module, "load_image", lambda ref, *a, **k: calls.append(ref) or decode(ref, *a, **k)
+        request_module, "load_image", lambda ref, *a, **k: calls.append(ref) or decode(ref, *a, **k)
     )
     step = build_step({"type": "judge", "model": str(model_dir), "ita_method": "likelihood", "batch_size": 3,
                        "max_new_tokens": 2, "min_alignment": -1e9})  # fmt: skip
