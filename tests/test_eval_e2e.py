@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -99,6 +100,8 @@ def test_untrained_model_scores_zero_and_reruns_resume_and_cached_answers_score_
         assert sorted({items[r["index"]].category for r in rows}) == ["colour", "shape"]
         (known / name).mkdir(parents=True)
         (known / name / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # Pinned to this run's settings (the fingerprints of `out`, made by the same command): reused, not refused.
+    shutil.copy(out / "fingerprints.json", known / "fingerprints.json")
     main([*common, "--out", str(known)])
     results = json.loads((known / "results.json").read_text())
     for name, want in expected.items():
