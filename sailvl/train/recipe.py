@@ -174,6 +174,67 @@ class LoraSpec(SailConfig):
     )
 
 
+class DpoSpec(SailConfig):
+    """Direct preference optimisation (`objective: dpo`): each preference record (a Sample whose last assistant
+    turn is the chosen answer and whose `metadata.rejected` is the rejected one, same images and prompt) trains
+    chosen over rejected against the frozen reference (the stage's starting weights)."""
+
+    beta: float = Field(0.1, gt=0, description="Inverse temperature of the implicit reward (DPO's beta).")
+    loss: Literal["sigmoid", "ipo"] = Field(
+        "sigmoid", description="sigmoid: DPO (Rafailov et al.); ipo: IPO's squared loss (Azar et al.)."
+    )
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=0.5, description="cDPO: the probability that a pair's preference label is flipped."
+    )
+    sft_weight: float = Field(
+        0.0, ge=0, description="Add this times the chosen answers' mean token NLL (RPO-style; 0: pure DPO)."
+    )
+
+
+class GrpoSpec(SailConfig):
+    """RL with verifiable rewards (`objective: grpo`): G sampled answers per prompt, rewards from pluggable
+    functions, advantages normalised within each group; DAPO's options (clip-higher, token-level loss, dynamic
+    sampling) are switches."""
+
+    group_size: int = Field(4, ge=2, description="Answers sampled per prompt (G).")
+    prompts_per_step: int = Field(8, ge=1, description="Prompts per optimizer step on each rank.")
+    max_new_tokens: int = Field(32, ge=1, description="Rollout length cap.")
+    temperature: float = Field(1.0, gt=0, description="Rollout sampling temperature.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Rollout nucleus sampling.")
+    epsilon_low: float = Field(0.2, ge=0, description="PPO clip below 1 (ratio >= 1 - epsilon_low).")
+    epsilon_high: float = Field(
+        0.2, ge=0, description="PPO clip above 1; DAPO's clip-higher sets it above epsilon_low (0.28)."
+    )
+    loss_aggregation: Literal["sequence", "token"] = Field(
+        "sequence",
+        description="sequence: GRPO's mean over each answer's tokens, then over answers; token: DAPO's mean over "
+        "all tokens of the step.",
+    )
+    dynamic_sampling: bool = Field(
+        False, description="DAPO: drop groups whose rewards are all equal (zero advantage) from the update."
+    )
+    kl_beta: float = Field(
+        0.0, ge=0, description="Weight of the k3 KL term to the reference (0: no reference)."
+    )
+    updates_per_rollout: int = Field(
+        1,
+        ge=1,
+        description="Optimizer steps on each batch of rollouts (GRPO's mu); >1 makes the clip matter.",
+    )
+    scale_rewards: bool = Field(
+        True,
+        description="Divide group-centred rewards by the group's std (GRPO); false: Dr. GRPO's centring.",
+    )
+    rewards: dict[str, float] = Field(
+        default_factory=lambda: {"exact_match": 1.0},
+        description="Reward function name (sailvl.train.rewards) -> weight; the reward is the weighted sum.",
+    )
+    backend: Literal["transformers", "vllm"] = Field(
+        "transformers",
+        description="Rollout generation: transformers generate, or vLLM (GPU, when installed).",
+    )
+
+
 class StageConfig(SailConfig):
     """One training stage; its behaviour comes only from these fields."""
 
@@ -217,6 +278,14 @@ class StageConfig(SailConfig):
             "what trains fully beside them (e.g. projector.*)."
         ),
     )
+    objective: Literal["sft", "dpo", "grpo"] = Field(
+        "sft",
+        description="What the stage optimises: sft (token cross entropy), dpo (preference pairs), grpo (RL).",
+    )
+    dpo: DpoSpec | None = Field(None, description="DPO settings (objective: dpo; defaults when omitted).")
+    grpo: GrpoSpec | None = Field(
+        None, description="GRPO / DAPO settings (objective: grpo; defaults when omitted)."
+    )
     vision_drop_path: float | None = Field(
         None,
         ge=0,
@@ -238,6 +307,13 @@ class StageConfig(SailConfig):
     def _something_trains(self) -> StageConfig:
         if not self.trainable and self.lora is None:
             raise ValueError("trainable is empty and there is no lora: nothing would train")
+        for name in ("dpo", "grpo"):
+            if getattr(self, name) is not None and self.objective != name:
+                raise ValueError(f"{name} settings are given but objective is {self.objective!r}")
+        if self.objective == "dpo" and self.dpo is None:
+            self.dpo = DpoSpec()
+        if self.objective == "grpo" and self.grpo is None:
+            self.grpo = GrpoSpec()
         return self
 
 

@@ -129,6 +129,8 @@ def run_stage(ctx: StageContext, stage: StageConfig) -> Path:
     if ctx.resume == "auto" and is_exported(export_dir):
         log.info("stage %s is already exported in %s; skipping", stage.name, export_dir)
         return export_dir
+    if stage.objective != "sft":
+        raise SailvlError(f"stage {stage.name}: objective {stage.objective!r} is not implemented yet")
     stage_index = recipe.stages.index(stage)
     seed_everything(recipe.seed + stage_index)
     start = resolve_start(recipe, ctx.out_dir, stage)
