@@ -12,6 +12,14 @@ from sailvl.demo.pipeline import WORLD_FLAGS
 from sailvl.demo.report import bench_label
 from sailvl.demo.runner import Command, StepRunner
 from sailvl.errors import SailvlError
+from sailvl.experiment.stats import (
+    Interval,
+    control_gaps,
+    controls_sentence,
+    paired_differences,
+    t_interval,
+    verdict_word,
+)
 
 BENCHES = ("synth_vqa", "synth_mcq", "synth_yesno")
 # The format a tiny model learns at this scale (MCQ letters and yes/no stay near chance; BENCHMARKS.md):
@@ -144,11 +152,42 @@ def final(summary: dict, arm: str, metric: str = HEADLINE) -> dict:
     return points[-1]["metrics"][metric]
 
 
-def beats(a: dict, b: dict) -> bool:
-    """True when mean a exceeds mean b by more than the larger of their seed standard deviations."""
-    return a["mean"] - b["mean"] > max(a["std"], b["std"])
-
-
 def fmt(v: dict) -> str:
     """`mean +- std` of a mean_std dict, one decimal."""
     return f"{v['mean']:.1f} +- {v['std']:.1f}"
+
+
+def final_values(summary: dict, arm: str, metric: str = HEADLINE) -> list[float]:
+    """Per-seed values of `metric` at an arm's last point, in the summary's seed order ([] when not evaluated)."""
+    points = summary["arms"].get(arm)
+    return list(points[-1]["metrics"][metric]["values"]) if points else []
+
+
+def seed_control_gaps(summary: dict, controls: tuple[str, str] | None, metric: str = HEADLINE) -> list[float]:
+    """Positive minus negative control at their last points, per seed ([] without controls or results)."""
+    if controls is None:
+        return []
+    positive, negative = (final_values(summary, arm, metric) for arm in controls)
+    if not positive or len(positive) != len(negative):
+        return []
+    return control_gaps(positive, negative)
+
+
+def paired_effect(summary: dict, treatment: str, baseline: str, metric: str = HEADLINE) -> Interval | None:
+    """t interval over seeds of treatment minus baseline at their last points (same items per seed)."""
+    a, b = final_values(summary, treatment, metric), final_values(summary, baseline, metric)
+    if not a or len(a) != len(b):
+        return None
+    return t_interval(paired_differences(a, b))
+
+
+def verdict_head(summary: dict, controls: tuple[str, str] | None, effect: Interval | None) -> str:
+    """`WORD (controls clause; effect clause)`: the start of every experiment's verdict string."""
+    gaps = summary.get("control_gap_per_seed")
+    gaps = seed_control_gaps(summary, controls) if gaps is None else gaps
+    word = verdict_word(gaps, effect)
+    clauses = [controls_sentence(gaps, controls)]
+    if effect is not None:
+        clauses.append(f"paired effect {effect.mean:+.1f} points, 95% t interval [{effect.low:.1f}, {effect.high:.1f}] "
+                       f"over {effect.n} seed(s)")  # fmt: skip
+    return f"{word} ({'; '.join(clauses)})"

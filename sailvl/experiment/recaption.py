@@ -13,12 +13,26 @@ from sailvl.demo.layout import export_dir
 from sailvl.demo.pipeline import PIPELINES
 from sailvl.demo.runner import Command
 from sailvl.errors import SailvlError
-from sailvl.experiment.base import SeedDirs, Size, Step, beats, eval_command, final, fmt, synth_command
+from sailvl.experiment.base import (
+    SeedDirs,
+    Size,
+    Step,
+    eval_command,
+    final,
+    fmt,
+    paired_effect,
+    synth_command,
+    verdict_head,
+)
 
 NAME = "recaption"
 CLAIM = ("SAIL-VL pretraining-data ablation (overall score): SAIL-Caption 54.36 > BLIP3-KALE 53.06 > "
          "DataComp-LLaVA 49.08; curated recaptions beat raw alt-text.")  # fmt: skip
 ARMS = ("raw-alt-text", "curated-recaptions", "gold-captions")
+EFFECT = ("curated-recaptions", "raw-alt-text")  # treatment, baseline
+# Positive / negative control arms (issue 27: gold captions vs captions shuffled across images) are not built yet:
+# until they are, every verdict is `insensitive`.
+CONTROLS: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,14 +117,14 @@ def _arm_steps(d: SeedDirs, arm: str, captions: Path, b: Budgets, seed: int) -> 
 
 
 def verdict(summary: dict) -> str:
-    """Reproduced when curated recaptions beat raw alt-text by more than a seed standard deviation."""
+    """`insensitive` unless the controls separate in every seed; then the paired curated-minus-raw interval."""
     missing = [a for a in ARMS if not summary["arms"].get(a)]
     if missing:
-        return f"not reproduced: no evaluated runs of {', '.join(missing)} (curation kept no records?)"
+        return f"insensitive: no evaluated runs of {', '.join(missing)} (curation kept no records?)"
     raw, curated, gold = (final(summary, a) for a in ARMS)
-    ok = beats(curated, raw)
-    return (f"{'reproduced' if ok else 'not reproduced'} at this scale: open-answer score raw alt-text {fmt(raw)}, "
-            f"curated recaptions {fmt(curated)}, gold captions (upper bound) {fmt(gold)}")  # fmt: skip
+    head = verdict_head(summary, CONTROLS, paired_effect(summary, *EFFECT))
+    return (f"{head}: open-answer score raw alt-text {fmt(raw)}, curated recaptions {fmt(curated)}, "
+            f"gold captions {fmt(gold)}")  # fmt: skip
 
 
 def _kept(path: Path) -> int:

@@ -17,7 +17,15 @@ from rich.console import Console
 
 from sailvl.demo.runner import StepRunner
 from sailvl.errors import SailvlError
-from sailvl.experiment.base import SUMMARY, SeedDirs, collect, finished_commands, run_steps, samples_x
+from sailvl.experiment.base import (
+    SUMMARY,
+    SeedDirs,
+    collect,
+    finished_commands,
+    run_steps,
+    samples_x,
+    seed_control_gaps,
+)
 from sailvl.experiment.report import write_experiment_report
 
 
@@ -71,6 +79,17 @@ def run_experiment(
     summary = {"experiment": experiment.NAME, "quick": quick, "seeds": seed_list,
                "claim": experiment.CLAIM, "x_label": getattr(experiment, "X_LABEL", None), "arms": arms,
                "seconds": sum(c["seconds"] for c in commands), "commands": commands}  # fmt: skip
+    summary["control_gap_per_seed"] = seed_control_gaps(summary, getattr(experiment, "CONTROLS", None))
+    summary["eval_items"] = eval_items([out / f"seed-{s}" for s in seed_list])
     summary["verdict"] = experiment.verdict(summary)
     (out / SUMMARY).write_text(json.dumps(summary, indent=1))
     return write_experiment_report(out)
+
+
+def eval_items(seed_roots: list[Path]) -> dict[str, int]:
+    """Benchmark name -> items scored, from the first evaluated run (every arm of a seed scores the same items)."""
+    for root in seed_roots:
+        for path in sorted((root / "eval").glob("*/*/results.json")):
+            benchmarks = json.loads(path.read_text()).get("benchmarks", {})
+            return {name: int(bench.get("n", 0)) for name, bench in sorted(benchmarks.items())}
+    return {}

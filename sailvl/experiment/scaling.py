@@ -14,12 +14,14 @@ from sailvl.experiment.base import (
     SeedDirs,
     Size,
     Step,
-    beats,
     eval_command,
     final,
     fmt,
+    paired_effect,
     synth_command,
+    verdict_head,
 )
+from sailvl.experiment.stats import Interval
 from sailvl.train.checkpoint import read_trainer_state
 
 NAME = "scaling"
@@ -27,6 +29,9 @@ CLAIM = ("SAIL-VL: the benchmark score grows linearly in log(training tokens) in
          "jump when the ViT is unfrozen (stage II).")  # fmt: skip
 X_LABEL = "pretraining tokens (stages I + II, cumulative clock)"
 ARMS = ("vit-unfrozen", "vit-frozen")
+# Controls (issue 27: the largest budget vs none, with shuffled captions showing no slope) are not built yet:
+# until they are, every verdict is `insensitive`.
+CONTROLS: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -99,12 +104,14 @@ def report_section(summary: dict, doc, report_dir: Path) -> None:
 
 
 def verdict(summary: dict) -> str:
-    """Reproduced when the log-linear slope is positive with its 95% interval above 0; the ViT jump is reported."""
+    """`insensitive` unless the controls separate in every seed; then the sign of the log-linear slope's 95%
+    interval (over the grid's seed means); the ViT unfreezing gain is reported beside it."""
     fit = grid_fit(summary).to_dict()
     unfrozen, frozen = final(summary, "vit-unfrozen"), final(summary, "vit-frozen")
-    ok = fit["b"] > 0 and fit["b_interval"][0] > 0
-    jump = "a gain" if beats(unfrozen, frozen) else "no gain beyond seed noise"
-    return (f"{'reproduced' if ok else 'not reproduced'} at this scale: open-answer score = {fit['a']:.2f} + "
-            f"{fit['b']:.2f} ln(tokens), R^2 {fit['r2']:.2f}, b in [{fit['b_interval'][0]:.2f}, "
-            f"{fit['b_interval'][1]:.2f}] over {fit['n']} budgets; unfreezing the ViT at the largest budget: "
-            f"{fmt(unfrozen)} vs frozen {fmt(frozen)} ({jump})")  # fmt: skip
+    slope = Interval(fit["b"], fit["b_interval"][0], fit["b_interval"][1], fit["n"])
+    head = verdict_head(summary, CONTROLS, slope)
+    jump = paired_effect(summary, "vit-unfrozen", "vit-frozen")
+    gain = "" if jump is None else f", paired gain {jump.mean:+.1f} [{jump.low:.1f}, {jump.high:.1f}]"
+    return (f"{head}: open-answer score = {fit['a']:.2f} + {fit['b']:.2f} ln(tokens), R^2 {fit['r2']:.2f}, over "
+            f"{fit['n']} budgets; unfreezing the ViT at the largest budget: {fmt(unfrozen)} vs frozen {fmt(frozen)}"
+            f"{gain}")  # fmt: skip
