@@ -68,7 +68,7 @@ def test_recaption_verdict_with_controls(monkeypatch):
     assert text.startswith("insensitive (controls gold-captions - shuffled-captions = +20.0, +8.0, +28.0")
     seeing = _recaption_summary([50, 52, 48], [30, 40, 20], [45, 47, 44], [30, 31, 29])
     text = recaption.verdict(seeing)
-    assert text.startswith("reproduced (") and "paired effect +15.3 points" in text
+    assert text.startswith("reproduced (") and "paired effect +15.33 points" in text
     worse = _recaption_summary([50, 52, 48], [30, 40, 20], [28, 29, 27], [30, 31, 29])
     assert recaption.verdict(worse).startswith("contradicted")
     mixed = _recaption_summary([50, 52, 48], [30, 40, 20], [35, 25, 33], [30, 31, 29])

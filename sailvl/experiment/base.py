@@ -181,13 +181,21 @@ def paired_effect(summary: dict, treatment: str, baseline: str, metric: str = HE
     return t_interval(paired_differences(a, b))
 
 
-def verdict_head(summary: dict, controls: tuple[str, str] | None, effect: Interval | None) -> str:
-    """`WORD (controls clause; effect clause)`: the start of every experiment's verdict string."""
+def verdict_head(
+    summary: dict,
+    controls: tuple[str, str] | None,
+    effect: Interval | None,
+    label: str = "paired effect",
+    unit: str = "points",
+    over: str = "seed(s)",
+) -> str:
+    """`WORD (controls clause; effect clause)`: the start of every experiment's verdict string. The effect is a
+    paired per-seed difference by default; `label` / `unit` / `over` name another (scaling: the fitted slope)."""
     gaps = summary.get("control_gap_per_seed")
     gaps = seed_control_gaps(summary, controls) if gaps is None else gaps
     word = verdict_word(gaps, effect)
     clauses = [controls_sentence(gaps, controls)]
     if effect is not None:
-        clauses.append(f"paired effect {effect.mean:+.1f} points, 95% t interval [{effect.low:.1f}, {effect.high:.1f}] "
-                       f"over {effect.n} seed(s)")  # fmt: skip
+        clauses.append(f"{label} {effect.mean:+.2f} {unit}, 95% t interval [{effect.low:.2f}, {effect.high:.2f}] "
+                       f"over {effect.n} {over}")  # fmt: skip
     return f"{word} ({'; '.join(clauses)})"

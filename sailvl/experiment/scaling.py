@@ -109,7 +109,7 @@ def verdict(summary: dict) -> str:
     fit = grid_fit(summary).to_dict()
     unfrozen, frozen = final(summary, "vit-unfrozen"), final(summary, "vit-frozen")
     slope = Interval(fit["b"], fit["b_interval"][0], fit["b_interval"][1], fit["n"])
-    head = verdict_head(summary, CONTROLS, slope)
+    head = verdict_head(summary, CONTROLS, slope, "slope b", "points per ln(token)", "budgets (seed means)")
     jump = paired_effect(summary, "vit-unfrozen", "vit-frozen")
     gain = "" if jump is None else f", paired gain {jump.mean:+.1f} [{jump.low:.1f}, {jump.high:.1f}]"
     return (f"{head}: open-answer score = {fit['a']:.2f} + {fit['b']:.2f} ln(tokens), R^2 {fit['r2']:.2f}, over "
