@@ -154,7 +154,10 @@ def test_quick_experiment_end_to_end(name, quick_world, tmp_path):
     for arm in optional - set(summary["arms"]):
         assert f"no evaluated runs of {arm}" in summary["verdict"]
     assert summary["verdict"].startswith("insensitive")  # no controls yet (test_experiment_stats: with them)
-    assert summary["control_gap_per_seed"] == [] and summary["eval_items"]["synth_vqa"] > 0
+    size = module.QUICK.size  # every arm scored the shared test set's first eval_limit items
+    assert summary["control_gap_per_seed"] == [] and summary["eval_items"]["synth_vqa"] == size.eval_limit
+    evals = [c["command"] for c in summary["commands"] if c["command"].startswith("sailvl eval")]
+    assert evals and all(str(out / "shared-test" / "bench" / "synth_vqa.tsv") in c for c in evals)
     md = report.read_text()
     assert f"Verdict: {summary['verdict']}" in md and "(scores.png)" in md
     assert (report.parent / "scores.png").stat().st_size > 5000 and report.with_suffix(".html").is_file()

@@ -31,18 +31,27 @@ SUMMARY = "results.json"
 Step = Command | Callable[[], list[Command]]
 
 
+# The held-out test set every seed and arm of an experiment scores: one world of its own seed, never a training
+# world's seed (those are 0, 1, 2, ...). Each seed's own world bench is its dev set, the only set to size budgets on.
+TEST_SEED = 1_000_003
+TEST_DIR = "shared-test"
+
+
 @dataclass(frozen=True)
 class Size:
-    """World size shared by an experiment's arms: training images, items per benchmark, rows evaluated."""
+    """World size shared by an experiment's arms: training images, items per dev benchmark (the seed world's
+    bench), rows evaluated, and items per benchmark of the shared test set (synth_vqa's split over its 3 tasks)."""
 
     world_images: int
     bench_items: int
     eval_limit: int | None
+    test_items: int = 1500
 
 
 @dataclass
 class SeedDirs:
-    """Where one seed's artefacts live: OUT/seed-S/{world, tiny-model, curate, runs, eval, recipes, logs}."""
+    """Where one seed's artefacts live: OUT/seed-S/{world, tiny-model, curate, runs, eval, recipes, logs}; the
+    test set all seeds share is OUT/shared-test."""
 
     root: Path
 
@@ -50,6 +59,7 @@ class SeedDirs:
         r = self.root
         self.world, self.tiny, self.curate = r / "world", r / "tiny-model", r / "curate"
         self.runs, self.eval, self.recipes = r / "runs", r / "eval", r / "recipes"
+        self.test = r.parent / TEST_DIR
 
 
 def synth_command(d: SeedDirs, size: Size, seed: int) -> Command:
@@ -59,9 +69,17 @@ def synth_command(d: SeedDirs, size: Size, seed: int) -> Command:
     return Command("synthesise the world and a tiny model", args, "synth")
 
 
+def test_set_command(out: Path, size: Size) -> Command:
+    """The shared held-out test world (`TEST_SEED`, the experiments' world settings): only its bench is read."""
+    args = ["synth", "--out", str(out / TEST_DIR), "--n", "20", "--seed", str(TEST_SEED),
+            "--n-bench", str(size.test_items), *WORLD_FLAGS]  # fmt: skip
+    return Command("synthesise the shared test set", args, "shared-test")
+
+
 def eval_command(d: SeedDirs, model: Path, arm: str, point: str, size: Size) -> Command:
-    """`sailvl eval` of `model` on the world's held-out benchmarks into eval/ARM/POINT."""
-    benches = [a for b in BENCHES for a in ("--bench", str(d.world / "bench" / f"{b}.tsv"))]
+    """`sailvl eval` of `model` on the shared test set's benchmarks (the same items for every seed and arm) into
+    eval/ARM/POINT."""
+    benches = [a for b in BENCHES for a in ("--bench", str(d.test / "bench" / f"{b}.tsv"))]
     limit = ["--limit", str(size.eval_limit)] if size.eval_limit else []
     out = d.eval / arm / point
     return Command(f"evaluate {arm} {point}", ["eval", "--model", str(model), *benches, *limit, "--out", str(out)],

@@ -45,7 +45,7 @@ class Budgets:
     eval_every: int
 
 
-QUICK = Budgets(Size(120, 20, 10), 8, (8, 8, 8), 0)
+QUICK = Budgets(Size(120, 20, 10, 20), 8, (8, 8, 8), 0)
 # Smaller budgets left every checkpoint at chance (EXPERIMENTS.md, "What was tried before these budgets").
 # 8000 images give ~13K SFT records in stages of unequal size (the split keeps every score rising); each
 # SFT stage reads a record at most once. 6000 SFT samples: what fit the session's compute for 3 seeds.

@@ -47,7 +47,7 @@ class Budgets:
     sft_samples: tuple[int, int, int]
 
 
-QUICK = Budgets(Size(120, 20, 10), 4, 2, 16, 16, (8, 8, 8))
+QUICK = Budgets(Size(120, 20, 10, 20), 4, 2, 16, 16, (8, 8, 8))
 # Sized off the floor: the tiny model needs thousands of SFT samples to learn to answer at all (smaller budgets
 # left every arm at chance; EXPERIMENTS.md). So: 8000 SFT samples per arm, 2 x 3000 pretraining samples,
 # and the whole alt-text pool recaptioned, so the curated arm is not a tenth of the others' size.

@@ -25,6 +25,7 @@ from sailvl.experiment.base import (
     run_steps,
     samples_x,
     seed_control_gaps,
+    test_set_command,
 )
 from sailvl.experiment.report import write_experiment_report
 
@@ -52,6 +53,10 @@ def run_experiment(
     jobs = 1 if invoke is not None else min(jobs, seeds)
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
     env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} if jobs > 1 else {}
+
+    budgets = getattr(experiment, "QUICK" if quick else "FULL", None)
+    if budgets is not None:  # one test set for every seed, written before any seed evaluates on it
+        run_steps(StepRunner(out, console, invoke), [test_set_command(out, budgets.size)])
 
     def run_seed(seed: int) -> None:
         root = out / f"seed-{seed}"

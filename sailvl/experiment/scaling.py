@@ -43,7 +43,7 @@ class Budgets:
     sft_samples: tuple[int, int, int]
 
 
-QUICK = Budgets(Size(120, 20, 10), (1200, 2400, 4800), (8, 8, 8))  # stage I >= one 512-token row
+QUICK = Budgets(Size(120, 20, 10, 20), (1200, 2400, 4800), (8, 8, 8))  # stage I >= one 512-token row
 # Sized to the session's compute, not to an effect: the tiny model needs ~8000 SFT samples to leave chance at all
 # (`recaption`), which at 6 points x 3 seeds did not fit; a shorter SFT stayed at chance (EXPERIMENTS.md).
 FULL = Budgets(Size(4000, 100, None), (15_625, 31_250, 62_500, 125_000, 250_000), (1000, 600, 400))

@@ -40,7 +40,7 @@ class Budgets:
     transfer_steps: tuple[int, int]
 
 
-QUICK = Budgets(Size(120, 20, 10), (2, 2, 2), (2, 3))
+QUICK = Budgets(Size(120, 20, 10, 20), (2, 2, 2), (2, 3))
 # A fresh LLM learns language, the answer format and the projector from scratch: 1200 joint steps (~2000 steps is
 # where the demo's captioner had learned colour and shape), on the demo's 8000-image world.
 FULL = Budgets(Size(8000, 100, None), (40, 30, 1500), (200, 1200))
