@@ -98,3 +98,24 @@ def test_collapsed_tasks_and_seeds_to_resolve():
     )
     assert tight == 3 and loose > tight  # the wider the paired spread, the more seeds
     assert seeds_to_resolve([5.0], margin=5.0) is None
+
+
+def test_collapsed_runs_read_predictions_by_task(tmp_path):
+    """Only the run answering one colour to every colour item is flagged, with that task alone."""
+    import json
+
+    from sailvl.experiment.run import collapsed_runs
+
+    bench = tmp_path / "shared-test" / "bench"
+    bench.mkdir(parents=True)
+    rows = [(i, "colour" if i < 3 else "shape") for i in range(6)]
+    (bench / "synth_vqa.tsv").write_text("index\tcategory\n" + "".join(f"{i}\t{c}\n" for i, c in rows))
+    answers = {"varied": ["red", "blue", "green", "circle", "square", "star"],
+               "constant": ["red", "red", "red", "circle", "square", "star"]}  # fmt: skip
+    for arm, values in answers.items():
+        path = tmp_path / "seed-0" / "eval" / arm / "final" / "synth_vqa" / "predictions.jsonl"
+        path.parent.mkdir(parents=True)
+        lines = [json.dumps({"index": str(i), "value": v}) for i, v in enumerate(values)]
+        path.write_text("\n".join(lines) + '\n{"index": "5", "val')  # a torn last line is ignored
+    flagged = collapsed_runs([tmp_path / "seed-0"])
+    assert flagged == [{"seed": "seed-0", "arm": "constant", "point": "final", "tasks": ["colour"]}]

@@ -58,6 +58,9 @@ def write_experiment_report(out_dir: str | Path) -> Path:
     doc = Document(f"sailvl experiment {summary['experiment']}{' (quick)' if summary['quick'] else ''}")
     doc.paragraph(f"Claim: {summary['claim']}")
     doc.paragraph(f"Verdict: {summary['verdict']}")
+    if collapsed := summary.get("collapsed"):
+        runs = "; ".join(f"{c['seed']} {c['arm']} {c['point']}: {', '.join(c['tasks'])}" for c in collapsed)
+        doc.paragraph(f"Flagged: {len(collapsed)} run(s) gave <= 2 distinct open answers on a task ({runs}).")
     doc.paragraph(f"Seeds {', '.join(map(str, summary['seeds']))}; commands took {summary['seconds'] / 60:.1f} min in all "
                   f"on this machine. Scores are accuracy % on the world's held-out benchmarks, mean +- std over "
                   f"seeds; '{HEADLINE}' is the format the tiny model learns at this scale.")  # fmt: skip

@@ -7,6 +7,7 @@ imports the registry of those modules: `base` stays a leaf, so the imports run o
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from sailvl.experiment.base import (
     test_set_command,
 )
 from sailvl.experiment.report import write_experiment_report
+from sailvl.experiment.stats import collapsed_tasks
 
 
 def run_experiment(
@@ -86,6 +88,7 @@ def run_experiment(
                "seconds": sum(c["seconds"] for c in commands), "commands": commands}  # fmt: skip
     summary["control_gap_per_seed"] = seed_control_gaps(summary, getattr(experiment, "CONTROLS", None))
     summary["eval_items"] = eval_items([out / f"seed-{s}" for s in seed_list])
+    summary["collapsed"] = collapsed_runs([out / f"seed-{s}" for s in seed_list])
     summary["verdict"] = experiment.verdict(summary)
     (out / SUMMARY).write_text(json.dumps(summary, indent=1))
     return write_experiment_report(out)
@@ -98,3 +101,32 @@ def eval_items(seed_roots: list[Path]) -> dict[str, int]:
             benchmarks = json.loads(path.read_text()).get("benchmarks", {})
             return {name: int(bench.get("n", 0)) for name, bench in sorted(benchmarks.items())}
     return {}
+
+
+def collapsed_runs(seed_roots: list[Path], bench: str = "synth_vqa") -> list[dict]:
+    """Every evaluated run whose open answers take <= 2 distinct values on some task ({seed dir, arm, point,
+    tasks}): its accuracy is the share of the majority answer, not what the arm learned. Tasks come from the
+    benchmark TSV the run was scored on (the shared test set)."""
+    flagged = []
+    for root in seed_roots:
+        tsv = SeedDirs(root).test / "bench" / f"{bench}.tsv"
+        if not tsv.is_file():
+            continue
+        with open(tsv, encoding="utf-8", newline="") as handle:
+            task_of = {
+                row["index"]: row.get("category", "") for row in csv.DictReader(handle, delimiter="\t")
+            }
+        for path in sorted((root / "eval").glob(f"*/*/{bench}/predictions.jsonl")):
+            answers: dict[str, list[str]] = {}
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:  # a torn last line of a killed run
+                    continue
+                answers.setdefault(task_of.get(str(record["index"]), ""), []).append(str(record["value"]))
+            if tasks := collapsed_tasks(answers):
+                point = path.parent.parent
+                flagged.append(
+                    {"seed": root.name, "arm": point.parent.name, "point": point.name, "tasks": tasks}
+                )
+    return flagged
