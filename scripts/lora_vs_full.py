@@ -41,7 +41,12 @@ def _train(
 def _score(model_dir: Path, world: Path, limit: int | None) -> float:
     # One tile per image, as in training (the eval preset would tile synth_vqa images up to 6 times).
     results = evaluate_model(
-        model_dir, ["synth_vqa"], model_dir / "eval", world / "bench", max_tiles=1, limit=limit or None
+        model_dir,
+        ["synth_vqa"],
+        model_dir / f"eval-{world.name}",
+        world / "bench",
+        max_tiles=1,
+        limit=limit or None,
     )
     return float(results["benchmarks"]["synth_vqa"]["score"])
 
@@ -60,6 +65,16 @@ def main() -> None:
         "--lora-lr", type=float, default=4e-3, help="LoRA arm's peak LR (the full arm's is 1e-3)."
     )
     parser.add_argument("--limit", type=int, default=40, help="Held-out items scored (0: all).")
+    parser.add_argument(
+        "--lora", nargs="*", default=[], help="Extra overrides of the LoRA arm, e.g. stages.0.lora.r=6."
+    )
+    parser.add_argument(
+        "--eval-world",
+        choices=["test", "dev"],
+        default="test",
+        help="Score on the held-out test world's bench, or on a dev world (seed 2) to choose settings without "
+        "looking at the test items.",
+    )
     args = parser.parse_args()
     work = args.work
     world_a, world_b = work / "world-shape", work / "world-colour"
@@ -68,15 +83,22 @@ def main() -> None:
         # No yes/no pairs in the held-out task: on a tiny budget they teach "Yes" to every question.
         generate_world(world_b, args.n, 1, tasks="colour", yesno_prob=0.0, **EASY)
         make_tiny_model_dir(world_a, work / "tiny-model", seed=0)
+    eval_world = world_b
+    if args.eval_world == "dev":
+        eval_world = work / "world-colour-dev"
+        if not (eval_world / "world.json").is_file():
+            generate_world(eval_world, args.n, 2, tasks="colour", yesno_prob=0.0, **EASY)
     start = _train(world_a, work / "tiny-model", work / "start", 0, args.base_steps, args.packs, FULL)
-    start_score = _score(start, world_b, args.limit)
+    start_score = _score(start, eval_world, args.limit)
     total = count_parameters(load_model(start))["total"]
     rows = []
     for seed in args.seeds:
         full = _train(world_b, start, work / f"full-{seed}", seed, args.steps, args.packs, FULL)
         lora_lr = [f"stages.0.lr={args.lora_lr}"] if args.lora_lr else []
-        lora = _train(world_b, start, work / f"lora-{seed}", seed, args.steps, args.packs, lora_lr)
-        full_score, lora_score = _score(full, world_b, args.limit), _score(lora, world_b, args.limit)
+        lora = _train(
+            world_b, start, work / f"lora-{seed}", seed, args.steps, args.packs, lora_lr + args.lora
+        )
+        full_score, lora_score = _score(full, eval_world, args.limit), _score(lora, eval_world, args.limit)
         gain_full, gain_lora = full_score - start_score, lora_score - start_score
         rows.append(
             {
@@ -100,7 +122,8 @@ def main() -> None:
         "base_steps": args.base_steps,
         "packs_per_step": args.packs,
         "lora_lr": args.lora_lr,
-        "held_out_items": "world-colour/bench/synth_vqa.tsv"
+        "lora_overrides": args.lora,
+        "held_out_items": f"{eval_world.name}/bench/synth_vqa.tsv"
         + (f" (first {args.limit})" if args.limit else ""),
     }
     (work / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
