@@ -75,6 +75,14 @@ def main() -> None:
         help="Score on the held-out test world's bench, or on a dev world (seed 2) to choose settings without "
         "looking at the test items.",
     )
+    parser.add_argument(
+        "--start-captions",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="Train the start model on world A's captions too, so it knows every colour word (as a pretrained "
+        "LLM knows its vocabulary) while never having been asked a colour question. Without it the colour "
+        "words' tied embeddings are untrained, which only full fine-tuning can fix (LoRA never targets them).",
+    )
     args = parser.parse_args()
     work = args.work
     world_a, world_b = work / "world-shape", work / "world-colour"
@@ -88,7 +96,15 @@ def main() -> None:
         eval_world = work / "world-colour-dev"
         if not (eval_world / "world.json").is_file():
             generate_world(eval_world, args.n, 2, tasks="colour", yesno_prob=0.0, **EASY)
-    start = _train(world_a, work / "tiny-model", work / "start", 0, args.base_steps, args.packs, FULL)
+    start_data = []
+    if args.start_captions:
+        sources = ", ".join(
+            f"{{path: {world_a / f}, image_root: {world_a}}}" for f in ("sft.jsonl", "pretrain.jsonl")
+        )
+        start_data = [f"data.sources=[{sources}]"]
+    start = _train(
+        world_a, work / "tiny-model", work / "start", 0, args.base_steps, args.packs, FULL + start_data
+    )
     start_score = _score(start, eval_world, args.limit)
     total = count_parameters(load_model(start))["total"]
     rows = []
@@ -123,6 +139,7 @@ def main() -> None:
         "packs_per_step": args.packs,
         "lora_lr": args.lora_lr,
         "lora_overrides": args.lora,
+        "start_captions": args.start_captions,
         "held_out_items": f"{eval_world.name}/bench/synth_vqa.tsv"
         + (f" (first {args.limit})" if args.limit else ""),
     }
