@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from sailvl.eval.aggregate import score_benchmark
+from sailvl.eval.aggregate import score_benchmark, strip_thinking
 from sailvl.eval.distributed import EvalShard
 from sailvl.eval.fingerprint import Digests, check_fingerprint, read_pins, write_pins
 from sailvl.eval.judges import JUDGED_SCORERS, judge_name, vlmevalkit_version
@@ -195,8 +195,9 @@ def evaluate_benchmark(
         return None
     items = list(_iter_items(spec, path, decode_images=False, limit=limit))
     if spec.scorer in JUDGED_SCORERS:
-        result = {"benchmark": spec.name, "task": spec.task, "scorer": spec.scorer}
-        result.update(_judge_benchmark(spec, items, predictions, bench_dir, judge))
+        answers, think_counts = strip_thinking(items, predictions)
+        result = {"benchmark": spec.name, "task": spec.task, "scorer": spec.scorer, **think_counts}
+        result.update(_judge_benchmark(spec, items, answers, bench_dir, judge))
     else:
         result = score_benchmark(spec, items, predictions, matching=matching, judge=judge, seed=seed)
         result.setdefault("judged", 0)  # keys of A1's score_benchmark; absent before the merge
