@@ -243,7 +243,9 @@ def test_mcq_and_yes_no_answers_are_read_after_the_trace():
 
 
 def test_run_eval_records_answers_with_think_in_results_json(think_world, tmp_path):
-    from sailvl.eval.runner import run_eval
+    from rich.console import Console
+
+    from sailvl.eval.runner import results_table, run_eval
 
     spec, path = resolve_benchmark("synth_think", think_world / "bench")
     assert spec.name == "synth_think" and spec.max_new_tokens >= 48  # room for the ~20-token trace
@@ -258,6 +260,9 @@ def test_run_eval_records_answers_with_think_in_results_json(think_world, tmp_pa
     assert bench["score"] == 100.0 and bench["n"] == 12 and bench["answers_with_think"] == 6
     cached = _jsonl(tmp_path / "eval" / "synth_think" / "predictions.jsonl")
     assert sum("</think>" in r["value"] for r in cached) == 6  # the cache keeps the raw replies
+    console = Console(record=True, width=200)
+    console.print(results_table(results))
+    assert "6 answers after a think trace" in console.export_text()
 
 
 def test_judged_benchmarks_get_the_answer_without_its_trace(tmp_path):

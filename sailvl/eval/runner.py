@@ -377,6 +377,9 @@ def results_table(results: dict):
         chance = "-" if r.get("chance") is None else f"{r['chance']:.1f}"
         note = f"MME total {r['mme_total']:.1f}" if "mme_total" in r else ""
         note = note or (f"OCRBench {r['ocrbench_score']}" if "ocrbench_score" in r else "")
+        note = note or (
+            f"{r['answers_with_think']} answers after a think trace" if r.get("answers_with_think") else ""
+        )
         table.add_row(name, str(r["n"]), f"{r['score']:.2f}", chance, note)
     if results.get("average") is not None:
         table.add_row("average", "", f"{results['average']:.2f}", "", "all scored benchmarks")
