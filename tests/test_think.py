@@ -99,7 +99,7 @@ def test_think_world_has_traces_that_read_the_rendered_digits(think_world):
     with open(think_world / "bench" / "synth_think.tsv", newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     assert len(rows) == 12 and all(r["question"] == THINK_QUESTION for r in rows)
-    assert all(0 <= int(r["answer"]) <= 18 for r in rows)
+    assert all(int(r["answer"]) == int(r["left"]) + int(r["right"]) for r in rows)
     assert len({r["answer"] for r in rows}) > 3  # sums vary
 
 
@@ -284,3 +284,21 @@ def test_judged_benchmarks_get_the_answer_without_its_trace(tmp_path):
     result = evaluate_benchmark(BENCHMARKS["MMVet"], tsv, tmp_path / "eval", predict, judge=judge)
     assert result["score"] == 100.0 and result["answers_with_think"] == 1
     assert len(prompts) == 2 and not any(THINK_END in p for p in prompts)
+
+
+def test_trace_breakdown_checks_each_step_of_a_reply():
+    from sailvl.synth.think import think_answer, trace_breakdown
+
+    truths = [(3, 4), (3, 4), (3, 4), (3, 4), (3, 4), (5, 5)]
+    replies = [
+        think_answer(3, 4),  # all right
+        think_answer(3, 9),  # misreads the right digit, then adds and answers consistently
+        "<think>The left digit is 3. The right digit is 4. 3 + 4 = 8.</think>8",  # reads right, adds wrong
+        "<think>The left digit is 3. The right digit is 4. 3 + 5 = 8.</think>8",  # adds another digit than read
+        "7",  # no trace
+        think_answer(5, 5) + " ",  # right; surrounding blanks are ignored
+    ]
+    assert trace_breakdown(truths, replies) == {
+        "n": 6, "format": 0.8333, "left_digit": 0.8333, "right_digit": 0.6667, "arithmetic": 0.5,
+        "answer_is_trace_sum": 0.8333, "answer_correct": 0.3333, "distinct": 6,
+    }  # fmt: skip

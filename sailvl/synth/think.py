@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -21,6 +22,11 @@ THINK_TASK = "digit_sum_think"
 # Differs from sft.jsonl's direct "What is the sum of the two handwritten digits?", so a model trained on both
 # can tell when to think. The benchmark asks the same words; its registry entry adds no suffix.
 THINK_QUESTION = "Add the two handwritten digits. Think step by step."
+# The benchmark also records each digit, so a reply's trace can be checked step by step (`trace_breakdown`).
+THINK_COLUMNS = [*QA_COLUMNS, "left", "right"]
+_TRACE = re.compile(
+    r"^<think>The left digit is (\d)\. The right digit is (\d)\. (\d) \+ (\d) = (\d+)\.</think>(\d+)$"
+)
 
 
 def think_answer(left: int, right: int) -> str:
@@ -64,7 +70,7 @@ def think_bench_rows(n: int, seed: int, size: int, options: SceneOptions = DEFAU
         image = image_base64(render_scene(scene, size))
         rows.append(
             {"index": i, "image": image, "question": THINK_QUESTION, "answer": str(left + right),
-             "category": THINK_TASK}
+             "category": THINK_TASK, "left": left, "right": right}
         )  # fmt: skip
     return rows
 
@@ -82,5 +88,26 @@ def write_think(
             f.write(json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n")
     rows = think_bench_rows(n_bench, seed, size, options)
     (out / "bench").mkdir(parents=True, exist_ok=True)
-    write_tsv(out / "bench" / f"{THINK_BENCH}.tsv", QA_COLUMNS, rows)
+    write_tsv(out / "bench" / f"{THINK_BENCH}.tsv", THINK_COLUMNS, rows)
     return Counter(row["category"] for row in rows)
+
+
+def trace_breakdown(truths: list[tuple[int, int]], replies: list[str]) -> dict:
+    """Shares (0-1) of `replies` to items with digits `truths` (left, right) that: follow the trace format
+    exactly, read the left / right digit right, add their own digits right, answer their own trace's sum, and
+    answer the true sum; `distinct` counts different replies (1: the model ignores the image)."""
+    counts = Counter()
+    for (left, right), reply in zip(truths, replies, strict=True):
+        match = _TRACE.match(reply.strip())
+        if match is None:
+            continue
+        read_left, read_right, a, b, total, answer = (int(g) for g in match.groups())
+        counts["format"] += 1
+        counts["left_digit"] += read_left == left
+        counts["right_digit"] += read_right == right
+        counts["arithmetic"] += (a, b) == (read_left, read_right) and total == a + b
+        counts["answer_is_trace_sum"] += answer == total
+        counts["answer_correct"] += answer == left + right
+    n = max(1, len(replies))
+    keys = ("format", "left_digit", "right_digit", "arithmetic", "answer_is_trace_sum", "answer_correct")
+    return {"n": len(replies), **{k: round(counts[k] / n, 4) for k in keys}, "distinct": len(set(replies))}
