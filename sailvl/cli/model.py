@@ -98,6 +98,9 @@ def chat(
     temperature: Annotated[float, typer.Option(help="Sampling temperature; 0 means greedy.")] = 0.0,
     max_new_tokens: Annotated[int, typer.Option(help="Most tokens per answer.")] = 256,
     device: Annotated[str, typer.Option(help="cpu, cuda, or auto.")] = "auto",
+    think: Annotated[
+        str, typer.Option("--think", help="show or hide a <think>...</think> trace before the answer.")
+    ] = "show",
 ) -> None:
     """Chat with a model about images, streaming the answer (greedy unless --temperature > 0)."""
     from sailvl.infer.chat import ChatSettings, run_chat_command
@@ -109,4 +112,4 @@ def chat(
         max_tiles=max_tiles,
         msac=msac,
     )
-    run_chat_command(model, [str(p) for p in image or []], settings, question, device)
+    run_chat_command(model, [str(p) for p in image or []], settings, question, device, think)

@@ -48,6 +48,12 @@ def synth(
         "--yesno-pairs",
         help="Ask each yes/no question twice on its image, once true and once false (a contrastive pair).",
     ),
+    think: int = typer.Option(
+        0,
+        "--think",
+        help="Also write think.jsonl: this many two-digit images whose answer adds the digits after a "
+        "<think> trace that reads each one, and the held-out bench/synth_think.tsv.",
+    ),
     tiny_model: Path = typer.Option(
         None,
         "--tiny-model",
@@ -72,10 +78,12 @@ def synth(
         style_weights=style_weights,
         yesno_prob=yesno_prob,
         yesno_pairs=yesno_pairs,
+        think=think,
     )
     typer.echo(
         f"wrote {summary['images']} images, {summary['pretrain']} captions, {summary['sft']} SFT samples, "
-        f"{summary['judge']} judge pairs and {len(summary['bench'])} benchmarks to {out}"
+        f"{summary['judge']} judge pairs, {summary['think']} think samples and {len(summary['bench'])} benchmarks "
+        f"to {out}"
     )
     if tiny_model is not None:
         from sailvl.synth.tiny_model import make_tiny_model_dir

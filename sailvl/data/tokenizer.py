@@ -2,21 +2,27 @@
 
 from collections.abc import Iterable
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from sailvl.config.constants import CHAT_TEMPLATE, IM_END, IM_START, PAD_TOKEN, SPECIAL_TOKENS
+from sailvl.data.thinking import THINK_TOKENS
 
 # The ChatML control tokens come first so their ids are stable (0, 1, 2) across vocab sizes.
 CHAT_SPECIAL_TOKENS = [PAD_TOKEN, IM_START, IM_END]
 
 
-def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> PreTrainedTokenizerFast:
+def train_bpe_tokenizer(
+    texts: Iterable[str], vocab_size: int = 512, think_tokens: bool = False
+) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE tokenizer on `texts` (deterministic for a fixed corpus).
 
     `vocab_size` counts the 256 byte symbols, the learned merges and the special tokens; it must exceed
     256 + the number of special tokens. `<|endoftext|>` is the pad token, `<|im_end|>` the eos token,
     and the image tokens (`<img>`, `</img>`, `<IMG_CONTEXT>`, ...) are added special tokens.
+    With `think_tokens`, `<think>` and `</think>` become two more tokens, added after the `vocab_size` others and
+    not special (as in Qwen3), so decoding keeps them; off by default, as adding them shifts the random init
+    of a model sized to the tokenizer (the pinned tiny loss curve).
     """
     specials = CHAT_SPECIAL_TOKENS + list(SPECIAL_TOKENS)
     minimum = 256 + len(specials)
@@ -33,7 +39,12 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 512) -> PreTrain
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    core.train_from_iterator(list(texts), trainer=trainer)
+    texts = list(texts)
+    if think_tokens:  # the tags get their own ids below; BPE merges are not spent on their letters
+        texts = [text.replace(THINK_TOKENS[0], " ").replace(THINK_TOKENS[1], " ") for text in texts]
+    core.train_from_iterator(texts, trainer=trainer)
+    if think_tokens:
+        core.add_tokens([AddedToken(token, special=False, normalized=False) for token in THINK_TOKENS])
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=core,
         pad_token=PAD_TOKEN,

@@ -7,6 +7,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from sailvl.data.thinking import split_thinking, unclosed_thinking
 from sailvl.errors import SailvlError
 from sailvl.eval import lenient
 from sailvl.eval.matching import (
@@ -270,6 +271,21 @@ def _pope(items: list[BenchItem], scores: list[float], picks: list[str | None]) 
     }
 
 
+def strip_thinking(items: list[BenchItem], predictions: dict[str, str]) -> tuple[dict[str, str], dict]:
+    """The answers to `items` with any `<think>...</think>` trace split off (`split_thinking`, VLMEvalKit's
+    SPLIT_THINK rule), and how many had one: `answers_with_think` (a closed trace, removed) and
+    `answers_unclosed_think` (a trace never closed, so no answer: scored as it stands, as VLMEvalKit does)."""
+    answers, closed, unclosed = {}, 0, 0
+    for item in items:
+        key = str(item.index)
+        if key not in predictions:
+            continue
+        answers[key], trace = split_thinking(predictions[key])
+        closed += trace is not None
+        unclosed += unclosed_thinking(predictions[key])
+    return answers, {"answers_with_think": closed, "answers_unclosed_think": unclosed}
+
+
 def score_benchmark(
     spec: BenchmarkSpec,
     items: list[BenchItem],
@@ -281,7 +297,8 @@ def score_benchmark(
     """Score a benchmark. `items` are the rows asked (circular copies included for mcq_circular),
     `predictions` maps str(index) to the model's answer; a missing prediction counts as wrong.
     `matching` is "exact" (VLMEvalKit's policy) or "lenient" (sailvl's extraction of MCQ and yes/no answers;
-    short-answer scorers are the same under both); `judge` maps MCQ and yes/no answers the
+    short-answer scorers are the same under both); a `<think>` trace is split off every answer first
+    (`strip_thinking`, whose counts the result carries); `judge` maps MCQ and yes/no answers the
     rules cannot read, as VLMEvalKit's judge does; `seed` seeds its random pick when the judge fails too.
 
     Returns a JSON-ready dict: `score` (0-100, the number that enters averages), `n`, `chance`
@@ -291,9 +308,11 @@ def score_benchmark(
     if matching not in MATCHING_POLICIES:
         raise SailvlError(f"matching {matching!r} is not one of: {', '.join(MATCHING_POLICIES)}")
     matcher = _Matcher(matching, judge, random.Random(seed))
+    predictions, think_counts = strip_thinking(items, predictions)
     scorers = [item_scorer(spec, it) for it in items]
     chances = [item_chance(s, it) for s, it in zip(scorers, items, strict=True)]
     result: dict = {"benchmark": spec.name, "task": spec.task, "scorer": spec.scorer, "matching": matching}
+    result.update(think_counts)
     scores: list[float] = []
     if spec.scorer == "mcq_circular":
         groups: dict = defaultdict(list)

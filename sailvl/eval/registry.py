@@ -54,6 +54,9 @@ _SPECS = [
     BenchmarkSpec("ChartQA_TEST", "vqa", "relaxed", _LINE_SHORT, max_tiles=12),
     BenchmarkSpec("MMVet", "open", "mmvet", "", max_new_tokens=512, needs_judge=True),
     BenchmarkSpec("MathVista_MINI", "open", "mathvista", "", max_new_tokens=512, needs_judge=True),
+    # The synthetic world's think benchmark (`sailvl synth --think N`, sailvl/synth/think.py): its question
+    # carries the whole instruction; the budget fits a `<think>` trace (~20 tokens) plus the answer.
+    BenchmarkSpec("synth_think", "vqa", "vqa_match", "", max_tiles=6, max_new_tokens=64),
 ]
 BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in _SPECS}
 # SPEC.md spells MMBench v1.1 without "EN"; both names resolve to the same entry.

@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from sailvl.eval.aggregate import score_benchmark
+from sailvl.eval.aggregate import score_benchmark, strip_thinking
 from sailvl.eval.distributed import EvalShard
 from sailvl.eval.fingerprint import Digests, check_fingerprint, read_pins, write_pins
 from sailvl.eval.judges import JUDGED_SCORERS, judge_name, vlmevalkit_version
@@ -195,8 +195,9 @@ def evaluate_benchmark(
         return None
     items = list(_iter_items(spec, path, decode_images=False, limit=limit))
     if spec.scorer in JUDGED_SCORERS:
-        result = {"benchmark": spec.name, "task": spec.task, "scorer": spec.scorer}
-        result.update(_judge_benchmark(spec, items, predictions, bench_dir, judge))
+        answers, think_counts = strip_thinking(items, predictions)
+        result = {"benchmark": spec.name, "task": spec.task, "scorer": spec.scorer, **think_counts}
+        result.update(_judge_benchmark(spec, items, answers, bench_dir, judge))
     else:
         result = score_benchmark(spec, items, predictions, matching=matching, judge=judge, seed=seed)
         result.setdefault("judged", 0)  # keys of A1's score_benchmark; absent before the merge
@@ -376,6 +377,9 @@ def results_table(results: dict):
         chance = "-" if r.get("chance") is None else f"{r['chance']:.1f}"
         note = f"MME total {r['mme_total']:.1f}" if "mme_total" in r else ""
         note = note or (f"OCRBench {r['ocrbench_score']}" if "ocrbench_score" in r else "")
+        note = note or (
+            f"{r['answers_with_think']} answers after a think trace" if r.get("answers_with_think") else ""
+        )
         table.add_row(name, str(r["n"]), f"{r['score']:.2f}", chance, note)
     if results.get("average") is not None:
         table.add_row("average", "", f"{results['average']:.2f}", "", "all scored benchmarks")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,9 +11,14 @@ import torch
 
 from sailvl.data.images import load_image
 from sailvl.data.processor import SailVLProcessor
+from sailvl.data.thinking import hide_thinking, unclosed_thinking
 from sailvl.errors import SailvlError
 from sailvl.infer.generate import GenRequest, generation_kwargs, model_inputs
 from sailvl.model import load_model
+
+# `sailvl chat --think`: print a `<think>...</think>` trace as it streams, or only the answer after it.
+THINK_MODES = ("show", "hide")
+UNFINISHED_THOUGHT = "(the reasoning did not finish within max_new_tokens; no answer)"
 
 
 @dataclass
@@ -62,6 +67,12 @@ def stream_chat(
         raise failure[0]
 
 
+def _collect(pieces: Iterable[str], into: list[str]) -> Iterator[str]:
+    for piece in pieces:
+        into.append(piece)
+        yield piece
+
+
 def load_chat_images(paths: list[str | Path]) -> list:
     """Decode the images given on the command line; a missing or corrupt file is a one-line SailvlError."""
     images = []
@@ -80,11 +91,13 @@ def chat(
     question: str | None = None,
     read_line: Callable[[str], str] = input,
     write: Callable[[str], None] | None = None,
+    show_thinking: bool = True,
 ) -> list[dict]:
     """Answer `question`, or without one run an interactive loop (empty line, EOF or `/exit` ends it).
 
     The images belong to the first user turn. Replies are written piece by piece through `write`
-    (default: stdout, flushed). Returns the conversation.
+    (default: stdout, flushed); without `show_thinking` a leading `<think>...</think>` trace is not written,
+    only the answer after it. Returns the conversation, whose replies keep their traces.
     """
     import sys
 
@@ -110,12 +123,15 @@ def chat(
             if text.strip() in ("", "/exit", "/quit"):
                 break
         conversation.append({"role": "user", "content": text})
-        pieces = []
-        for piece in stream_chat(model, processor, conversation, images, settings):
-            pieces.append(piece)
+        pieces: list[str] = []
+        stream = _collect(stream_chat(model, processor, conversation, images, settings), pieces)
+        for piece in stream if show_thinking else hide_thinking(stream):
             write(piece)
+        reply = "".join(pieces)
+        if not show_thinking and unclosed_thinking(reply):
+            write(UNFINISHED_THOUGHT)
         write("\n")
-        conversation.append({"role": "assistant", "content": "".join(pieces)})
+        conversation.append({"role": "assistant", "content": reply})
     return conversation
 
 
@@ -125,12 +141,16 @@ def run_chat_command(
     settings: ChatSettings,
     question: str | None,
     device: str = "auto",
+    think: str = "show",
 ) -> None:
-    """`sailvl chat`: check the inputs, load model and processor from `model_dir`, then chat on stdout."""
+    """`sailvl chat`: check the inputs, load model and processor from `model_dir`, then chat on stdout.
+    `think` ("show" or "hide") says whether a `<think>` trace is printed before the answer."""
     # Cheap checks first, so a typo does not cost a model load.
+    if think not in THINK_MODES:
+        raise SailvlError(f"--think must be one of {', '.join(THINK_MODES)}, got {think!r}")
     images = load_chat_images(image_paths)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_model(model_dir, device=device)
     processor = SailVLProcessor.from_pretrained(model_dir)
-    chat(model, processor, images, settings, question=question)
+    chat(model, processor, images, settings, question=question, show_thinking=think == "show")

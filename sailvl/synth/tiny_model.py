@@ -10,7 +10,7 @@ from sailvl.config.constants import DEFAULT_SYSTEM_PROMPT, IMAGE_PLACEHOLDER
 from sailvl.errors import SailvlError
 from sailvl.synth.formats import MCQ_SUFFIX, SHORT_SUFFIX, YESNO_SUFFIX
 
-JSONL_FILES = ("pretrain.jsonl", "sft.jsonl", "judge.jsonl")
+JSONL_FILES = ("pretrain.jsonl", "sft.jsonl", "judge.jsonl", "think.jsonl")
 TEXT_COLUMNS = ("question", "hint", "A", "B", "C", "D", "answer")
 
 
@@ -36,15 +36,18 @@ def world_texts(world_dir: str | Path) -> list[str]:
     return texts
 
 
-def train_tokenizer(texts: list[str], out_dir: str | Path | None = None, vocab_size: int = 1024):
-    """Byte-level BPE with sailvl's special tokens and chat template, trained on `texts` (seconds).
+def train_tokenizer(
+    texts: list[str], out_dir: str | Path | None = None, vocab_size: int = 1024, think_tokens: bool = False
+):
+    """Byte-level BPE with sailvl's special tokens and chat template, trained on `texts` (seconds); with
+    `think_tokens`, `<think>` and `</think>` are single tokens too.
 
     Saved in Hugging Face format to `out_dir` when given; returns the `PreTrainedTokenizerFast`."""
     # Local imports here and below: sailvl.synth exports this module, and the world (PIL/numpy) should not
     # import transformers and torch (about 4 s) for the few callers that build a model.
     from sailvl.data.tokenizer import train_bpe_tokenizer
 
-    tokenizer = train_bpe_tokenizer(texts, vocab_size=vocab_size)
+    tokenizer = train_bpe_tokenizer(texts, vocab_size=vocab_size, think_tokens=think_tokens)
     if out_dir is not None:
         tokenizer.save_pretrained(str(out_dir))
     return tokenizer
@@ -55,12 +58,14 @@ def make_tiny_model_dir(
 ) -> Path:
     """Write a loadable `tiny` model directory (safetensors weights, config, tokenizer, processor settings).
 
-    The tokenizer is trained on the world's text; the model is the random-init `tiny` preset (112 px tiles)
-    seeded with `seed`. Load it back with `sailvl.model.load_model` and `SailVLProcessor.from_pretrained`."""
+    The tokenizer is trained on the world's text (with `<think>` / `</think>` tokens when the world has
+    think.jsonl); the model is the random-init `tiny` preset (112 px tiles) seeded with `seed`. Load it back
+    with `sailvl.model.load_model` and `SailVLProcessor.from_pretrained`."""
     from sailvl.data.processor import SailVLProcessor
     from sailvl.model import build_model, save_model
 
-    tokenizer = train_tokenizer(world_texts(world_dir), vocab_size=vocab_size)
+    think = (Path(world_dir) / "think.jsonl").is_file()
+    tokenizer = train_tokenizer(world_texts(world_dir), vocab_size=vocab_size, think_tokens=think)
     model = build_model("tiny", seed=seed, tokenizer=tokenizer)
     processor = SailVLProcessor.for_model(tokenizer, model.config)
     out = save_model(model, out_dir)

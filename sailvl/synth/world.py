@@ -17,6 +17,7 @@ from sailvl.synth.qa import QA, TASK_KIND, TASKS, make_qa
 from sailvl.synth.readme import write_readme
 from sailvl.synth.render import png_bytes, render_scene, sample_scene
 from sailvl.synth.scenes import DEFAULT_SCENES, SceneOptions
+from sailvl.synth.think import THINK_BENCH, write_think
 from sailvl.synth.yesno import yesno_qa
 
 # Relative frequency of each scene kind when all its tasks are enabled.
@@ -210,6 +211,7 @@ def generate_world(
     style_weights: dict[str, float] | str | None = None,
     yesno_prob: float = 0.3,
     yesno_pairs: bool = False,
+    think: int = 0,
 ) -> dict:
     """Write a synthetic world of `n` training images of `size` x `size` pixels into `out_dir`.
 
@@ -221,6 +223,8 @@ def generate_world(
     `digit_jitter` (0-1) scales the random placement and size of handwritten digits (0: fixed).
     `style_weights` changes the answer-style mix of sft.jsonl (default STYLE_WEIGHTS), e.g. "mcq=0.1";
     `yesno_prob` is the share of images with a yes/no SFT question, asked as a true/false pair with `yesno_pairs`.
+    `think` > 0 adds think.jsonl, that many two-digit images answered with a `<think>` trace, and
+    bench/synth_think.tsv (`sailvl.synth.think`).
     Returns the summary stored in world.json (arguments and record counts)."""
     tasks = parse_tasks(tasks)
     if n < 1:
@@ -231,6 +235,8 @@ def generate_world(
         raise SailvlError(f"object_scale must be between 1 and 2, got {object_scale}")
     if not 0.0 <= digit_jitter <= 1.0:
         raise SailvlError(f"digit_jitter must be between 0 and 1, got {digit_jitter}")
+    if think < 0:
+        raise SailvlError(f"--think must be zero or a positive number of images, got {think}")
     if not 0.0 <= yesno_prob <= 1.0:
         raise SailvlError(f"yesno_prob must be between 0 and 1, got {yesno_prob}")
     options = SceneOptions(max_objects, object_scale, digit_jitter)
@@ -258,6 +264,8 @@ def generate_world(
     _write_jsonl(out / "sft.jsonl", sft)
     _write_jsonl(out / "judge.jsonl", judge)
     bench_counts = write_benchmarks(out / "bench", tasks, n_bench, seed, size, options)
+    if think_bench := write_think(out, think, n_bench, seed, size, options):
+        bench_counts[THINK_BENCH] = think_bench
     summary = {
         "seed": seed,
         "size": size,
@@ -277,6 +285,7 @@ def generate_world(
         "sft_by_difficulty": {str(k): v for k, v in sorted(Counter(r["difficulty"] for r in sft).items())},
         "judge": len(judge),
         "judge_aligned": sum(r["aligned"] == "yes" for r in judge),
+        "think": think,
         "bench": {name: dict(sorted(c.items())) for name, c in bench_counts.items()},
     }
     (out / "world.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
