@@ -172,3 +172,34 @@ def test_kl_to_the_reference_starts_at_zero_then_grows(world, tmp_path, odd_leng
         0.0, abs=1e-6
     )  # the policy is the reference before its first update
     assert rows[1]["kl"] > 1e-6
+
+
+def test_rollouts_never_emit_image_tokens(world):
+    # An answer with an <IMG_CONTEXT> token would not match the images in the loss's forward (transformers
+    # raises "Image features and image tokens do not match"): the rollouts suppress the image markers.
+    from sailvl.data.processor import SailVLProcessor
+    from sailvl.model import load_model
+    from sailvl.train.recipe import GrpoSpec
+    from sailvl.train.rollout import Rollouts, completion_logps, image_token_ids, sample_rollouts
+
+    model, processor = load_model(world / "model"), SailVLProcessor.from_pretrained(world / "model")
+    banned = image_token_ids(processor.tokenizer)
+    assert processor.image_token_id in banned and len(banned) == 3
+    with torch.no_grad():  # the untrained model would otherwise pick an image marker most of the time
+        model.get_output_embeddings().weight[banned] *= 0
+        model.get_output_embeddings().weight[banned] += model.get_output_embeddings().weight.abs().max() * 5
+    prompts = read_prompts(
+        DataConfig(
+            sources=[{"path": str(world / "world" / "sft.jsonl"), "image_root": str(world / "world")}]
+        ),
+        BadRecordCounter(),
+    )[:2]
+    spec = GrpoSpec(group_size=3, max_new_tokens=4)
+    rollouts: Rollouts = sample_rollouts(model, processor, prompts, spec, 1, seed=0, synced=False)
+    assert not torch.isin(rollouts.completion_ids, torch.tensor(banned)).any()
+    logps, entropy = completion_logps(model, rollouts, slice(0, 6), 1.0, with_entropy=True)
+    assert (
+        logps.shape == rollouts.completion_ids.shape
+        and torch.isfinite(logps).all()
+        and torch.isfinite(entropy).all()
+    )

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from sailvl.config.constants import IMG_CONTEXT, IMG_END, IMG_START
 from sailvl.data.bad_records import EMPTY_ANSWER, BadRecordCounter
 from sailvl.data.config import DataConfig
 from sailvl.data.readers import read_source
@@ -111,6 +112,7 @@ class Rollouts:
     completion_mask: torch.Tensor  # [B, T] 1 up to and including the stop token
     texts: list[str]  # decoded answers, special tokens removed
     tiles_per_row: list[int]  # image tiles of each row's prompt (pixel_values holds them in row order)
+    banned: list[int]  # token ids the policy may not emit (image markers: they would desync the image slots)
 
 
 @torch.no_grad()
@@ -128,7 +130,9 @@ def sample_rollouts(
     inputs = model_inputs(model, processor, requests, max_tiles, msac=False)
     kwargs = generation_kwargs(processor.tokenizer, spec.max_new_tokens, True, spec.temperature)
     # top_k 0: sample from the whole distribution the loss's log-probs describe (no hidden top-50 cut).
-    kwargs.update(top_k=0, top_p=spec.top_p, synced_gpus=synced)
+    # An answer holding an image-context token would not line up with the images in the loss's forward.
+    banned = image_token_ids(processor.tokenizer)
+    kwargs.update(top_k=0, top_p=spec.top_p, synced_gpus=synced, suppress_tokens=banned)
     was_training = model.training
     model.eval()
     try:
@@ -152,8 +156,14 @@ def sample_rollouts(
     tiles = (image_tokens // processor.num_image_tokens).tolist()
     return Rollouts(
         inputs["input_ids"], inputs["attention_mask"], inputs.get("pixel_values"), completion * mask, mask, texts,
-        tiles,
+        tiles, banned,
     )  # fmt: skip
+
+
+def image_token_ids(tokenizer) -> list[int]:
+    """Ids of the image marker tokens the tokenizer has (`<img>`, `</img>`, `<IMG_CONTEXT>`)."""
+    ids = [tokenizer.convert_tokens_to_ids(t) for t in (IMG_START, IMG_END, IMG_CONTEXT)]
+    return sorted({i for i in ids if i is not None and i != tokenizer.unk_token_id})
 
 
 def completion_logps(
@@ -175,13 +185,16 @@ def completion_logps(
     # Logits of the last width + 1 positions: position t predicts token t + 1, so the first width of them
     # predict the completion.
     logits = model(**inputs, use_cache=False, logits_to_keep=width + 1).logits[:, :-1].float() / temperature
+    if rollouts.banned:  # the distribution the rollouts were sampled from
+        banned = torch.tensor(rollouts.banned, device=logits.device)
+        logits = logits.index_fill(-1, banned, float("-inf"))
     log_probs = F.log_softmax(logits, dim=-1)
     logps = log_probs.gather(-1, completion.unsqueeze(-1)).squeeze(-1)
     entropy = None
     if with_entropy:  # a logged statistic: no graph through it
         with torch.no_grad():
             detached = log_probs.detach()
-            entropy = -(detached.exp() * detached).sum(-1)
+            entropy = -torch.special.xlogy(detached.exp(), detached.exp()).sum(-1)
     return logps, entropy
 
 
