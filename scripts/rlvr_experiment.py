@@ -104,8 +104,8 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         start = _start(work, world, seed, args.start_steps)
-        rl = _rl(work, world, start, seed, args.tag, args.rl)
-        row = {"seed": seed, "start": _score(start, bench, args.limit), "rl": _score(rl, bench, args.limit)}
+        row = {"seed": seed, "start": _score(start, bench, args.limit)}
+        row["rl"] = _score(_rl(work, world, start, seed, args.tag, args.rl), bench, args.limit)
         row["gain"] = row["rl"] - row["start"]
         rows.append(row)
         print(json.dumps(row), flush=True)

@@ -138,15 +138,12 @@ def test_resume_continues_exactly(world, tmp_path, odd_length_reward):
 
 @pytest.mark.slow  # several tiny training runs: 20-90 s on the shared CI cores
 def test_micro_batches_give_the_same_update(world, tmp_path, odd_length_reward):
-    rows_1, weights_1 = _run(world, tmp_path / "one", steps=1)
-    rows_2, weights_2 = _run(world, tmp_path / "two", "stages.0.grad_accum=3", steps=1)
-    # The loss and the gradient norm see any change of normalisation (Adam's first step would hide a uniform one).
+    rows_1, _ = _run(world, tmp_path / "one", steps=1)
+    rows_2, _ = _run(world, tmp_path / "two", "stages.0.grad_accum=3", steps=1)
+    # The loss and the pre-clip gradient norm see any change of normalisation. The weights are not compared:
+    # Adam's first step is about lr * sign(g), so float rounding in a near-zero g moves single elements.
     assert rows_1[0]["loss"] == pytest.approx(rows_2[0]["loss"], abs=1e-6)
     assert rows_1[0]["grad_norm"] == pytest.approx(rows_2[0]["grad_norm"], rel=1e-5)
-    for (
-        name
-    ) in weights_1:  # float rounding in near-zero gradients moves Adam's step by up to ~4e-6 (measured)
-        torch.testing.assert_close(weights_1[name], weights_2[name], rtol=1e-5, atol=2e-5)
 
 
 @pytest.mark.slow  # several tiny training runs: 20-90 s on the shared CI cores
@@ -203,3 +200,26 @@ def test_rollouts_never_emit_image_tokens(world):
         and torch.isfinite(logps).all()
         and torch.isfinite(entropy).all()
     )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("stages.0.grpo.rewards={judge: 1.0}", r"stages\.0\.grpo\.rewards: unknown reward 'judge'"),
+        ("stages.0.grpo.backend=vllm", r"stages\.0\.grpo\.backend: vllm rollouts are not implemented"),
+    ],
+)
+def test_check_refuses_bad_grpo_settings_at_the_door(world, tmp_path, override, message):
+    from sailvl.errors import ConfigError
+    from sailvl.train.check import check_recipe
+
+    overrides = [f"vars.world={world / 'world'}", f"vars.model_dir={world / 'model'}"]
+    assert "rlvr: OK" in check_recipe(load_recipe("tiny-rlvr", overrides), tmp_path)[0]
+    with pytest.raises(ConfigError, match=message):
+        check_recipe(load_recipe("tiny-rlvr", [*overrides, override]), tmp_path)
+
+
+def test_full_size_recipe_carries_dapo_settings():
+    spec = load_recipe("finetune-rlvr").stages[0].grpo
+    assert (spec.epsilon_low, spec.epsilon_high) == (0.2, 0.28)  # clip-higher
+    assert spec.loss_aggregation == "token" and spec.dynamic_sampling and spec.kl_beta == 0.0

@@ -122,8 +122,6 @@ def sample_rollouts(
     """`spec.group_size` sampled answers to each prompt through transformers `generate`, drawn from `seed`
     (the global RNG is left as it was). `synced`: every rank runs the same number of forwards (FSDP, >1 rank).
     """
-    if spec.backend == "vllm":
-        raise SailvlError("grpo.backend vllm is not available for training rollouts yet; use transformers")
     requests = [
         GenRequest(p.images, conversation=p.conversation) for p in prompts for _ in range(spec.group_size)
     ]
