@@ -200,7 +200,7 @@ def policy_updates(
             loss.backward()
             loss_sum += float(loss.detach()) / info.world_size
             clipped += float((terms.clipped * mask[rows]).sum())
-            kl += float((terms.kl * mask[rows]).sum()) if terms.kl is not None else 0.0
+            kl += float((terms.kl.detach() * mask[rows]).sum()) if terms.kl is not None else 0.0
             if entropy is not None:
                 stats["entropy"] += float((entropy * rollouts.completion_mask[rows]).sum())
         grad_norm = torch.nn.utils.clip_grad_norm_(params, stage.grad_clip, foreach=switches.foreach_clip)
