@@ -111,7 +111,6 @@ def _same_weights(a, b) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.slow  # several tiny training runs: 20-90 s on the shared CI cores
 def test_same_seed_gives_identical_runs(world, tmp_path, odd_length_reward):
     rows_a, weights_a = _run(world, tmp_path / "a")
     rows_b, weights_b = _run(world, tmp_path / "b")
@@ -122,7 +121,6 @@ def test_same_seed_gives_identical_runs(world, tmp_path, odd_length_reward):
     assert rows_a != rows_c and not _same_weights(weights_a, weights_c)
 
 
-@pytest.mark.slow  # several tiny training runs: 20-90 s on the shared CI cores
 def test_resume_continues_exactly(world, tmp_path, odd_length_reward):
     straight, weights = _run(
         world, tmp_path / "straight", "stages.0.save_every=1", "stages.0.keep_last=3", steps=3
@@ -136,7 +134,6 @@ def test_resume_continues_exactly(world, tmp_path, odd_length_reward):
     assert resumed == straight[2:] and _same_weights(weights, resumed_weights)
 
 
-@pytest.mark.slow  # several tiny training runs: 20-90 s on the shared CI cores
 def test_micro_batches_give_the_same_update(world, tmp_path, odd_length_reward):
     rows_1, _ = _run(world, tmp_path / "one", steps=1)
     rows_2, _ = _run(world, tmp_path / "two", "stages.0.grad_accum=3", steps=1)
@@ -146,7 +143,6 @@ def test_micro_batches_give_the_same_update(world, tmp_path, odd_length_reward):
     assert rows_1[0]["grad_norm"] == pytest.approx(rows_2[0]["grad_norm"], rel=1e-5)
 
 
-@pytest.mark.slow  # several tiny training runs: 20-90 s on the shared CI cores
 def test_dynamic_sampling_drops_flat_groups(world, tmp_path):
     # A random-init model never answers a colour right: every group's rewards are all 0.
     rows, weights = _run(
@@ -158,7 +154,6 @@ def test_dynamic_sampling_drops_flat_groups(world, tmp_path):
     assert _same_weights({k: weights[k] for k in start}, start)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("lora", [False, True])
 def test_kl_to_the_reference_starts_at_zero_then_grows(world, tmp_path, odd_length_reward, lora):
     extra = ["stages.0.grpo.kl_beta=0.1"]

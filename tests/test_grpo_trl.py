@@ -4,7 +4,7 @@ TRL's `GRPOTrainer._compute_loss` is a method of a full trainer; it is called he
 the attributes it reads, and the stub's `_get_per_token_logps_and_entropies` hands it the test's log-probs, so the
 loss arithmetic that runs is TRL's own. TRL computes advantages inline in `_generate_and_score_completions` (not
 callable on given rewards): its formula is re-derived from that function, using TRL's own `nanstd`.
-Marked slow: importing TRL alone takes ~10-40 s on the shared CI cores.
+TRL is imported in a fixture (not at collection): a cold import takes ~10 s of CPU.
 """
 
 from __future__ import annotations
@@ -17,9 +17,13 @@ import torch
 
 from sailvl.train.grpo import aggregate, group_advantages, token_loss
 
-pytestmark = pytest.mark.slow
-trl_grpo = pytest.importorskip("trl.trainer.grpo_trainer")
-trl_utils = pytest.importorskip("trl.trainer.utils")
+
+@pytest.fixture(scope="module")
+def trl():
+    """TRL's grpo_trainer and utils modules, imported only when a test here runs (not at collection)."""
+    grpo_trainer = pytest.importorskip("trl.trainer.grpo_trainer")
+    return grpo_trainer, pytest.importorskip("trl.trainer.utils")
+
 
 B, T, G = 6, 5, 3
 
@@ -37,7 +41,7 @@ def _batch(seed: int):
     return logps, old, ref, mask, advantages
 
 
-def _trl_loss(loss_type: str, logps, old, ref, mask, advantages, eps_low, eps_high, beta):
+def _trl_loss(trl, loss_type: str, logps, old, ref, mask, advantages, eps_low, eps_high, beta):
     """TRL's `_compute_loss` run on the given tensors (one process, no accumulation)."""
     stub = SimpleNamespace(
         top_entropy_quantile=1.0,
@@ -71,7 +75,7 @@ def _trl_loss(loss_type: str, logps, old, ref, mask, advantages, eps_low, eps_hi
         "ref_per_token_logps": ref,
         "num_items_in_batch": mask.sum(),
     }
-    loss = trl_grpo.GRPOTrainer._compute_loss(stub, None, inputs)
+    loss = trl[0].GRPOTrainer._compute_loss(stub, None, inputs)
     return loss, stub._metrics["train"]
 
 
@@ -90,9 +94,9 @@ def _ours(aggregation: str, logps, old, ref, mask, advantages, eps_low, eps_high
         ("bnpo", "token", 0.28, 0.04),
     ],
 )
-def test_loss_and_gradient_match_trl(loss_type, aggregation, eps_high, beta):
+def test_loss_and_gradient_match_trl(trl, loss_type, aggregation, eps_high, beta):
     logps, old, ref, mask, advantages = _batch(0)
-    theirs, their_metrics = _trl_loss(loss_type, logps, old, ref, mask, advantages, 0.2, eps_high, beta)
+    theirs, their_metrics = _trl_loss(trl, loss_type, logps, old, ref, mask, advantages, 0.2, eps_high, beta)
     (their_grad,) = torch.autograd.grad(theirs, logps)
     ours, terms = _ours(aggregation, logps, old, ref, mask, advantages, 0.2, eps_high, beta)
     (our_grad,) = torch.autograd.grad(ours, logps)
@@ -115,13 +119,13 @@ def test_sequence_and_token_aggregation_differ_on_uneven_answers():
 
 
 @pytest.mark.parametrize("scale", [True, False])
-def test_advantages_match_trl_formula(scale):
+def test_advantages_match_trl_formula(trl, scale):
     # TRL (scale_rewards "group" / "none", one reward function, sum_then_normalize):
     #   A = r - mean_group(r), then / (nanstd_group(r) + 1e-4) unless "none".
     rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.5, 2.0])
     grouped = rewards.view(-1, G)
     expected = rewards - grouped.mean(1).repeat_interleave(G)
-    std = trl_utils.nanstd(grouped, dim=1).repeat_interleave(G)
+    std = trl[1].nanstd(grouped, dim=1).repeat_interleave(G)
     if scale:
         expected = expected / (std + 1e-4)
     ours, flat = group_advantages(rewards, G, scale)
