@@ -15,6 +15,7 @@ from sailvl.model.params import GROUPS, module_alias, set_trainable
 from sailvl.train.lora import add_stage_lora, check_quantize, fully_trained_modules
 from sailvl.train.parallel import DistInfo
 from sailvl.train.recipe import Recipe, StageConfig
+from sailvl.train.rewards import check_rewards
 from sailvl.train.start import StageStart, resolve_start, start_config
 
 
@@ -41,6 +42,8 @@ def check_recipe(recipe: Recipe, out_dir: str | Path) -> list[str]:
         if stage.lora is not None:  # adapters change the model: this stage gets its own meta model
             model = _lora_model(config, stage, index)
         trainable = _check_params(model, stage, index)
+        if stage.objective == "grpo":
+            _check_grpo(stage, index)
         if stage.lora is not None and stage.lora.keep_adapters:
             try:
                 fully_trained_modules(model)
@@ -53,6 +56,17 @@ def check_recipe(recipe: Recipe, out_dir: str | Path) -> list[str]:
             f"{trainable:,} of {total:,} params; budget {budget}; from {_describe_start(start)})"
         )
     return lines
+
+
+def _check_grpo(stage: StageConfig, index: int) -> None:
+    try:
+        check_rewards(stage.grpo.rewards)
+    except ConfigError as exc:
+        raise ConfigError(f"stages.{index}.grpo.rewards: {exc}") from None
+    if stage.grpo.backend == "vllm":
+        raise ConfigError(
+            f"stages.{index}.grpo.backend: vllm rollouts are not implemented for training yet; use transformers"
+        )
 
 
 def _check_model_paths(recipe: Recipe) -> None:

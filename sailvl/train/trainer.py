@@ -20,6 +20,7 @@ from sailvl.train.check import check_recipe
 from sailvl.train.checkpoint import AppState, CheckpointManager, latest_checkpoint
 from sailvl.train.export import export_hf, is_exported
 from sailvl.train.flops import train_step_flops, trainable_parts
+from sailvl.train.grpo import grpo_loop, prompt_sampler
 from sailvl.train.metrics import MetricsLogger, Progress, peak_flops
 from sailvl.train.optim import build_optimizer, build_param_groups, lr_factor, set_lr
 from sailvl.train.parallel import (
@@ -129,7 +130,7 @@ def run_stage(ctx: StageContext, stage: StageConfig) -> Path:
     if ctx.resume == "auto" and is_exported(export_dir):
         log.info("stage %s is already exported in %s; skipping", stage.name, export_dir)
         return export_dir
-    if stage.objective != "sft":
+    if stage.objective not in ("sft", "grpo"):
         raise SailvlError(f"stage {stage.name}: objective {stage.objective!r} is not implemented yet")
     stage_index = recipe.stages.index(stage)
     seed_everything(recipe.seed + stage_index)
@@ -159,7 +160,10 @@ def run_stage(ctx: StageContext, stage: StageConfig) -> Path:
         betas=stage.betas,
         fused=switches.fused_optimizer,
     )
-    loader = _build_loader(ctx, stage, processor, recipe.seed + stage_index, attention)
+    if stage.objective == "grpo":
+        loader = prompt_sampler(ctx, stage)
+    else:
+        loader = _build_loader(ctx, stage, processor, recipe.seed + stage_index, attention)
     state = initial_state(stage, start.clock)
     app = AppState(model, optimizer, loader, state, info.rank)
     ckpt = CheckpointManager(stage_dir / "checkpoints", info, stage.keep_last, model.config)
@@ -168,7 +172,8 @@ def run_stage(ctx: StageContext, stage: StageConfig) -> Path:
         ckpt.load(app, Path(resume_from))
         _upgrade_state(state, start.clock)
         log.info("stage %s resumed from %s at step %d", stage.name, resume_from, state["step"])
-    _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype, switches)
+    loop = grpo_loop if stage.objective == "grpo" else _loop
+    loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype, switches)
     keep_adapters = stage.lora is not None and stage.lora.keep_adapters
     export_hf(model, processor, export_dir, info, {**state, "done": True}, keep_adapters)
     if info.is_main:
