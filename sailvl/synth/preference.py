@@ -11,9 +11,8 @@ from sailvl.synth.qa import LOCATIONS
 from sailvl.synth.scenes import COLOURS, SHAPES
 from sailvl.synth.text_ocr import WORDS
 
-# Answer spaces a wrong answer of the same kind is drawn from (numbers: any other small number).
+# Answer spaces a wrong answer of the same kind is drawn from.
 _SPACES = (tuple(COLOURS), SHAPES, LOCATIONS, WORDS)
-_NUMBERS = tuple(str(k) for k in range(19))
 
 
 def corrupt_answer(answer: str, style: str, prompt: str, rng: random.Random) -> str | None:
@@ -24,9 +23,13 @@ def corrupt_answer(answer: str, style: str, prompt: str, rng: random.Random) -> 
         shown = [letter for letter in LETTERS if f"\n{letter}. " in prompt]
         wrong = [letter for letter in shown if letter != answer]
         return rng.choice(wrong) if wrong else None
-    for space in (*_SPACES, _NUMBERS):
+    for space in _SPACES:
         if answer in space:
             return rng.choice([a for a in space if a != answer])
+    if answer.isdigit():  # a near miss: a wrong number far outside the answer range would be a give-away
+        return str(
+            rng.choice([k for k in range(int(answer) - 2, int(answer) + 3) if k >= 0 and k != int(answer)])
+        )
     return None
 
 
