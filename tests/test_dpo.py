@@ -257,3 +257,9 @@ def test_synthetic_preference_pairs(tmp_path):
         chosen = sft[r["id"]]
         assert r["image"] == chosen["image"] and r["conversations"] == chosen["conversations"]
         assert r["rejected"] != r["conversations"][-1]["value"]
+
+
+def test_ipo_refuses_label_smoothing():
+    with pytest.raises(ValueError, match="label_smoothing"):
+        DpoSpec(loss="ipo", label_smoothing=0.1)
+    assert DpoSpec(loss="ipo").label_smoothing == 0.0
