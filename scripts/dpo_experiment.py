@@ -87,9 +87,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--n", type=int, default=400, help="Training images of world A.")
     parser.add_argument(
-        "--sft-steps", type=int, default=120, help="Full fine-tuning steps of each start model."
+        "--sft-steps", type=int, default=300, help="Full fine-tuning steps of each start model."
     )
-    parser.add_argument("--dpo-steps", type=int, default=80, help="tiny-dpo steps from each start.")
+    parser.add_argument("--dpo-steps", type=int, default=200, help="tiny-dpo steps from each start.")
     parser.add_argument(
         "--dpo", nargs="*", default=[], help="Extra tiny-dpo overrides (e.g. stages.0.lr=...)."
     )
