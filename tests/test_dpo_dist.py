@@ -73,10 +73,12 @@ def test_fsdp_dpo_two_processes_match_one_process(world, tmp_path, variant):
         result = train_step(
             model, optimizer, micro, DistInfo(), torch.float32, stage.grad_clip, objective=objective
         )
-        single.append((result.loss, float(result.metrics_t["rewards/margin"])))
+        single.append((result.loss, float(result.metrics_t["rewards/margin"]), result.grad_norm))
         first_pair_loss = first_pair_loss or float(result.metrics_t["dpo/loss"])
     assert [(fsdp[s]["loss"], fsdp[s]["rewards/margin"]) for s in range(1, 6)] == [
-        pytest.approx(pair, abs=1e-5, rel=0) for pair in single
+        pytest.approx(row[:2], abs=1e-5, rel=0) for row in single
     ]
+    # AdamW hides a wrongly scaled gradient from the losses; the grad norm (before clipping, ~20) shows it.
+    assert [fsdp[s]["grad_norm"] for s in range(1, 6)] == pytest.approx([row[2] for row in single], rel=1e-5)
     assert first_pair_loss == pytest.approx(0.693147, abs=1e-5)  # the reference is the start model
     assert single[-1][0] < single[0][0]
