@@ -233,9 +233,9 @@ def test_dpo_step_starts_at_log2_and_learns_the_preference(tiny_processor, tiny_
     first, last = results[0], results[-1]
     assert first.loss == pytest.approx(math.log(2), abs=1e-6)  # policy == reference: margin 0
     assert first.samples == 4 and set(first.metrics_t) >= {"rewards/accuracy", "rewards/margin"}
-    # Measured: loss 0.693 -> 0.18, accuracy 1.0 after 5 updates on the same 4 pairs.
-    assert last.loss < 0.5 and float(last.metrics_t["rewards/accuracy"]) == 1.0
-    assert float(last.metrics_t["rewards/margin"]) > 0
+    # Measured: loss 0.693 -> 0.003, reward accuracy 1.0, margin 5.8 after 5 updates on the same 4 pairs.
+    assert last.loss < 0.05 and float(last.metrics_t["rewards/accuracy"]) == 1.0
+    assert float(last.metrics_t["rewards/margin"]) > 2
 
 
 def test_synthetic_preference_pairs(tmp_path):
