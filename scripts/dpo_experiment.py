@@ -104,7 +104,8 @@ def main() -> None:
         generate_world(world_a, args.n, 0, **EASY)
         make_tiny_model_dir(world_a, model0, seed=0)
     if not (world_eval / "world.json").is_file():
-        generate_world(world_eval, 200, 1 if args.eval_world == "held-out" else 2, n_bench=args.limit, **EASY)
+        seed = 1 if args.eval_world == "held-out" else 2
+        generate_world(world_eval, max(200, 2 * args.limit), seed, n_bench=args.limit, **EASY)
     rows = []
     for seed in args.seeds:
         start = _sft(world_a, model0, work / f"sft-{seed}", seed, args.sft_steps)
