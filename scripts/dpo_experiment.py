@@ -33,6 +33,8 @@ from sailvl.synth.tiny_model import make_tiny_model_dir
 from sailvl.train import load_recipe
 from sailvl.train.trainer import train_recipe
 
+# Evaluation worlds by seed: held-out (B), dev (for tuning), confirm (a world first scored after every choice).
+EVAL_WORLDS = {"held-out": 1, "dev": 2, "confirm": 3}
 EASY = {"max_objects": 1, "object_scale": 2.0, "tasks": "colour", "yesno_prob": 0.0}
 SFT = ["stages.0.lora=null", "stages.0.trainable=[vision.*,projector.*,llm.*]", "stages.0.lr=1.0e-3"]
 
@@ -71,10 +73,9 @@ def preference_accuracy(model_dir: Path, world: Path, limit: int) -> float:
 
 
 def task_accuracy(model_dir: Path, world: Path, limit: int) -> float:
-    # One tile per image, as in training.
-    results = evaluate_model(
-        model_dir, ["synth_vqa"], model_dir / "eval", world / "bench", max_tiles=1, limit=limit
-    )
+    # One tile per image, as in training; one eval cache per evaluation world.
+    out = model_dir / f"eval-{world.name}"
+    results = evaluate_model(model_dir, ["synth_vqa"], out, world / "bench", max_tiles=1, limit=limit)
     return float(results["benchmarks"]["synth_vqa"]["score"])
 
 
@@ -90,22 +91,23 @@ def main() -> None:
     parser.add_argument(
         "--sft-steps", type=int, default=300, help="Full fine-tuning steps of each start model."
     )
-    parser.add_argument("--dpo-steps", type=int, default=200, help="tiny-dpo steps from each start.")
+    parser.add_argument("--dpo-steps", type=int, default=400, help="tiny-dpo steps from each start.")
     parser.add_argument(
         "--dpo", nargs="*", default=[], help="Extra tiny-dpo overrides (e.g. stages.0.lr=...)."
     )
-    parser.add_argument("--eval-world", choices=("held-out", "dev"), default="held-out")
-    parser.add_argument("--limit", type=int, default=60, help="Held-out pairs and bench items scored.")
+    parser.add_argument("--eval-world", choices=tuple(EVAL_WORLDS), default="held-out")
+    parser.add_argument("--limit", type=int, default=200, help="Held-out pairs and bench items scored.")
     args = parser.parse_args()
     work = args.work
     world_a, model0 = work / "world-a", work / "tiny-model"
-    world_eval = work / ("world-b" if args.eval_world == "held-out" else "world-dev")
+    world_eval = work / {"held-out": "world-b", "dev": "world-dev", "confirm": "world-c"}[args.eval_world]
     if not (world_a / "world.json").is_file():
         generate_world(world_a, args.n, 0, **EASY)
         make_tiny_model_dir(world_a, model0, seed=0)
     if not (world_eval / "world.json").is_file():
-        seed = 1 if args.eval_world == "held-out" else 2
-        generate_world(world_eval, max(200, 2 * args.limit), seed, n_bench=args.limit, **EASY)
+        generate_world(
+            world_eval, max(200, 2 * args.limit), EVAL_WORLDS[args.eval_world], n_bench=args.limit, **EASY
+        )
     rows = []
     for seed in args.seeds:
         start = _sft(world_a, model0, work / f"sft-{seed}", seed, args.sft_steps)
