@@ -16,6 +16,9 @@ IMAGE_COUNT_MISMATCH = "image_count_mismatch"
 EMPTY_ANSWER = "empty_answer"
 TOO_LONG = "too_long"
 TOO_MANY_TILES = "too_many_tiles"
+# Preference records (objective: dpo): no rejected answer, or one equal to the chosen answer.
+NO_REJECTED = "no_rejected"
+REJECTED_IS_CHOSEN = "rejected_is_chosen"
 
 
 class BadRecordCounter:

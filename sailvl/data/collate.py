@@ -40,6 +40,8 @@ def collate_packs(
 ) -> dict:
     """Packed rows of exactly `max_tokens` tokens: position_ids restart per sample, attention never crosses samples.
 
+    A preference pair's two sequences are two segments; with pairs the batch also carries `sequence_ids` `[B,L]`
+    (the index of each token's sequence in the batch, -1 on pads; a pair's chosen and rejected are 2k and 2k+1).
     The first label of every sample is IGNORE_INDEX, so the shifted loss never predicts a sample's first token
     from the previous sample: per-token losses equal those of the samples run one by one.
     `mask_format`: "bool" (4D bool), "additive" (4D float for eager), "flex" (attention_mask None and
@@ -53,19 +55,23 @@ def collate_packs(
     labels = torch.full((rows, max_tokens), IGNORE_INDEX, dtype=torch.long)
     position_ids = torch.zeros((rows, max_tokens), dtype=torch.long)
     segments = torch.full((rows, max_tokens), -1, dtype=torch.long)
-    sample_ids, ordered = [], []
+    sequences = torch.full((rows, max_tokens), -1, dtype=torch.long)
+    sample_ids, ordered, lengths, tiles = [], [], [], []
     for r, pack in enumerate(packs):
-        offset = 0
-        for s, item in enumerate(pack):
-            n = item.length
-            if offset + n > max_tokens:
+        offset, s = 0, 0
+        for item in pack:
+            if offset + item.length > max_tokens:
                 raise ValueError(f"pack overflows max_tokens={max_tokens}")
-            input_ids[r, offset : offset + n] = item.input_ids
-            labels[r, offset : offset + n] = item.labels
-            labels[r, offset] = IGNORE_INDEX
-            position_ids[r, offset : offset + n] = torch.arange(n)
-            segments[r, offset : offset + n] = s
-            offset += n
+            for start, n, n_tiles in item.spans():
+                input_ids[r, offset : offset + n] = item.input_ids[start : start + n]
+                labels[r, offset : offset + n] = item.labels[start : start + n]
+                labels[r, offset] = IGNORE_INDEX
+                position_ids[r, offset : offset + n] = torch.arange(n)
+                segments[r, offset : offset + n] = s
+                sequences[r, offset : offset + n] = len(lengths)
+                lengths.append(n)
+                tiles.append(n_tiles)
+                offset, s = offset + n, s + 1
             sample_ids.append(item.sample_id)
             ordered.append(item)
     batch = {
@@ -76,10 +82,12 @@ def collate_packs(
         "pixel_values": _pixels(ordered),
         "num_target_tokens": int((labels != IGNORE_INDEX).sum()),
         "sample_ids": sample_ids,
-        "sample_lengths": [it.length for it in ordered],
-        "sample_tiles": [it.num_tiles for it in ordered],
+        "sample_lengths": lengths,
+        "sample_tiles": tiles,
         "num_real_tokens": int((segments >= 0).sum()),
     }
+    if any(it.parts for it in ordered):  # preference pairs: which sequence each token belongs to
+        batch["sequence_ids"] = sequences
     if mask_format == "flex":
         batch["segment_ids"] = segments
     elif mask_format != "none":
@@ -89,18 +97,20 @@ def collate_packs(
 
 
 def collate_padded(items: list[PackItem], pad_token_id: int) -> dict:
-    """One sample per row, right-padded to the longest (the pad-to-longest baseline); 2D attention mask."""
-    length = max(it.length for it in items)
-    rows = len(items)
+    """One sequence per row (a preference pair: two rows), right-padded to the longest (the pad-to-longest
+    baseline); 2D attention mask; with pairs, `sequence_ids` as in `collate_packs` (here the row index)."""
+    spans = [(it, start, n, n_tiles) for it in items for start, n, n_tiles in it.spans()]
+    length = max(n for _, _, n, _ in spans)
+    rows = len(spans)
     input_ids = torch.full((rows, length), pad_token_id, dtype=torch.long)
     labels = torch.full((rows, length), IGNORE_INDEX, dtype=torch.long)
     attention_mask = torch.zeros((rows, length), dtype=torch.long)
-    for r, item in enumerate(items):
-        input_ids[r, : item.length] = item.input_ids
-        labels[r, : item.length] = item.labels
+    for r, (item, start, n, _) in enumerate(spans):
+        input_ids[r, :n] = item.input_ids[start : start + n]
+        labels[r, :n] = item.labels[start : start + n]
         labels[r, 0] = IGNORE_INDEX
-        attention_mask[r, : item.length] = 1
-    return {
+        attention_mask[r, :n] = 1
+    batch = {
         "input_ids": input_ids,
         "labels": labels,
         "position_ids": torch.arange(length).expand(rows, length).clone(),
@@ -108,7 +118,10 @@ def collate_padded(items: list[PackItem], pad_token_id: int) -> dict:
         "pixel_values": _pixels(items),
         "num_target_tokens": int((labels != IGNORE_INDEX).sum()),
         "sample_ids": [it.sample_id for it in items],
-        "sample_lengths": [it.length for it in items],
-        "sample_tiles": [it.num_tiles for it in items],
+        "sample_lengths": [n for _, _, n, _ in spans],
+        "sample_tiles": [t for _, _, _, t in spans],
         "num_real_tokens": int(attention_mask.sum()),
     }
+    if any(it.parts for it in items):
+        batch["sequence_ids"] = torch.where(attention_mask.bool(), torch.arange(rows)[:, None], -1)
+    return batch

@@ -106,6 +106,14 @@ class DataConfig(SailConfig):
         default=False,
         description="Pinned host batches for non-blocking copies (the trainer turns it on with CUDA).",
     )
+    preference_pairs: bool = Field(
+        default=False,
+        description=(
+            "Records are preference pairs (set by the trainer for `objective: dpo`): the chosen (last assistant "
+            "turn) and rejected (metadata.rejected) answers become two sequences that are packed, batched and "
+            "sharded together; records without a usable rejected answer are skipped as bad records."
+        ),
+    )
     max_bad_fraction: float = Field(
         default=0.05, ge=0, le=1, description="Abort when more than this fraction of records seen were bad."
     )

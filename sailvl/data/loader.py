@@ -17,6 +17,7 @@ from sailvl.data.data_fingerprint import data_changes, data_fingerprint
 from sailvl.data.images import BadRecord, load_image
 from sailvl.data.mixture import MixtureSampler, ShardStream, mixture_weights
 from sailvl.data.packing import BestFitPacker, PackItem, fit_to_length
+from sailvl.data.preference import last_answer_labels, pair_item, rejected_conversation
 from sailvl.data.readers import UnreadableRecord, decode_raw
 from sailvl.data.sample import Sample
 from sailvl.errors import SailvlError
@@ -111,26 +112,45 @@ class SampleStream:
             raise BadRecord(exc.reason, f"{name}/{exc.record_id}: {exc.detail}") from None
         sample.id = f"{name}/{sample.id}"
         check_sample(sample)
+        rejected = rejected_conversation(sample) if self.config.preference_pairs else None
         max_tiles = source.max_tiles or self.processor.max_tiles
         images = [load_image(ref, max_side=self.processor.tile_size * max_tiles) for ref in sample.images]
         encoded = self.processor.encode_sample(
             sample.conversation, images, max_tiles=source.max_tiles, uint8=self.config.uint8_pixels
         )
+        if rejected is None:
+            return self._fit(sample.id, encoded, draw, self.config.long_samples == "truncate")
+        # The rejected answer reuses the chosen one's tiles (a tensor image is taken as its tiles).
+        tiles = list(torch.split(encoded.pixel_values, encoded.num_tiles)) if encoded.num_tiles else []
+        other = self.processor.encode_sample(rejected, tiles, source.max_tiles, self.config.uint8_pixels)
+        pair = [self._fit(sample.id, e, draw, False) for e in (encoded, other)]
+        for item in pair:
+            item.labels = last_answer_labels(item.labels)
+        item = pair_item(*pair)
+        if item.length > self.config.max_tokens:  # a pair is never cut: both answers must stay whole
+            raise BadRecord(reasons.TOO_LONG, f"{sample.id}: the pair has {item.length} tokens")
+        self._check_tiles(sample.id, item.num_tiles)
+        return item
+
+    def _fit(self, sample_id: str, encoded, draw: int, truncate: bool) -> PackItem:
         input_ids, labels, pixels = encoded.input_ids, encoded.labels, encoded.pixel_values
         tiles = int(sum(encoded.num_tiles))
         if input_ids.numel() > self.config.max_tokens:
             fitted = None
-            if self.config.long_samples == "truncate":
+            if truncate:
                 fitted = fit_to_length(
                     input_ids, labels, pixels, encoded.num_tiles, self.config.max_tokens,
                     self.img_start_id, self.img_end_id,
                 )  # fmt: skip
             if fitted is None:
-                raise BadRecord(reasons.TOO_LONG, f"{sample.id} has {input_ids.numel()} tokens")
+                raise BadRecord(reasons.TOO_LONG, f"{sample_id} has {input_ids.numel()} tokens")
             input_ids, labels, pixels, tiles = fitted
+        self._check_tiles(sample_id, tiles)
+        return PackItem(draw, sample_id, input_ids, labels, pixels, tiles)
+
+    def _check_tiles(self, sample_id: str, tiles: int) -> None:
         if self.config.packing and tiles > self.config.max_tiles_per_pack:
-            raise BadRecord(reasons.TOO_MANY_TILES, f"{sample.id} has {tiles} tiles")
-        return PackItem(draw, sample.id, input_ids, labels, pixels, tiles)
+            raise BadRecord(reasons.TOO_MANY_TILES, f"{sample_id} has {tiles} tiles")
 
     def _next_item(self) -> PackItem:
         while True:

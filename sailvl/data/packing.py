@@ -13,7 +13,12 @@ from sailvl.config.constants import IGNORE_INDEX
 
 @dataclass
 class PackItem:
-    """One encoded sample ready for packing; `draw` is its index in the worker's sample stream."""
+    """One encoded sample ready for packing; `draw` is its index in the worker's sample stream.
+
+    A preference pair (`sailvl.data.preference`) is one item holding two sequences back to back (chosen, then
+    rejected; `parts` their lengths, each with its own copy of the image tiles), so the packer never splits a
+    pair; the collate gives each sequence its own segment.
+    """
 
     draw: int
     sample_id: str
@@ -21,11 +26,20 @@ class PackItem:
     labels: torch.Tensor  # [L] long, IGNORE_INDEX off answers
     pixel_values: torch.Tensor  # [n_tiles, 3, T, T]
     num_tiles: int
+    parts: tuple[int, ...] = ()  # lengths of the sequences of a preference pair; () for one sequence
 
     @property
     def length(self) -> int:
         """Tokens in the sample."""
         return int(self.input_ids.numel())
+
+    def spans(self) -> list[tuple[int, int, int]]:
+        """(start, tokens, tiles) of each sequence the item holds (a pair's tiles split evenly between its two)."""
+        if not self.parts:
+            return [(0, self.length, self.num_tiles)]
+        starts = [sum(self.parts[:k]) for k in range(len(self.parts))]
+        tiles = self.num_tiles // len(self.parts)
+        return [(start, n, tiles) for start, n in zip(starts, self.parts, strict=True)]
 
 
 def fit_to_length(

@@ -13,6 +13,7 @@ from sailvl.synth.bench import write_benchmarks
 from sailvl.synth.captions import alt_text, caption_sentences
 from sailvl.synth.formats import WEAK_QUESTIONS, complexity_score, format_for_sft, relevance_score
 from sailvl.synth.judge import judge_pairs
+from sailvl.synth.preference import preference_records
 from sailvl.synth.qa import QA, TASK_KIND, TASKS, make_qa
 from sailvl.synth.readme import write_readme
 from sailvl.synth.render import png_bytes, render_scene, sample_scene
@@ -50,7 +51,7 @@ class SftOptions:
     yesno_pairs: bool = False
 
 
-OUTPUT_FILES = ("pretrain.jsonl", "sft.jsonl", "judge.jsonl", "README.md", "world.json")
+OUTPUT_FILES = ("pretrain.jsonl", "sft.jsonl", "judge.jsonl", "preference.jsonl", "README.md", "world.json")
 
 
 def parse_tasks(tasks: list[str] | str | None) -> list[str]:
@@ -215,7 +216,7 @@ def generate_world(
 ) -> dict:
     """Write a synthetic world of `n` training images of `size` x `size` pixels into `out_dir`.
 
-    Files: images/*.png, pretrain.jsonl, sft.jsonl, judge.jsonl, bench/*.tsv (`n_bench` items each, default
+    Files: images/*.png, pretrain.jsonl, sft.jsonl, judge.jsonl, preference.jsonl, bench/*.tsv (`n_bench` items each, default
     n // 5 clipped to 40..500), README.md and world.json. Same arguments give the same bytes.
     `max_objects` (1-5) caps the shapes per scene and `object_scale` (1-2) enlarges them: one large shape
     per image (max_objects=1, object_scale=2) is an easy world a tiny model learns in a few hundred steps.
@@ -263,6 +264,8 @@ def generate_world(
     _write_jsonl(out / "pretrain.jsonl", pretrain)
     _write_jsonl(out / "sft.jsonl", sft)
     _write_jsonl(out / "judge.jsonl", judge)
+    preference = preference_records(sft, seed)  # DPO pairs: the SFT answers against corrupted ones
+    _write_jsonl(out / "preference.jsonl", preference)
     bench_counts = write_benchmarks(out / "bench", tasks, n_bench, seed, size, options)
     if think_bench := write_think(out, think, n_bench, seed, size, options):
         bench_counts[THINK_BENCH] = think_bench
@@ -284,6 +287,7 @@ def generate_world(
         "sft_by_task": dict(sorted(Counter(r["task"] for r in sft).items())),
         "sft_by_difficulty": {str(k): v for k, v in sorted(Counter(r["difficulty"] for r in sft).items())},
         "judge": len(judge),
+        "preference": len(preference),
         "judge_aligned": sum(r["aligned"] == "yes" for r in judge),
         "think": think,
         "bench": {name: dict(sorted(c.items())) for name, c in bench_counts.items()},

@@ -190,6 +190,12 @@ class DpoSpec(SailConfig):
         0.0, ge=0, description="Add this times the chosen answers' mean token NLL (RPO-style; 0: pure DPO)."
     )
 
+    @model_validator(mode="after")
+    def _smoothing_is_sigmoid(self) -> DpoSpec:
+        if self.loss == "ipo" and self.label_smoothing:
+            raise ValueError("label_smoothing (cDPO) applies to the sigmoid loss, not ipo")
+        return self
+
 
 class GrpoSpec(SailConfig):
     """RL with verifiable rewards (`objective: grpo`): G sampled answers per prompt, rewards from pluggable

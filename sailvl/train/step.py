@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ class StepResult:
     device, so the host waits for the GPU only where the caller reads them (at log steps), not every step.
     """
 
-    loss_t: torch.Tensor  # 0-dim: mean CE per target token (nats)
+    loss_t: torch.Tensor  # 0-dim: mean CE per target token (nats); with an objective, its loss
     grad_norm_t: torch.Tensor  # 0-dim
     skipped_t: torch.Tensor  # 0-dim bool: non-finite grad norm or no targets, so no update was applied
     target_tokens: int
@@ -39,6 +39,7 @@ class StepResult:
     tiles: int
     sum_sq_lengths: int = 0  # sum of L^2 over samples (attention work; `sailvl.train.flops`)
     head_tokens: int = 0  # positions whose logits the LM head computed
+    metrics_t: dict[str, torch.Tensor] = field(default_factory=dict)  # the objective's own (DPO: rewards)
 
     @property
     def loss(self) -> float:
@@ -222,6 +223,7 @@ def train_step(
     foreach_clip: bool = False,
     sync: bool = True,
     compile_block_mask: bool = False,
+    objective=None,
 ) -> StepResult:
     """Forward/backward every micro-batch, then clip and step (or skip when the grad norm is not finite).
 
@@ -233,6 +235,8 @@ def train_step(
     optimizer's `found_inf` (the update, weight decay and step count are then not applied), so it needs
     `torch.optim.AdamW(..., fused=True)`; loss and grad norm stay tensors until read. The counts never need
     the device (`global_counts`). `compile_block_mask`: flex BlockMasks built by a compiled `create_block_mask`.
+    `objective`: None for token cross entropy; else an object (`sailvl.train.dpo.DpoObjective`) whose
+    `micro_loss` gives each micro-batch's share of the step loss, already normalised over all ranks.
     """
     if not sync and not getattr(optimizer, "defaults", {}).get("fused"):
         raise SailvlError("train_step(sync=False) needs a fused optimizer (parallel.fused_optimizer: true)")
@@ -240,6 +244,8 @@ def train_step(
     targets = [find_targets(b["labels"]) for b in micro_batches]
     counts = global_counts(micro_batches, targets, target_only, info)
     scale = info.world_size / max(counts["target_tokens"], 1)
+    if objective is not None:
+        objective.begin_step(micro_batches, targets, info)
     autocast = (
         torch.autocast(info.device.type, dtype=compute_dtype)
         if info.mesh is None and compute_dtype != torch.float32  # FSDP2's policy casts sharded models
@@ -251,8 +257,13 @@ def train_step(
         _grad_sync(model, i == len(micro_batches) - 1)
         inputs = to_device(batch, info.device, dtype, compile_block_mask)
         with autocast:
-            mb_loss = token_loss_sum(model, inputs, target_only, mb_targets)
-        (mb_loss * scale).backward()
+            if objective is None:
+                mb_loss = token_loss_sum(model, inputs, target_only, mb_targets)
+                mb_scaled = mb_loss * scale
+            else:
+                mb_loss = objective.micro_loss(model, inputs, i, mb_targets)
+                mb_scaled = mb_loss * info.world_size  # FSDP averages gradients over ranks
+        mb_scaled.backward()
         loss_sum += mb_loss.detach().double()
     params = [p for p in model.parameters() if p.requires_grad]
     grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip, foreach=foreach_clip)
@@ -269,8 +280,9 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     loss_sum = all_reduce_tensor_sum(loss_sum, info)
     return StepResult(
-        loss_t=loss_sum / max(counts["target_tokens"], 1),
+        loss_t=loss_sum / max(counts["target_tokens"], 1) if objective is None else loss_sum,
         grad_norm_t=grad_norm.detach(),
         skipped_t=bad,
         **counts,
+        metrics_t=objective.end_step(info) if objective is not None else {},
     )

@@ -18,6 +18,7 @@ from sailvl.model.build import set_vision_drop_path
 from sailvl.model.params import set_trainable
 from sailvl.train.check import check_recipe
 from sailvl.train.checkpoint import AppState, CheckpointManager, latest_checkpoint
+from sailvl.train.dpo import DpoObjective, build_reference
 from sailvl.train.export import export_hf, is_exported
 from sailvl.train.flops import train_step_flops, trainable_parts
 from sailvl.train.grpo import grpo_loop, prompt_sampler
@@ -113,6 +114,8 @@ def _build_loader(ctx: StageContext, stage: StageConfig, processor, seed: int, a
     data_config = ctx.recipe.stage_data_config(stage, mask_format_for(attention))
     if ctx.info.device.type == "cuda":  # pinned batches: the step's host-to-device copies are asynchronous
         data_config = data_config.model_copy(update={"pin_memory": True})
+    if stage.objective == "dpo":  # each record becomes a chosen and a rejected sequence, kept together
+        data_config = data_config.model_copy(update={"preference_pairs": True})
     return build_loader(
         data_config, processor, ctx.info.rank, ctx.info.world_size, seed, ctx.resume_ignore_data
     )
@@ -130,8 +133,6 @@ def run_stage(ctx: StageContext, stage: StageConfig) -> Path:
     if ctx.resume == "auto" and is_exported(export_dir):
         log.info("stage %s is already exported in %s; skipping", stage.name, export_dir)
         return export_dir
-    if stage.objective not in ("sft", "grpo"):
-        raise SailvlError(f"stage {stage.name}: objective {stage.objective!r} is not implemented yet")
     stage_index = recipe.stages.index(stage)
     seed_everything(recipe.seed + stage_index)
     start = resolve_start(recipe, ctx.out_dir, stage)
@@ -148,6 +149,10 @@ def run_stage(ctx: StageContext, stage: StageConfig) -> Path:
     model.train()
     if recipe.parallel.liger_kernels:
         apply_liger_kernels(model)
+    objective = None
+    if stage.objective == "dpo":  # the reference is copied from the start model before the policy is sharded
+        reference = build_reference(model, info, dtype, started.broadcast, started.full_state)
+        objective = DpoObjective(stage.dpo, reference)
     model = parallelize(model, info, dtype, recipe.parallel.activation_checkpointing, recipe.parallel.compile)
     if meta:
         materialize(model, info.device)
@@ -172,8 +177,10 @@ def run_stage(ctx: StageContext, stage: StageConfig) -> Path:
         ckpt.load(app, Path(resume_from))
         _upgrade_state(state, start.clock)
         log.info("stage %s resumed from %s at step %d", stage.name, resume_from, state["step"])
-    loop = grpo_loop if stage.objective == "grpo" else _loop
-    loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype, switches)
+    if stage.objective == "grpo":
+        grpo_loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype, switches)
+    else:
+        _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype, switches, objective)
     keep_adapters = stage.lora is not None and stage.lora.keep_adapters
     export_hf(model, processor, export_dir, info, {**state, "done": True}, keep_adapters)
     if info.is_main:
@@ -181,7 +188,9 @@ def run_stage(ctx: StageContext, stage: StageConfig) -> Path:
     return export_dir
 
 
-def _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype, switches) -> None:
+def _loop(
+    ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype, switches, objective=None
+) -> None:
     info, state = ctx.info, app.trainer
     metrics = MetricsLogger(ctx.out_dir, info.is_main, ctx.recipe.wandb, f"{ctx.recipe.name}-{stage.name}")
     bar = Progress(info.is_main, stage.name)
@@ -206,7 +215,7 @@ def _loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype, swi
             window_data += t0 - fetch
             result = train_step(
                 model, optimizer, micro, info, dtype, stage.grad_clip, switches.foreach_clip, switches.sync,
-                switches.compile_block_mask,
+                switches.compile_block_mask, objective,
             )  # fmt: skip
             seconds = time.perf_counter() - t0
             state["step"] += 1
@@ -282,6 +291,7 @@ def _log_step(metrics, state, result, lrs, seconds, data, model_config, peak, in
         **data,
     }
     record.update({f"lr/{name}": lr for name, lr in lrs.items()})
+    record.update({name: float(value) for name, value in result.metrics_t.items()})
     if peak is not None:
         flops = train_step_flops(
             model_config,
