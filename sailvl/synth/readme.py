@@ -44,6 +44,8 @@ purpose for curation experiments) and `format` (short, mcq, open, yesno).
 - `judge.jsonl`: {summary["judge"]} (image, caption) pairs, {summary["judge_aligned"]} aligned; `aligned` yes/no, \
 `richness` 1-5, `caption_source` (detailed, partial, corrupted, alt) and `corrupted_attribute` for negatives, \
 which change exactly one attribute. Conversations ask alignment first, then richness.
+- `preference.jsonl`: {summary.get("preference", 0)} preference pairs for DPO: each SFT task question with its answer as the chosen last turn and `rejected` holding a wrong answer of the same kind (another colour, shape, place, word or MCQ letter, a near-miss number, the other of yes/no).
+{_think_line(summary)}
 - `bench/*.tsv`: held-out VLMEvalKit benchmarks (columns `index, image` (base64 PNG), `question`, options \
 `A`-`D` and `hint` for the MCQ file, `answer`, `category`). Drawn from a separate random stream and from the \
 held-out digit split (every {TEST_EVERY}th image of scikit-learn's `load_digits`; training uses the rest).
@@ -54,3 +56,12 @@ All JSONL records use the InternVL/LLaVA schema: `{{"id", "image": "images/NNNNN
 [{{"from": "human", "value": "<image>\\n..."}}, {{"from": "gpt", "value": "..."}}], ...metadata}}`.
 """
     path.write_text(text, encoding="utf-8")
+
+
+def _think_line(summary: dict) -> str:
+    if not summary.get("think"):
+        return "- no `think.jsonl` (`sailvl synth --think N` adds one)."
+    return (
+        f'- `think.jsonl`: {summary["think"]} "add the two digits" records answered with a `<think>` trace '
+        "that reads each digit and states the sum, then the sum (`bench/synth_think.tsv` holds them out)."
+    )

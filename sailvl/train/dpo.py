@@ -24,7 +24,7 @@ from sailvl.train.parallel import (
     parallelize,
 )
 from sailvl.train.recipe import DpoSpec
-from sailvl.train.step import TokenTargets, _accepts_logits_to_keep
+from sailvl.train.step import TokenTargets, accepts_logits_to_keep
 
 # Logged per step (means over the step's pairs, all ranks): as TRL names them.
 METRICS = ("dpo/loss", "rewards/accuracy", "rewards/margin", "rewards/chosen", "rewards/rejected")
@@ -66,7 +66,7 @@ def sequence_logps(
     positions = targets.positions.to(device, non_blocking=True)
     labels = targets.labels.to(device, non_blocking=True)
     model_inputs = {k: v for k, v in inputs.items() if k != "labels"}
-    if _accepts_logits_to_keep(model):
+    if accepts_logits_to_keep(model):
         logits = model(**model_inputs, use_cache=False, logits_to_keep=positions).logits  # [B, P, V]
     else:
         full = model(**model_inputs, use_cache=False).logits

@@ -20,7 +20,7 @@ from sailvl.data.bad_records import BadRecordCounter
 from sailvl.errors import SailvlError
 from sailvl.train.export import export_hf
 from sailvl.train.metrics import MetricsLogger, Progress
-from sailvl.train.optim import lr_factor, set_lr
+from sailvl.train.optim import budget_progress, lr_factor, set_lr
 from sailvl.train.parallel import all_reduce_host
 from sailvl.train.rewards import check_rewards, exact_match, total_reward
 from sailvl.train.rollout import PromptSampler, Rollouts, completion_logps, read_prompts, sample_rollouts
@@ -284,18 +284,14 @@ def grpo_step(
 
 def grpo_loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype, switches) -> None:
     """The RL stage's loop (the trainer's `_loop` for `objective: grpo`): `loader` is the `prompt_sampler`."""
-    from sailvl.train.trainer import (
-        _progress,
-    )  # the trainer's budget rule; late: the trainer imports this module
-
     info, state = ctx.info, app.trainer
     reference = build_reference(ctx, stage, info.device)
     metrics = MetricsLogger(ctx.out_dir, info.is_main, ctx.recipe.wandb, f"{ctx.recipe.name}-{stage.name}")
     bar = Progress(info.is_main, stage.name)
     try:
-        while _progress(stage, state) < 1.0:
+        while budget_progress(stage.budget, state) < 1.0:
             factor = lr_factor(
-                _progress(stage, state),
+                budget_progress(stage.budget, state),
                 stage.schedule,
                 stage.warmup,
                 stage.min_lr_ratio,
@@ -331,7 +327,7 @@ def grpo_loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype,
                      "samples_seen": state["samples_seen"], "stage_samples_seen": state["stage_samples_seen"],
                      "step_seconds": seconds, **{f"lr/{name}": lr for name, lr in lrs.items()}}
                 )  # fmt: skip
-            bar.update(_progress(stage, state), f"reward {record['reward']:.3f}")
+            bar.update(budget_progress(stage.budget, state), f"reward {record['reward']:.3f}")
             if stage.save_every and state["step"] % stage.save_every == 0:
                 ckpt.save(app)
             if stage.eval_every and state["step"] % stage.eval_every == 0:

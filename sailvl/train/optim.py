@@ -67,6 +67,19 @@ def build_optimizer(
     return torch.optim.AdamW(groups, betas=betas, eps=1e-8, foreach=False)
 
 
+def budget_progress(budget, state: dict) -> float:
+    """Fraction of a stage's `Budget` done (the largest of its steps / samples / tokens fractions). Budgets count
+    the stage only (`stage_*`); `tokens_seen` / `samples_seen` run across stages."""
+    fractions = [0.0]
+    if budget.steps:
+        fractions.append(state["step"] / budget.steps)
+    if budget.samples:
+        fractions.append(state["stage_samples_seen"] / budget.samples)
+    if budget.tokens:
+        fractions.append(state["stage_tokens_seen"] / budget.tokens)
+    return max(fractions)
+
+
 def lr_factor(
     progress: float,
     schedule: str,

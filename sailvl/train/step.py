@@ -157,7 +157,7 @@ def token_loss_sum(
     """
     labels = inputs["labels"]
     model_inputs = {k: v for k, v in inputs.items() if k != "labels"}
-    if target_logits_only and _accepts_logits_to_keep(model):
+    if target_logits_only and accepts_logits_to_keep(model):
         targets = targets if targets is not None else find_targets(labels.cpu())
         positions = targets.positions.to(labels.device, non_blocking=True)
         target_labels = targets.labels.to(labels.device, non_blocking=True)
@@ -172,7 +172,7 @@ def token_loss_sum(
     )
 
 
-def _accepts_logits_to_keep(model: nn.Module) -> bool:
+def accepts_logits_to_keep(model: nn.Module) -> bool:
     """Whether the model's forward takes `logits_to_keep` (HF causal-LM heads do; FSDP keeps the signature)."""
     try:
         return "logits_to_keep" in inspect.signature(model.forward).parameters
@@ -240,7 +240,7 @@ def train_step(
     """
     if not sync and not getattr(optimizer, "defaults", {}).get("fused"):
         raise SailvlError("train_step(sync=False) needs a fused optimizer (parallel.fused_optimizer: true)")
-    target_only = _accepts_logits_to_keep(model)
+    target_only = accepts_logits_to_keep(model)
     targets = [find_targets(b["labels"]) for b in micro_batches]
     counts = global_counts(micro_batches, targets, target_only, info)
     scale = info.world_size / max(counts["target_tokens"], 1)

@@ -23,7 +23,7 @@ from sailvl.train.export import export_hf, is_exported
 from sailvl.train.flops import train_step_flops, trainable_parts
 from sailvl.train.grpo import grpo_loop, prompt_sampler
 from sailvl.train.metrics import MetricsLogger, Progress, peak_flops
-from sailvl.train.optim import build_optimizer, build_param_groups, lr_factor, set_lr
+from sailvl.train.optim import budget_progress, build_optimizer, build_param_groups, lr_factor, set_lr
 from sailvl.train.parallel import (
     DistInfo,
     apply_liger_kernels,
@@ -74,19 +74,6 @@ def print_freeze_table(rows: list[dict], stage: str) -> None:
         state = "trainable" if r["frozen"] == 0 else ("frozen" if r["trainable"] == 0 else "partial")
         table.add_row(r["module"], f"{r['params']:,}", f"{r['trainable']:,}", f"{r['frozen']:,}", state)
     Console().print(table)
-
-
-def _progress(stage: StageConfig, state: dict) -> float:
-    # Budgets count this stage only (`stage_*`); `tokens_seen`/`samples_seen` run across stages.
-    b = stage.budget
-    fractions = [0.0]
-    if b.steps:
-        fractions.append(state["step"] / b.steps)
-    if b.samples:
-        fractions.append(state["stage_samples_seen"] / b.samples)
-    if b.tokens:
-        fractions.append(state["stage_tokens_seen"] / b.tokens)
-    return max(fractions)
 
 
 def initial_state(stage: StageConfig, clock: dict[str, int]) -> dict:
@@ -200,9 +187,9 @@ def _loop(
     # Log window: wall time since the last log and the part of it spent waiting for the loader.
     pending_bad, window_start, window_data = 0, time.perf_counter(), 0.0
     try:
-        while _progress(stage, state) < 1.0:
+        while budget_progress(stage.budget, state) < 1.0:
             factor = lr_factor(
-                _progress(stage, state),
+                budget_progress(stage.budget, state),
                 stage.schedule,
                 stage.warmup,
                 stage.min_lr_ratio,
@@ -248,7 +235,7 @@ def _loop(
                 window_start, window_data = now, 0.0
                 _log_step(metrics, state, result, lrs, seconds, data, model.config, peak, info, trainable)
             if switches.sync or log_now:
-                bar.update(_progress(stage, state), f"loss {result.loss:.4f}")
+                bar.update(budget_progress(stage.budget, state), f"loss {result.loss:.4f}")
             if save_now:
                 ckpt.save(app)
             if stage.eval_every and state["step"] % stage.eval_every == 0:
