@@ -156,6 +156,8 @@ def test_quick_experiment_end_to_end(name, quick_world, tmp_path):
     assert summary["verdict"].startswith("insensitive")  # no controls yet (test_experiment_stats: with them)
     size = module.QUICK.size  # every arm scored the shared test set's first eval_limit items
     assert summary["control_gap_per_seed"] == [] and summary["eval_items"]["synth_vqa"] == size.eval_limit
+    # Every evaluated point carries the open answers' likelihood forced choice beside the generated score.
+    assert all("forced choice" in p["metrics"] for points in summary["arms"].values() for p in points)
     # A 4-step model answers with one or two strings: every quick run is flagged, and the page says so.
     assert summary["collapsed"] and all(c["tasks"] for c in summary["collapsed"])
     assert "Flagged: " in report.read_text()

@@ -57,6 +57,12 @@ def eval_command(
         "exact", "--matching", help="MCQ / yes-no answer matching policy (see sailvl.eval.matching)."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the judge's sampled retries."),
+    forced_choice: bool = typer.Option(
+        False,
+        "--forced-choice",
+        help="Also score open-answer benchmarks by likelihood: the most likely of the task's answers (results.json "
+        "forced_choice per benchmark; a secondary score for small models).",
+    ),
 ) -> None:
     """Run a model on local benchmark TSVs; predictions are cached per index, so a rerun resumes.
 
@@ -74,7 +80,7 @@ def eval_command(
     results = evaluate_model(
         model, bench, out, data_dir, max_tiles, batch_size, judge, limit, shard.device_for(device),
         preset=preset, msac=msac, max_new_tokens=max_new_tokens, backend=backend,
-        matching=matching, seed=seed, shard=shard,
+        matching=matching, seed=seed, shard=shard, forced_choice=forced_choice,
     )  # fmt: skip
     if results is None:
         return  # not rank 0: its predictions were gathered there

@@ -12,9 +12,10 @@ from sailvl.data.images import load_image
 from sailvl.data.processor import SailVLProcessor
 from sailvl.errors import SailvlError
 from sailvl.eval.distributed import EvalShard
+from sailvl.eval.forced_choice import FORCED_CHOICE_SCORERS, forced_choice_score
 from sailvl.eval.judges import build_judge
 from sailvl.eval.registry import get_preset, resolve_benchmark
-from sailvl.eval.runner import Predictor, pin_predictions, run_eval
+from sailvl.eval.runner import RESULTS_FILE, Predictor, pin_predictions, run_eval
 from sailvl.eval.tsv import BenchItem
 from sailvl.infer import BACKENDS, GenRequest, generate
 from sailvl.model import load_model
@@ -111,13 +112,15 @@ def evaluate_model(
     matching: str = "exact",
     seed: int = 0,
     shard: EvalShard = EvalShard(),
+    forced_choice: bool = False,
 ) -> dict | None:
     """Evaluate the model in `model_dir` on `benches`; results go to `out_dir` (default MODEL/eval).
 
     `judge` is `openai:MODEL[@BASE_URL]` or a judge model directory. The model's trainer_state.json
     budget (tokens_seen, samples_seen) is copied into results.json so a series of checkpoints can be
     fitted with `sailvl scaling fit`. Under sharding (torchrun) every rank predicts its share and rank 0
-    scores and returns the results; the others return None."""
+    scores and returns the results; the others return None. `forced_choice`: open-answer benchmarks also get
+    `forced_choice` (`sailvl.eval.forced_choice`, computed on rank 0) in results.json."""
     if backend not in BACKENDS:
         raise SailvlError(f"unknown --backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "vllm" and msac:
@@ -133,7 +136,7 @@ def evaluate_model(
     text_judge = build_judge(judge, device, seed) if judge is not None else None
     model, processor = load_model_and_processor(model_dir, device)
     info = {"model": str(model_dir), "msac": msac, **read_trainer_state(model_dir)}
-    return run_eval(
+    results = run_eval(
         benches,
         out_dir,
         model_predictor(model, processor, msac, backend),
@@ -152,3 +155,12 @@ def evaluate_model(
         model_dir=model_dir,
         predictor_settings=settings,
     )
+    if results is not None and forced_choice:
+        for bench in benches:
+            spec, path = resolve_benchmark(bench, data_dir)
+            if spec.scorer in FORCED_CHOICE_SCORERS and spec.name in results["benchmarks"]:
+                score = forced_choice_score(model, processor, spec, path, limit, max_tiles, batch_size)
+                if score["n"]:  # an "auto" TSV of MCQ or yes/no rows has no open answer to choose
+                    results["benchmarks"][spec.name]["forced_choice"] = score
+        (out_dir / RESULTS_FILE).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return results

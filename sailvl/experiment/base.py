@@ -25,6 +25,8 @@ BENCHES = ("synth_vqa", "synth_mcq", "synth_yesno")
 # The format a tiny model learns at this scale (MCQ letters and yes/no stay near chance; BENCHMARKS.md):
 # verdicts read it, the tables show every format.
 HEADLINE = "open answer"
+# Secondary metric: the most likely of each task's answers (sailvl.eval.forced_choice).
+FORCED_CHOICE = "forced choice"
 SUMMARY = "results.json"
 
 # A step is a command, or a function building commands once earlier steps wrote what they need (exports).
@@ -82,13 +84,17 @@ def eval_command(d: SeedDirs, model: Path, arm: str, point: str, size: Size) -> 
     benches = [a for b in BENCHES for a in ("--bench", str(d.test / "bench" / f"{b}.tsv"))]
     limit = ["--limit", str(size.eval_limit)] if size.eval_limit else []
     out = d.eval / arm / point
-    return Command(f"evaluate {arm} {point}", ["eval", "--model", str(model), *benches, *limit, "--out", str(out)],
-                   f"eval-{arm}-{point}")  # fmt: skip
+    return Command(f"evaluate {arm} {point}", ["eval", "--model", str(model), *benches, *limit, "--forced-choice",
+                                               "--out", str(out)], f"eval-{arm}-{point}")  # fmt: skip
 
 
 def run_metrics(results: dict) -> dict[str, float]:
-    """Scores (percent) of one `sailvl eval` results.json: average, per answer format, open answer per task."""
+    """Scores (percent) of one `sailvl eval` results.json: average, per answer format, open answer per task, and
+    the open answers' likelihood forced choice (`forced choice`) when the eval computed it."""
     metrics = {"average": float(results["average"])}
+    forced = results["benchmarks"].get("synth_vqa", {}).get("forced_choice")
+    if forced and forced.get("score") is not None:
+        metrics[FORCED_CHOICE] = float(forced["score"])
     for name, bench in sorted(results["benchmarks"].items()):
         metrics[bench_label(name)] = float(bench["score"])
     for task, row in sorted(results["benchmarks"].get("synth_vqa", {}).get("per_category", {}).items()):

@@ -14,7 +14,7 @@ from sailvl.experiment.registry import EXPERIMENTS
 
 def _columns(arms: dict) -> list[str]:
     names = {m for points in arms.values() for p in points for m in p["metrics"]}
-    fixed = ["average", "open answer", "MCQ letter", "yes/no"]
+    fixed = ["average", "open answer", "forced choice", "MCQ letter", "yes/no"]
     return [m for m in fixed if m in names] + sorted(names - set(fixed))
 
 
