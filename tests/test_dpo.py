@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from _data_helpers import png_bytes, tiny_internvl
 
 from sailvl.config.constants import IGNORE_INDEX
 from sailvl.data.collate import collate_packs, collate_padded
@@ -18,7 +19,6 @@ from sailvl.train.dpo import DpoObjective, adapters_disabled, pair_losses, seque
 from sailvl.train.parallel import DistInfo
 from sailvl.train.recipe import DpoSpec
 from sailvl.train.step import find_targets, train_step
-from tests._data_helpers import png_bytes, tiny_internvl
 
 
 # -- losses against TRL 1.16 --------------------------------------------------------------------------------
