@@ -20,7 +20,7 @@ from sailvl.data.bad_records import BadRecordCounter
 from sailvl.errors import SailvlError
 from sailvl.train.export import export_hf
 from sailvl.train.metrics import MetricsLogger, Progress
-from sailvl.train.optim import budget_progress, lr_factor, set_lr
+from sailvl.train.optim import budget_progress, set_stage_lr
 from sailvl.train.parallel import all_reduce_host
 from sailvl.train.rewards import check_rewards, exact_match, total_reward
 from sailvl.train.rollout import PromptSampler, Rollouts, completion_logps, read_prompts, sample_rollouts
@@ -290,14 +290,7 @@ def grpo_loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype,
     bar = Progress(info.is_main, stage.name)
     try:
         while budget_progress(stage.budget, state) < 1.0:
-            factor = lr_factor(
-                budget_progress(stage.budget, state),
-                stage.schedule,
-                stage.warmup,
-                stage.min_lr_ratio,
-                stage.decay_fraction,
-            )
-            lrs = set_lr(optimizer, factor)
+            lrs = set_stage_lr(optimizer, stage, state)
             t0 = time.perf_counter()
             out = grpo_step(
                 ctx, stage, model, optimizer, loader, processor, reference, dtype, switches, state["step"]

@@ -116,3 +116,16 @@ def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> dict[str, float]:
         group["lr"] = group["peak_lr"] * factor
         lrs[group["name"]] = group["lr"]
     return lrs
+
+
+def set_stage_lr(optimizer: torch.optim.Optimizer, stage, state: dict) -> dict[str, float]:
+    """Set every group's LR for where `stage` (a `StageConfig`) stands in its budget (`budget_progress`), by its
+    schedule; returns the LRs set (`set_lr`). The one schedule rule of every training loop."""
+    factor = lr_factor(
+        budget_progress(stage.budget, state),
+        stage.schedule,
+        stage.warmup,
+        stage.min_lr_ratio,
+        stage.decay_fraction,
+    )
+    return set_lr(optimizer, factor)

@@ -23,7 +23,7 @@ from sailvl.train.export import export_hf, is_exported
 from sailvl.train.flops import train_step_flops, trainable_parts
 from sailvl.train.grpo import grpo_loop, prompt_sampler
 from sailvl.train.metrics import MetricsLogger, Progress, peak_flops
-from sailvl.train.optim import budget_progress, build_optimizer, build_param_groups, lr_factor, set_lr
+from sailvl.train.optim import budget_progress, build_optimizer, build_param_groups, set_stage_lr
 from sailvl.train.parallel import (
     DistInfo,
     apply_liger_kernels,
@@ -188,14 +188,7 @@ def _loop(
     pending_bad, window_start, window_data = 0, time.perf_counter(), 0.0
     try:
         while budget_progress(stage.budget, state) < 1.0:
-            factor = lr_factor(
-                budget_progress(stage.budget, state),
-                stage.schedule,
-                stage.warmup,
-                stage.min_lr_ratio,
-                stage.decay_fraction,
-            )
-            lrs = set_lr(optimizer, factor)
+            lrs = set_stage_lr(optimizer, stage, state)
             fetch = time.perf_counter()
             micro = [_next_batch(batches) for _ in range(stage.grad_accum)]
             t0 = time.perf_counter()
