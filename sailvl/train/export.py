@@ -151,3 +151,11 @@ def export_llm(model_dir: str | Path, out_dir: str | Path) -> Path:
     llm.save_pretrained(out_dir, safe_serialization=True)
     AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(out_dir)
     return out_dir
+
+
+def export_step(model, processor, out_dir, stage, info, state: dict) -> None:
+    """Every `stage.eval_every` steps (0: never), an HF export of the model as it is into
+    OUT/STAGE/exports/step-NNNNNNN for `sailvl eval` (both training loops call it after each step)."""
+    if stage.eval_every and state["step"] % stage.eval_every == 0:
+        step_dir = Path(out_dir) / stage.name / "exports" / f"step-{state['step']:07d}"
+        export_hf(model, processor, step_dir, info, dict(state))

@@ -18,7 +18,7 @@ import torch
 
 from sailvl.data.bad_records import BadRecordCounter
 from sailvl.errors import SailvlError
-from sailvl.train.export import export_hf
+from sailvl.train.export import export_step
 from sailvl.train.metrics import MetricsLogger, Progress
 from sailvl.train.optim import budget_progress, set_stage_lr
 from sailvl.train.parallel import all_reduce_host
@@ -323,9 +323,7 @@ def grpo_loop(ctx, stage, model, optimizer, loader, app, ckpt, processor, dtype,
             bar.update(budget_progress(stage.budget, state), f"reward {record['reward']:.3f}")
             if stage.save_every and state["step"] % stage.save_every == 0:
                 ckpt.save(app)
-            if stage.eval_every and state["step"] % stage.eval_every == 0:
-                step_dir = ctx.out_dir / stage.name / "exports" / f"step-{state['step']:07d}"
-                export_hf(model, processor, step_dir, info, dict(state))
+            export_step(model, processor, ctx.out_dir, stage, info, state)
         if not stage.save_every or state["step"] % stage.save_every:
             ckpt.save(app)
     finally:

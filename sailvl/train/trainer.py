@@ -19,7 +19,7 @@ from sailvl.model.params import set_trainable
 from sailvl.train.check import check_recipe
 from sailvl.train.checkpoint import AppState, CheckpointManager, latest_checkpoint
 from sailvl.train.dpo import DpoObjective, build_reference
-from sailvl.train.export import export_hf, is_exported
+from sailvl.train.export import export_hf, export_step, is_exported
 from sailvl.train.flops import train_step_flops, trainable_parts
 from sailvl.train.grpo import grpo_loop, prompt_sampler
 from sailvl.train.metrics import MetricsLogger, Progress, peak_flops
@@ -231,9 +231,7 @@ def _loop(
                 bar.update(budget_progress(stage.budget, state), f"loss {result.loss:.4f}")
             if save_now:
                 ckpt.save(app)
-            if stage.eval_every and state["step"] % stage.eval_every == 0:
-                step_dir = Path(ctx.out_dir) / stage.name / "exports" / f"step-{state['step']:07d}"
-                export_hf(model, processor, step_dir, info, dict(state))
+            export_step(model, processor, ctx.out_dir, stage, info, state)
         if not stage.save_every or state["step"] % stage.save_every:
             ckpt.save(app)
     finally:
