@@ -83,6 +83,13 @@ def main() -> None:
         "LLM knows its vocabulary) while never having been asked a colour question. Without it the colour "
         "words' tied embeddings are untrained, which only full fine-tuning can fix (LoRA never targets them).",
     )
+    parser.add_argument(
+        "--base",
+        type=Path,
+        default=None,
+        help="Train the start model from this pretrained base (`sailvl experiment base`: a text-pretrained LLM "
+        "that knows every answer word, a captioning-pretrained ViT) instead of a random tiny model.",
+    )
     args = parser.parse_args()
     work = args.work
     world_a, world_b = work / "world-shape", work / "world-colour"
@@ -102,9 +109,8 @@ def main() -> None:
             f"{{path: {world_a / f}, image_root: {world_a}}}" for f in ("sft.jsonl", "pretrain.jsonl")
         )
         start_data = [f"data.sources=[{sources}]"]
-    start = _train(
-        world_a, work / "tiny-model", work / "start", 0, args.base_steps, args.packs, FULL + start_data
-    )
+    init = args.base or work / "tiny-model"
+    start = _train(world_a, init, work / "start", 0, args.base_steps, args.packs, FULL + start_data)
     start_score = _score(start, eval_world, args.limit)
     total = count_parameters(load_model(start))["total"]
     rows = []
@@ -140,6 +146,7 @@ def main() -> None:
         "lora_lr": args.lora_lr,
         "lora_overrides": args.lora,
         "start_captions": args.start_captions,
+        "base": str(args.base) if args.base else None,
         "held_out_items": f"{eval_world.name}/bench/synth_vqa.tsv"
         + (f" (first {args.limit})" if args.limit else ""),
     }

@@ -1,4 +1,5 @@
-"""`sailvl experiment NAME` (recaption, curriculum, scaling, vit-transfer), `experiment report` and `fresh-llm`."""
+"""`sailvl experiment NAME` (recaption, curriculum, scaling, vit-transfer), `experiment report`, `base` and
+`fresh-llm`."""
 
 from __future__ import annotations
 
@@ -79,3 +80,30 @@ def fresh_llm_command(
     from sailvl.experiment.vit_transfer import fresh_llm
 
     typer.echo(f"fresh LLM written to {fresh_llm(world, out, seed)}")
+
+
+@experiment_app.command("base")
+def base_command(
+    out: Path = typer.Option(
+        ..., "--out", help="The base's directory (a finished one is read back, not rebuilt)."
+    ),
+    seed: int = typer.Option(
+        0, "--seed", help="Seed of the base (its worlds are seeded apart from experiments)."
+    ),
+    quick: bool = typer.Option(False, "--quick", help="Tiny budgets and no gate: checks the pipeline only."),
+    world_images: int | None = typer.Option(None, "--world-images", help="Images of the base world."),
+    text_steps: int | None = typer.Option(None, "--text-steps", help="Optimizer steps of the text LLM."),
+    vit_steps: int | None = typer.Option(
+        None, "--vit-steps", help="Optimizer steps of the ViT's captioning run."
+    ),
+) -> None:
+    """Build the pretrained tiny base of one seed: a text-pretrained LLM (gated on held-out text QA) and a
+    captioning-pretrained ViT, never aligned to each other; prints the model directory."""
+    from dataclasses import replace
+
+    from sailvl.experiment.pretrained import FULL, QUICK, build_base
+
+    size = QUICK if quick else FULL
+    changes = {"world_images": world_images, "text_steps": text_steps, "vit_steps": vit_steps}
+    size = replace(size, **{k: v for k, v in changes.items() if v is not None})
+    typer.echo(f"base model: {build_base(seed, out, size)}")

@@ -1,0 +1,223 @@
+"""A pretrained tiny base per seed (issue 27): the stand-in for the papers' Qwen2.5-Instruct LLM and pretrained ViT.
+
+Experiments and fine-tuning runs that start from random weights cannot show what alignment or SFT data does to a
+model that already speaks and sees. The base is built once per seed, from worlds no experiment trains or tests on
+(seeds BASE_SEED + seed and GATE_SEED + seed), and cached in its directory:
+
+- **LLM**, text-pretrained on the world's language: every SFT question of the base world answered from the image's
+  detailed caption given in text ("Description: ..."), in all three benchmark styles (short / open answers, MCQ,
+  yes/no), plus the captions themselves as text to continue. MCQ answers name the option, then its letter
+  ("square D"): a tiny LLM learns letters that way and stays at chance on letters alone (BENCHMARKS.md). It is
+  gated on held-out text QA of the gate world: the build fails below `BaseSize.gate`.
+- **ViT**, pretrained but never aligned to that LLM: trained jointly with a throw-away random decoder on the base
+  world's captions and short answers (a captioning objective, as AIMv2 pretrains with a generative decoder),
+  then only its vision tower is kept. The base's projector is random: aligning it is the experiments' job.
+
+    sailvl experiment base --seed 0 --out runs/base/seed-0        # ~10 min on 2 cores; rerun: reads the cache
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sailvl.config.constants import IMAGE_PLACEHOLDER
+from sailvl.data.processor import SailVLProcessor
+from sailvl.errors import SailvlError
+from sailvl.infer.generate import generate
+from sailvl.infer.request import GenRequest
+from sailvl.model import load_model, save_model
+from sailvl.synth import generate_world
+from sailvl.synth.tiny_model import make_tiny_model_dir
+from sailvl.train import load_recipe
+from sailvl.train.trainer import train_recipe
+
+log = logging.getLogger(__name__)
+
+BASE_SEED = 500_000  # the base world of seed S is BASE_SEED + S: never an experiment (0, 1, ...) or test seed
+GATE_SEED = 700_000  # its held-out text QA (the gate) comes from world GATE_SEED + S
+MANIFEST = "base.json"
+DESCRIBE = "Describe a picture of the synthetic world."
+_OPTION = re.compile(r"^([A-D])\. (.+)$", re.M)
+
+
+@dataclass(frozen=True)
+class BaseSize:
+    """Budgets of one base: world images (base and gate worlds), optimizer steps of the text LLM and of the ViT's
+    captioning run, and the gate: the least held-out text-QA accuracy per answer style (short, mcq, yesno)."""
+
+    world_images: int
+    gate_images: int
+    text_steps: int
+    vit_steps: int
+    gate: dict[str, float] = field(default_factory=dict)
+    gate_items: int = 300  # held-out text questions scored per style (at most)
+
+
+QUICK = BaseSize(80, 30, 6, 4, {}, 20)
+FULL = BaseSize(4000, 400, 3000, 1500, {"short": 0.8, "mcq": 0.5, "yesno": 0.75})
+
+
+def _captions(world: Path) -> dict[str, str]:
+    """Each image's detailed caption, by image path."""
+    out = {}
+    with open(world / "pretrain.jsonl", encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            if record.get("caption_type") == "detailed":
+                out[record["image"]] = record["conversations"][1]["value"]
+    return out
+
+
+def mcq_text_letter(prompt: str, letter: str) -> str:
+    """An MCQ answer as the option's text, then its letter ("square D")."""
+    options = dict(_OPTION.findall(prompt))
+    if letter not in options:
+        raise SailvlError(f"MCQ answer {letter!r} names no option of the prompt {prompt!r}")
+    return f"{options[letter]} {letter}"
+
+
+def text_records(world: str | Path) -> Iterator[dict]:
+    """The world's SFT questions as text-only samples: the image replaced by its detailed caption, tagged with
+    `format` (short, open, mcq, yesno, caption); records without a caption (several images) are left out."""
+    world = Path(world)
+    captions = _captions(world)
+    with open(world / "sft.jsonl", encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            caption = captions.get(record.get("image", ""))
+            turns = record["conversations"]
+            if caption is None or len(turns) != 2:
+                continue
+            question, answer = turns[0]["value"], turns[1]["value"]
+            if record.get("task") == "caption":
+                question, answer = DESCRIBE, caption
+            else:
+                question = question.replace(IMAGE_PLACEHOLDER, f"Description: {caption}", 1)
+                if record.get("format") == "mcq":
+                    answer = mcq_text_letter(question, answer)
+            yield {
+                "id": f"text-{record['id']}",
+                "format": "caption" if record.get("task") == "caption" else record.get("format", "short"),
+                "conversations": [{"from": "human", "value": question}, {"from": "gpt", "value": answer}],
+            }
+
+
+def write_text_corpus(world: str | Path, out: str | Path) -> tuple[Path, int]:
+    """text_records of `world` as JSONL at `out`; returns the path and the record count."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with open(out, "w", encoding="utf-8") as f:
+        for record in text_records(world):
+            f.write(json.dumps(record) + "\n")
+            count += 1
+    return out, count
+
+
+def write_detailed_captions(world: Path, out: Path) -> Path:
+    """The world's detailed-caption records (image paths relative to the world) as JSONL at `out`."""
+    with open(world / "pretrain.jsonl", encoding="utf-8") as f, open(out, "w", encoding="utf-8") as w:
+        w.writelines(line for line in f if json.loads(line).get("caption_type") == "detailed")
+    return out
+
+
+def answer_correct(style: str, prediction: str, answer: str) -> bool:
+    """Whether a text-QA prediction is right: MCQ by its last token (the letter), the rest exactly (case-folded)."""
+    prediction = prediction.strip()
+    if style == "mcq":
+        return prediction.split()[-1:] == answer.split()[-1:]
+    return prediction.lower().rstrip(".") == answer.lower()
+
+
+def text_gate(model_dir: Path, records: list[dict], per_style: int) -> dict[str, dict]:
+    """Greedy answers of the model to up to `per_style` held-out text questions of each style: accuracy and
+    count per style (captions are not scored)."""
+
+    by_style: dict[str, list[dict]] = {}
+    for record in records:
+        style = "short" if record["format"] == "open" else record["format"]
+        if style != "caption" and len(by_style.setdefault(style, [])) < per_style:
+            by_style[style].append(record)
+    model, processor = load_model(model_dir), SailVLProcessor.from_pretrained(model_dir)
+    result = {}
+    for style, items in sorted(by_style.items()):
+        requests = [GenRequest(question=r["conversations"][0]["value"]) for r in items]
+        answers = generate(model, processor, requests, max_new_tokens=12, batch_size=32)
+        right = sum(
+            answer_correct(style, p, r["conversations"][1]["value"])
+            for p, r in zip(answers, items, strict=True)
+        )
+        result[style] = {"accuracy": right / len(items), "items": len(items)}
+    return result
+
+
+def _train(recipe: str, overrides: list[str], out: Path) -> Path:
+    return train_recipe(load_recipe(recipe, overrides), out, resume="auto")[0]
+
+
+def assemble(llm_model: Path, vit_model: Path, out: Path) -> Path:
+    """`llm_model` with `vit_model`'s vision tower (both tiny models with the same tokenizer) saved to `out`; the
+    projector stays the text run's, which never saw an image (random)."""
+    model, vit = load_model(llm_model), load_model(vit_model)
+    model.model.vision_tower.load_state_dict(vit.model.vision_tower.state_dict(), strict=True)
+    save_model(model, out)
+    SailVLProcessor.from_pretrained(llm_model).save_pretrained(out)
+    return out
+
+
+def build_base(seed: int, out: str | Path, size: BaseSize = FULL) -> Path:
+    """Build (or read back from `out`) the pretrained base of `seed`; returns its model directory.
+
+    A finished base leaves OUT/base.json (sizes, seeds, gate results); a rerun with the same sizes returns the
+    cached model, a different size refuses to overwrite it. Raises when the gate is not met."""
+    out = Path(out)
+    manifest = {"seed": seed, "base_world_seed": BASE_SEED + seed, "gate_world_seed": GATE_SEED + seed}
+    manifest["size"] = asdict(size)
+    done = out / MANIFEST
+    if done.is_file():
+        cached = json.loads(done.read_text())
+        if {k: cached.get(k) for k in manifest} != manifest:
+            raise SailvlError(f"{out} holds a base of other settings ({done}); choose another --out")
+        return out / "model"
+    flags = {"n_bench": 40}
+    world, gate_world = out / "world", out / "gate-world"
+    generate_world(world, size.world_images, BASE_SEED + seed, **flags)
+    generate_world(gate_world, size.gate_images, GATE_SEED + seed, **flags)
+    init = make_tiny_model_dir(world, out / "init", seed=BASE_SEED + seed)
+    corpus, n_text = write_text_corpus(world, out / "text.jsonl")
+    log.info("base %d: %d text records; training the LLM %d steps", seed, n_text, size.text_steps)
+    common = [f"vars.world={world}", f"seed={seed}"]
+    llm = _train(
+        "tiny-text-lm",
+        [
+            *common,
+            f"vars.model_dir={init}",
+            f"vars.data={corpus}",
+            f"stages.0.budget.steps={size.text_steps}",
+        ],
+        out / "runs" / "text-lm",
+    )
+    gate = text_gate(llm, list(text_records(gate_world)), size.gate_items)
+    manifest["text_records"], manifest["gate_result"] = n_text, gate
+    short = {s: g["accuracy"] for s, g in gate.items() if g["accuracy"] < size.gate.get(s, 0.0)}
+    if short:
+        (out / "gate-failed.json").write_text(json.dumps(manifest, indent=2))
+        raise SailvlError(
+            f"base {seed}: the text LLM misses its gate {size.gate} on held-out text QA: {short}"
+        )
+    log.info("base %d: text gate %s; pretraining the ViT %d steps", seed, gate, size.vit_steps)
+    captions = write_detailed_captions(world, out / "captions.jsonl")
+    vit = _train(
+        "tiny-captioner",
+        [*common, f"vars.model_dir={init}", f"vars.data={captions}", f"vars.image_root={world}",
+         f"stages.0.budget.steps={size.vit_steps}"],
+        out / "runs" / "vit",
+    )  # fmt: skip
+    model = assemble(llm, vit, out / "model")
+    done.write_text(json.dumps(manifest, indent=2) + "\n")
+    return model

@@ -1,0 +1,118 @@
+"""The pretrained tiny base (sailvl.experiment.pretrained): its text corpus, gate, parts and cache."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from sailvl.errors import SailvlError
+from sailvl.experiment import pretrained
+from sailvl.experiment.pretrained import (
+    QUICK,
+    answer_correct,
+    build_base,
+    mcq_text_letter,
+    text_records,
+)
+from sailvl.model import load_model
+from sailvl.synth import generate_world
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    out = tmp_path_factory.mktemp("base") / "seed-3"
+    return out, build_base(3, out, QUICK)
+
+
+def test_text_records_put_the_caption_where_the_image_was(tmp_path):
+    world = tmp_path / "world"
+    generate_world(world, 40, 11)
+    records = list(text_records(world))
+    captions = {}
+    for line in (world / "pretrain.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if r["caption_type"] == "detailed":
+            captions[r["image"]] = r["conversations"][1]["value"]
+    sft = [json.loads(line) for line in (world / "sft.jsonl").read_text().splitlines()]
+    by_id = {f"text-{r['id']}": r for r in sft}
+    assert {r["format"] for r in records} >= {"short", "mcq", "yesno", "caption"}
+    for record in records:
+        source = by_id[record["id"]]
+        question, answer = (t["value"] for t in record["conversations"])
+        assert "<image>" not in question
+        if record["format"] == "caption":
+            assert answer == captions[source["image"]]
+        else:
+            assert question.startswith(f"Description: {captions[source['image']]}\n")
+        if record["format"] == "mcq":
+            letter = source["conversations"][1]["value"]
+            assert answer.endswith(f" {letter}") and f"\n{letter}. {answer[:-2]}\n" in question
+
+
+def test_mcq_answer_names_the_option_then_its_letter():
+    prompt = "What shape?\nA. circle\nB. star\nC. bar chart\nD. square\nAnswer with the option's letter."
+    assert mcq_text_letter(prompt, "C") == "bar chart C"
+    with pytest.raises(SailvlError, match="names no option"):
+        mcq_text_letter(prompt, "E")
+
+
+def test_answer_correct_reads_mcq_by_letter_and_the_rest_exactly():
+    assert answer_correct("mcq", "star B", "square B")  # the letter is what the benchmark scores
+    assert not answer_correct("mcq", "square D", "square B")
+    assert answer_correct("short", "Red.", "red") and not answer_correct("short", "dark red", "red")
+    assert answer_correct("yesno", "Yes", "Yes") and not answer_correct("yesno", "No", "Yes")
+
+
+def test_base_has_the_text_llm_and_the_captioning_vit(base):
+    out, model_dir = base
+    manifest = json.loads((out / "base.json").read_text())
+    assert manifest["base_world_seed"] == pretrained.BASE_SEED + 3 and manifest["text_records"] > 0
+    assert set(manifest["gate_result"]) == {"short", "mcq", "yesno"}
+    model = load_model(model_dir)
+    llm = load_model(out / "runs" / "text-lm" / "text-lm" / "export")
+    vit = load_model(out / "runs" / "vit" / "captioner" / "export")
+    init = load_model(out / "init")
+    parts = {
+        "vision": lambda m: m.model.vision_tower.state_dict(),
+        "projector": lambda m: m.model.multi_modal_projector.state_dict(),
+        "llm": lambda m: m.model.language_model.state_dict(),
+    }
+    same = {
+        (part, name): all(torch.equal(v, get(other)[k]) for k, v in get(model).items())
+        for part, get in parts.items()
+        for name, other in (("llm", llm), ("vit", vit), ("init", init))
+    }
+    # The LLM is the text run's, the vision tower the captioning run's, and the projector was never trained.
+    assert same["llm", "llm"] and not same["llm", "init"] and not same["llm", "vit"]
+    assert same["vision", "vit"] and not same["vision", "init"]
+    assert same["projector", "init"] and not same["projector", "vit"]
+
+
+def test_rebuild_reads_the_cache_and_other_settings_are_refused(base, monkeypatch):
+    out, model_dir = base
+    monkeypatch.setattr(pretrained, "_train", lambda *a, **k: pytest.fail("a cached base trained again"))
+    assert build_base(3, out, QUICK) == model_dir
+    with pytest.raises(SailvlError, match="other settings"):
+        build_base(3, out, replace(QUICK, text_steps=QUICK.text_steps + 1))
+
+
+def test_gate_failure_stops_the_build_and_says_which_style(tmp_path):
+    size = replace(QUICK, gate={"short": 0.99})  # a 6-step LLM answers nothing right
+    with pytest.raises(SailvlError, match="misses its gate.*short"):
+        build_base(4, tmp_path / "b", size)
+    assert not (tmp_path / "b" / "base.json").exists() and (tmp_path / "b" / "gate-failed.json").is_file()
+    assert not (tmp_path / "b" / "model").exists()
+
+
+def test_cli_reads_the_cached_base_and_names_a_settings_clash(base, capsys):
+    from sailvl.cli import main
+
+    out, model_dir = base
+    main(["experiment", "base", "--quick", "--seed", "3", "--out", str(out)])
+    assert f"base model: {model_dir}" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["experiment", "base", "--quick", "--seed", "3", "--out", str(out), "--text-steps", "7"])
+    assert exit_info.value.code == 2 and "other settings" in capsys.readouterr().err
