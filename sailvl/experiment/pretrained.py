@@ -8,12 +8,14 @@ model that already speaks and sees. The base is built once per seed, from worlds
   detailed caption given in text ("Description: ..."), in all three benchmark styles (short / open answers, MCQ,
   yes/no), plus the captions themselves as text to continue. MCQ answers name the option, then its letter
   ("square D"): a tiny LLM learns letters that way and stays at chance on letters alone (BENCHMARKS.md). It is
-  gated on held-out text QA of the gate world: the build fails below `BaseSize.gate`.
+  gated on held-out text QA of the gate world: the build fails below `BaseSize.gate`. Measured (seed 0): after
+  1500 steps short answers are right 84% of the time but MCQ (20%, the right option text, always letter D) and
+  yes/no (45%, always "No") are not; after 4000 steps 98.7 / 71.6 / 85.7%, so FULL trains 4000.
 - **ViT**, pretrained but never aligned to that LLM: trained jointly with a throw-away random decoder on the base
   world's captions and short answers (a captioning objective, as AIMv2 pretrains with a generative decoder),
   then only its vision tower is kept. The base's projector is random: aligning it is the experiments' job.
 
-    sailvl experiment base --seed 0 --out runs/base/seed-0        # ~10 min on 2 cores; rerun: reads the cache
+    sailvl experiment base --seed 0 --out runs/base/seed-0        # ~20 min on one core; rerun: reads the cache
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ BASE_SEED = 500_000  # the base world of seed S is BASE_SEED + S: never an exper
 GATE_SEED = 700_000  # its held-out text QA (the gate) comes from world GATE_SEED + S
 MANIFEST = "base.json"
 DESCRIBE = "Describe a picture of the synthetic world."
+# The base world speaks the experiments' and the demo's language (sailvl.demo.pipeline.WORLD_FLAGS: one large
+# shape or handwritten digit per image; colour, shape and digit questions) with the default answer-style mix, so
+# a third of its questions are MCQ and yes/no.
+BASE_WORLD = {"max_objects": 1, "object_scale": 2.0, "tasks": "colour,shape,digit", "kind_weights": "digits=4",
+              "digit_jitter": 0.0}  # fmt: skip
 _OPTION = re.compile(r"^([A-D])\. (.+)$", re.M)
 
 
@@ -59,7 +66,7 @@ class BaseSize:
 
 
 QUICK = BaseSize(80, 30, 6, 4, {}, 20)
-FULL = BaseSize(4000, 400, 3000, 1500, {"short": 0.8, "mcq": 0.5, "yesno": 0.75})
+FULL = BaseSize(4000, 400, 4000, 1500, {"short": 0.8, "mcq": 0.5, "yesno": 0.75})
 
 
 def _captions(world: Path) -> dict[str, str]:
@@ -184,7 +191,7 @@ def build_base(seed: int, out: str | Path, size: BaseSize = FULL) -> Path:
         if {k: cached.get(k) for k in manifest} != manifest:
             raise SailvlError(f"{out} holds a base of other settings ({done}); choose another --out")
         return out / "model"
-    flags = {"n_bench": 40}
+    flags = {"n_bench": 40, **BASE_WORLD}
     world, gate_world = out / "world", out / "gate-world"
     generate_world(world, size.world_images, BASE_SEED + seed, **flags)
     generate_world(gate_world, size.gate_images, GATE_SEED + seed, **flags)
