@@ -72,8 +72,8 @@ def test_base_has_the_text_llm_and_the_captioning_vit(base):
     assert manifest["base_world_seed"] == pretrained.BASE_SEED + 3 and manifest["text_records"] > 0
     assert set(manifest["gate_result"]) == {"short", "mcq", "yesno"}
     model = load_model(model_dir)
-    llm = load_model(out / "runs" / "text-lm" / "text-lm" / "export")
-    vit = load_model(out / "runs" / "vit" / "captioner" / "export")
+    llm = load_model(out / "runs" / f"text-lm-{QUICK.text_steps}" / "text-lm" / "export")
+    vit = load_model(out / "runs" / f"vit-{QUICK.vit_steps}" / "captioner" / "export")
     init = load_model(out / "init")
     parts = {
         "vision": lambda m: m.model.vision_tower.state_dict(),
@@ -99,12 +99,17 @@ def test_rebuild_reads_the_cache_and_other_settings_are_refused(base, monkeypatc
         build_base(3, out, replace(QUICK, text_steps=QUICK.text_steps + 1))
 
 
-def test_gate_failure_stops_the_build_and_says_which_style(tmp_path):
+def test_gate_failure_stops_the_build_and_a_longer_budget_trains_anew(tmp_path):
     size = replace(QUICK, gate={"short": 0.99})  # a 6-step LLM answers nothing right
     with pytest.raises(SailvlError, match="misses its gate.*short"):
         build_base(4, tmp_path / "b", size)
     assert not (tmp_path / "b" / "base.json").exists() and (tmp_path / "b" / "gate-failed.json").is_file()
     assert not (tmp_path / "b" / "model").exists()
+    # Retrying with more steps trains a new LLM rather than resuming the failed one's finished run.
+    more = replace(size, text_steps=size.text_steps + 2, gate={})
+    build_base(4, tmp_path / "b", more)
+    runs = sorted(p.name for p in (tmp_path / "b" / "runs").iterdir())
+    assert runs == [f"text-lm-{size.text_steps}", f"text-lm-{more.text_steps}", f"vit-{size.vit_steps}"]
 
 
 def test_cli_reads_the_cached_base_and_names_a_settings_clash(base, capsys):
