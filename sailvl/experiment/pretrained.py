@@ -6,18 +6,19 @@ model that already speaks and sees. The base is built once per seed, from worlds
 
 - **LLM**, text-pretrained on the world's language: every SFT question of the base world answered from the image's
   detailed caption given in text ("Description: ..."), in all three benchmark styles (short / open answers, MCQ,
-  yes/no), plus the captions themselves as text to continue. MCQ answers name the option, then its letter
-  ("square D"): a tiny LLM learns letters that way and stays at chance on letters alone (BENCHMARKS.md). It is
-  gated on held-out text QA of the gate world: the build fails below `BaseSize.gate`. Measured (seed 0): after
-  1500 steps short answers are right 84% of the time but MCQ (20%, the right option text, always letter D) and
-  yes/no (45%, always "No") are not; after 4000 steps 98.7 / 71.6 / 85.7%, so FULL trains 4000. Seed 1 misses
-  the gate at 4000 (MCQ 22%, yes/no 50%): when the lookup arrives varies by seed (EXPERIMENTS.md).
+  yes/no); a world with the `caption` task also gives caption-writing records. MCQ answers name the option, then
+  its letter ("square D"): a tiny LLM learns letters that way and stays at chance on letters alone (measured on
+  these machines: text-only, 4000 steps). It is gated on held-out text QA of the gate world: the build fails
+  below `BaseSize.gate`. Measured (seed 0): after 1500 steps short answers are right 84% of the time but MCQ (20%,
+  the right option text, always letter D) and yes/no (45%, always "No") are not; after 4000 steps 98.7 / 71.6 /
+  85.7%, so FULL trains 4000. Seed 1 misses the gate at 4000 (MCQ 22%, yes/no 50%) and at 6000 (35%, 64%): when
+  the lookup arrives varies by seed (EXPERIMENTS.md).
 - **ViT**, pretrained but never aligned to that LLM: trained jointly with a throw-away random decoder on the base
   world's captions and short answers (a captioning objective, as AIMv2 pretrains with a generative decoder),
   then only its vision tower is kept. The base's projector is random: aligning it is the experiments' job. With
   5000 steps it beats a random ViT by 26 points after a 600-step SFT readout (scripts/base_readout.py); 1500 did not.
 
-    sailvl experiment base --seed 0 --out runs/base/seed-0        # ~20 min on one core; rerun: reads the cache
+    sailvl experiment base --seed 0 --out runs/base/seed-0        # ~35 min on one core; rerun: reads the cache
 """
 
 from __future__ import annotations
@@ -148,7 +149,6 @@ def answer_correct(style: str, prediction: str, answer: str) -> bool:
 def text_gate(model_dir: Path, records: list[dict], per_style: int) -> dict[str, dict]:
     """Greedy answers of the model to up to `per_style` held-out text questions of each style: accuracy and
     count per style (captions are not scored)."""
-
     by_style: dict[str, list[dict]] = {}
     for record in records:
         style = "short" if record["format"] == "open" else record["format"]
