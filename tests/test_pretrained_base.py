@@ -59,6 +59,14 @@ def test_mcq_answer_names_the_option_then_its_letter():
         mcq_text_letter(prompt, "E")
 
 
+def test_gate_from_the_command_line():
+    assert pretrained.parse_gate("short=0.8, mcq=0.5") == {"short": 0.8, "mcq": 0.5}
+    assert pretrained.parse_gate("") == {}
+    for bad in ("open=0.5", "short=80", "mcq"):
+        with pytest.raises(SailvlError, match="expected STYLE=MIN"):
+            pretrained.parse_gate(bad)
+
+
 def test_answer_correct_reads_mcq_by_letter_and_the_rest_exactly():
     assert answer_correct("mcq", "star B", "square B")  # the letter is what the benchmark scores
     assert not answer_correct("mcq", "square D", "square B")

@@ -96,14 +96,19 @@ def base_command(
     vit_steps: int | None = typer.Option(
         None, "--vit-steps", help="Optimizer steps of the ViT's captioning run."
     ),
+    gate: str | None = typer.Option(
+        None, "--gate", help='Least held-out text-QA accuracy per style, e.g. "short=0.8,mcq=0.5" ("": none).'
+    ),
 ) -> None:
     """Build the pretrained tiny base of one seed: a text-pretrained LLM (gated on held-out text QA) and a
     captioning-pretrained ViT, never aligned to each other; prints the model directory."""
     from dataclasses import replace
 
-    from sailvl.experiment.pretrained import FULL, QUICK, build_base
+    from sailvl.experiment.pretrained import FULL, QUICK, build_base, parse_gate
 
     size = QUICK if quick else FULL
     changes = {"world_images": world_images, "text_steps": text_steps, "vit_steps": vit_steps}
     size = replace(size, **{k: v for k, v in changes.items() if v is not None})
+    if gate is not None:
+        size = replace(size, gate=parse_gate(gate))
     typer.echo(f"base model: {build_base(seed, out, size)}")

@@ -54,6 +54,7 @@ DESCRIBE = "Describe a picture of the synthetic world."
 # a third of its questions are MCQ and yes/no.
 BASE_WORLD = {"max_objects": 1, "object_scale": 2.0, "tasks": "colour,shape,digit", "kind_weights": "digits=4",
               "digit_jitter": 0.0}  # fmt: skip
+GATE_STYLES = ("short", "mcq", "yesno")
 _OPTION = re.compile(r"^([A-D])\. (.+)$", re.M)
 
 
@@ -72,6 +73,23 @@ class BaseSize:
 
 QUICK = BaseSize(80, 30, 6, 4, {}, 20)
 FULL = BaseSize(4000, 400, 4000, 5000, {"short": 0.8, "mcq": 0.5, "yesno": 0.75})
+
+
+def parse_gate(text: str) -> dict[str, float]:
+    """A gate from `style=min,...` (styles short, mcq, yesno; minimum accuracy 0-1); "" is no gate."""
+    gate = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        style, _, value = item.partition("=")
+        try:
+            minimum = float(value)
+        except ValueError:
+            minimum = -1.0
+        if style not in GATE_STYLES or not 0.0 <= minimum <= 1.0:
+            raise SailvlError(
+                f"gate entry {item!r}: expected STYLE=MIN with STYLE one of {', '.join(GATE_STYLES)} and MIN in 0-1"
+            )
+        gate[style] = minimum
+    return gate
 
 
 def _captions(world: Path) -> dict[str, str]:
