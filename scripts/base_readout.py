@@ -17,10 +17,8 @@ import argparse
 import json
 from pathlib import Path
 
-from sailvl.data.processor import SailVLProcessor
 from sailvl.eval.model_eval import evaluate_model
-from sailvl.experiment.pretrained import BASE_WORLD, write_detailed_captions
-from sailvl.model import load_model, save_model
+from sailvl.experiment.pretrained import BASE_WORLD, assemble, write_detailed_captions
 from sailvl.synth import generate_world
 from sailvl.train import load_recipe
 from sailvl.train.trainer import train_recipe
@@ -46,12 +44,7 @@ def _score(model: Path, world: Path, limit: int | None) -> dict[str, float]:
 
 def random_vit_copy(base_dir: Path, out: Path) -> Path:
     """The base model with its vision tower back at the random init of the base's `init` model."""
-    if not (out / "config.json").is_file():
-        model, init = load_model(base_dir / "model"), load_model(base_dir / "init")
-        model.model.vision_tower.load_state_dict(init.model.vision_tower.state_dict(), strict=True)
-        save_model(model, out)
-        SailVLProcessor.from_pretrained(base_dir / "model").save_pretrained(out)
-    return out
+    return out if (out / "config.json").is_file() else assemble(base_dir / "model", base_dir / "init", out)
 
 
 def main() -> None:

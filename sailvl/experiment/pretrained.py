@@ -92,15 +92,13 @@ def parse_gate(text: str) -> dict[str, float]:
     return gate
 
 
-def _captions(world: Path) -> dict[str, str]:
-    """Each image's detailed caption, by image path."""
-    out = {}
+def _detailed_lines(world: Path) -> Iterator[tuple[str, dict]]:
+    """(JSON line, record) of each detailed-caption record of the world's pretrain.jsonl."""
     with open(world / "pretrain.jsonl", encoding="utf-8") as f:
         for line in f:
             record = json.loads(line)
             if record.get("caption_type") == "detailed":
-                out[record["image"]] = record["conversations"][1]["value"]
-    return out
+                yield line, record
 
 
 def mcq_text_letter(prompt: str, letter: str) -> str:
@@ -115,7 +113,7 @@ def text_records(world: str | Path) -> Iterator[dict]:
     """The world's SFT questions as text-only samples: the image replaced by its detailed caption, tagged with
     `format` (short, open, mcq, yesno, caption); records without a caption (several images) are left out."""
     world = Path(world)
-    captions = _captions(world)
+    captions = {r["image"]: r["conversations"][1]["value"] for _, r in _detailed_lines(world)}
     with open(world / "sft.jsonl", encoding="utf-8") as f:
         for line in f:
             record = json.loads(line)
@@ -151,8 +149,8 @@ def write_text_corpus(world: str | Path, out: str | Path) -> tuple[Path, int]:
 
 def write_detailed_captions(world: Path, out: Path) -> Path:
     """The world's detailed-caption records (image paths relative to the world) as JSONL at `out`."""
-    with open(world / "pretrain.jsonl", encoding="utf-8") as f, open(out, "w", encoding="utf-8") as w:
-        w.writelines(line for line in f if json.loads(line).get("caption_type") == "detailed")
+    with open(out, "w", encoding="utf-8") as w:
+        w.writelines(line for line, _ in _detailed_lines(world))
     return out
 
 
@@ -221,7 +219,7 @@ def build_base(seed: int, out: str | Path, size: BaseSize = FULL) -> Path:
     init = make_tiny_model_dir(world, out / "init", seed=BASE_SEED + seed)
     corpus, n_text = write_text_corpus(world, out / "text.jsonl")
     log.info("base %d: %d text records; training the LLM %d steps", seed, n_text, size.text_steps)
-    common = [f"vars.world={world}", f"seed={seed}"]
+    common = [f"seed={seed}"]
     # One run directory per budget: a retry with more steps trains anew instead of resuming the failed run.
     text_run = out / "runs" / f"text-lm-{size.text_steps}"
     text_args = [f"vars.model_dir={init}", f"vars.data={corpus}", f"stages.0.budget.steps={size.text_steps}"]
@@ -240,7 +238,7 @@ def build_base(seed: int, out: str | Path, size: BaseSize = FULL) -> Path:
     captions = write_detailed_captions(world, out / "captions.jsonl")
     vit = _train(
         "tiny-captioner",
-        [*common, f"vars.model_dir={init}", f"vars.data={captions}", f"vars.image_root={world}",
+        [*common, f"vars.world={world}", f"vars.model_dir={init}", f"vars.data={captions}", f"vars.image_root={world}",
          f"stages.0.budget.steps={size.vit_steps}"],
         out / "runs" / f"vit-{size.vit_steps}",
     )  # fmt: skip
