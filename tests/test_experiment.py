@@ -12,6 +12,7 @@ from sailvl.experiment import curriculum, recaption, scaling, vit_transfer
 from sailvl.experiment.base import SUMMARY, SeedDirs, collect, mean_std, run_metrics
 from sailvl.experiment.registry import EXPERIMENTS, get_experiment
 from sailvl.experiment.report import write_experiment_report
+from sailvl.experiment.stats import WORDS
 
 
 def _results(open_answer: float, samples: int = 0, tokens: int = 0) -> dict:
@@ -82,7 +83,7 @@ def _point(x: float, mean: float, std: float = 1.0) -> dict:
 
 
 def test_verdicts_without_controls_are_insensitive():
-    """No experiment has positive / negative control arms yet: whatever the arms did, the verdict is
+    """Experiments without positive / negative control arms (all but vit-transfer): whatever the arms did, the verdict is
     `insensitive` and says why (it used to read `reproduced` / `not reproduced` on uncontrolled numbers)."""
     s = _summary("recaption", {"raw-alt-text": [_point(0, 30)], "curated-recaptions": [_point(0, 45)],
                                "gold-captions": [_point(0, 50)]})  # fmt: skip
@@ -98,21 +99,59 @@ def test_verdicts_without_controls_are_insensitive():
     grid = [_point(x, 5 + 3 * __import__("math").log(x)) for x in (1e3, 2e3, 4e3, 8e3, 1.6e4)]
     s = _summary("scaling", {"vit-unfrozen": grid, "vit-frozen": [_point(1.6e4, 20)]})
     assert scaling.verdict(s).startswith("insensitive") and "3.00 ln(tokens)" in scaling.verdict(s)
-    s = _summary("vit-transfer", {"sailvit-vit": [_point(0, 40)], "untouched-vit": [_point(0, 41)]})
-    assert vit_transfer.verdict(s).startswith("insensitive")
+
+
+def _seeds(x: float, values: list[float]) -> list[dict]:
+    """One point whose metric has a value per seed."""
+    import statistics
+
+    return [{"x": x, "metrics": {"open answer": {"mean": statistics.fmean(values), "std": 1.0, "values": values}}}]
+
+
+def test_vit_transfer_verdict_reads_its_controls_per_seed():
+    """vit-transfer's controls (pretrained vs random ViT) must separate by 10 points in every seed before its
+    effect (SAILViT minus pretrained) is read; the compute-matched arm's difference is a clause."""
+    arms = {"sailvit-vit": _seeds(1, [50, 52, 51]), "plain-vit": _seeds(1, [45, 47, 46]),
+            "pretrained-vit": _seeds(1, [40, 42, 41]), "random-vit": _seeds(1, [20, 22, 35])}  # fmt: skip
+    s = _summary("vit-transfer", arms)
+    verdict = vit_transfer.verdict(s)
+    assert verdict.startswith("insensitive") and "+20.0, +20.0, +6.0" in verdict  # seed 2's gap is 6
+    arms["random-vit"] = _seeds(1, [20, 22, 25])
+    verdict = vit_transfer.verdict(_summary("vit-transfer", arms))
+    assert verdict.startswith("reproduced") and "paired effect +10.00 points" in verdict
+    assert "SAILViT minus compute-matched +5.00 points" in verdict
+    arms["sailvit-vit"] = _seeds(1, [30, 33, 30])
+    assert vit_transfer.verdict(_summary("vit-transfer", arms)).startswith("contradicted")
+
+
+def test_base_option_only_for_experiments_that_start_from_one(tmp_path):
+    """`--base` must name a finished base, and only experiments that start from a base take it."""
+    from sailvl.errors import SailvlError
+    from sailvl.experiment.run import base_kwargs
+
+    with pytest.raises(SailvlError, match="recaption does not start from a pretrained base"):
+        base_kwargs(recaption, tmp_path)
+    assert base_kwargs(recaption, None) == {} and base_kwargs(vit_transfer, None) == {"base": None}
+    with pytest.raises(SailvlError, match="holds no finished base"):
+        base_kwargs(vit_transfer, tmp_path)
+    (tmp_path / "base.json").write_text("{}")
+    assert base_kwargs(vit_transfer, tmp_path) == {"base": tmp_path.resolve()}
+    steps = vit_transfer.plan(SeedDirs(tmp_path / "seed-0"), 0, False, base=tmp_path)
+    assert all(c.args[:2] != ["experiment", "base"] for c in steps)  # a shared base is not rebuilt
+    assert any(str(tmp_path / "model") in c.args for c in steps)
 
 
 def test_report_page_from_a_summary(tmp_path, capsys):
     from sailvl.cli import main
 
-    s = _summary("vit-transfer", {"sailvit-vit": [_point(0, 40)], "untouched-vit": [_point(0, 20)]})
+    s = _summary("vit-transfer", {"sailvit-vit": [_point(0, 40)], "pretrained-vit": [_point(0, 20)]})
     s["verdict"] = vit_transfer.verdict(s)
     s["commands"] = [{"seed": 0, "title": "train", "seconds": 3.0, "command": "sailvl train x"}]
     (tmp_path / "vt").mkdir()
     (tmp_path / "vt" / SUMMARY).write_text(json.dumps(s))
     main(["experiment", "report", str(tmp_path)])  # a directory of experiment directories
     md = (tmp_path / "vt" / "report" / "report.md").read_text()
-    assert "Verdict: insensitive" in md and "| sailvit-vit | 40.0 +- 1.0 |" in md and "sailvl train x" in md
+    assert "Verdict: insensitive" in md and "| sailvit-vit | 0 | 40.0 +- 1.0 |" in md and "sailvl train x" in md
     assert (tmp_path / "vt" / "report" / "scores.png").stat().st_size > 5000
     assert "<table>" in (tmp_path / "vt" / "report" / "report.html").read_text()
     with pytest.raises(Exception, match="no results.json"):
@@ -153,9 +192,14 @@ def test_quick_experiment_end_to_end(name, quick_world, tmp_path):
     assert set(module.ARMS) - optional <= set(summary["arms"]) <= set(module.ARMS)
     for arm in optional - set(summary["arms"]):
         assert f"no evaluated runs of {arm}" in summary["verdict"]
-    assert summary["verdict"].startswith("insensitive")  # no controls yet (test_experiment_stats: with them)
+    assert summary["verdict"].startswith(WORDS)
+    if module.CONTROLS is None:  # no controls yet (test_experiment_stats: with them)
+        assert summary["verdict"].startswith("insensitive") and summary["control_gap_per_seed"] == []
+    else:  # one positive-minus-negative gap for the one seed, and the base every arm started from
+        assert len(summary["control_gap_per_seed"]) == 1
+        assert summary["base"]["shared"] is False and summary["base"]["per_seed"]["seed-0"]["seed"] == 0
     size = module.QUICK.size  # every arm scored the shared test set's first eval_limit items
-    assert summary["control_gap_per_seed"] == [] and summary["eval_items"]["synth_vqa"] == size.eval_limit
+    assert summary["eval_items"]["synth_vqa"] == size.eval_limit
     # Every evaluated point carries the open answers' likelihood forced choice beside the generated score.
     assert all("forced choice" in p["metrics"] for points in summary["arms"].values() for p in points)
     # A 4-step model answers with one or two strings: every quick run is flagged, and the page says so.

@@ -1,5 +1,5 @@
-"""`sailvl experiment NAME` (recaption, curriculum, scaling, vit-transfer), `experiment report`, `base` and
-`fresh-llm`."""
+"""`sailvl experiment NAME` (recaption, curriculum, scaling, vit-transfer), `experiment report`, `base`, and the
+helpers experiment plans call: `assemble` and `captions`."""
 
 from __future__ import annotations
 
@@ -32,13 +32,19 @@ def _register(name: str) -> None:
         jobs: int = typer.Option(
             1, "--jobs", help="Seeds run at once, the CPU threads split between them (2 on a 2-core box)."
         ),
+        base: Path | None = typer.Option(
+            None, "--base", help="A built pretrained base (`experiment base --out`) every seed starts from "
+            "(vit-transfer; default: each seed builds its own).",
+        ),
     ) -> None:
         from sailvl.experiment.base import SUMMARY
         from sailvl.experiment.registry import get_experiment
         from sailvl.experiment.run import run_experiment
 
         experiment = get_experiment(name)
-        report = run_experiment(experiment, out, seeds=seeds, quick=quick, first_seed=first_seed, jobs=jobs)
+        report = run_experiment(
+            experiment, out, seeds=seeds, quick=quick, first_seed=first_seed, jobs=jobs, base=base
+        )
         typer.echo(json.loads((report.parent.parent / SUMMARY).read_text())["verdict"])
         typer.echo(f"report: {report} (and {report.with_suffix('.html')})")
 
@@ -70,16 +76,28 @@ def report_command(
         typer.echo(f"report: {write_experiment_report(directory)}")
 
 
-@experiment_app.command("fresh-llm")
-def fresh_llm_command(
-    world: Path = typer.Argument(..., help="Synthetic world directory (its text trains the tokenizer)."),
-    out: Path = typer.Argument(..., help="Where to write the causal LM + tokenizer (build_from_parts' llm)."),
-    seed: int = typer.Option(1000, "--seed", help="Init seed; differ from the ViT model's seed."),
+@experiment_app.command("assemble")
+def assemble_command(
+    llm_model: Path = typer.Argument(..., help="A tiny model directory: everything but the vision tower comes from it."),
+    vit_model: Path = typer.Argument(..., help="A tiny model directory with the same vision config: its vision tower."),
+    out: Path = typer.Argument(..., help="Where to write the assembled model (+ the LLM model's processor)."),
 ) -> None:
-    """Write a random-init tiny causal LM for the ViT-transfer arms."""
-    from sailvl.experiment.vit_transfer import fresh_llm
+    """Put one model's vision tower into another (an experiment arm's start: the base with another ViT)."""
+    from sailvl.experiment.pretrained import assemble
 
-    typer.echo(f"fresh LLM written to {fresh_llm(world, out, seed)}")
+    typer.echo(f"assembled model written to {assemble(llm_model, vit_model, out)}")
+
+
+@experiment_app.command("captions")
+def captions_command(
+    world: Path = typer.Argument(..., help="A synthetic world directory (sailvl synth --out)."),
+    out: Path = typer.Argument(..., help="JSONL to write: the world's detailed-caption records."),
+) -> None:
+    """Write a world's detailed-caption records (the readout's alignment data)."""
+    from sailvl.experiment.pretrained import write_detailed_captions
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    typer.echo(f"detailed captions written to {write_detailed_captions(world, out)}")
 
 
 @experiment_app.command("base")

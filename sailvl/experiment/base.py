@@ -78,13 +78,16 @@ def test_set_command(out: Path, size: Size) -> Command:
     return Command("synthesise the shared test set", args, "shared-test")
 
 
-def eval_command(d: SeedDirs, model: Path, arm: str, point: str, size: Size) -> Command:
+def eval_command(
+    d: SeedDirs, model: Path, arm: str, point: str, size: Size, limit: int | None = None
+) -> Command:
     """`sailvl eval` of `model` on the shared test set's benchmarks (the same items for every seed and arm) into
-    eval/ARM/POINT."""
+    eval/ARM/POINT; the first `limit` rows per benchmark (default `size.eval_limit`; None: all)."""
     benches = [a for b in BENCHES for a in ("--bench", str(d.test / "bench" / f"{b}.tsv"))]
-    limit = ["--limit", str(size.eval_limit)] if size.eval_limit else []
+    rows = limit or size.eval_limit
+    row_args = ["--limit", str(rows)] if rows else []
     out = d.eval / arm / point
-    return Command(f"evaluate {arm} {point}", ["eval", "--model", str(model), *benches, *limit, "--forced-choice",
+    return Command(f"evaluate {arm} {point}", ["eval", "--model", str(model), *benches, *row_args, "--forced-choice",
                                                "--out", str(out)], f"eval-{arm}-{point}")  # fmt: skip
 
 

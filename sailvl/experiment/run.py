@@ -28,6 +28,7 @@ from sailvl.experiment.base import (
     seed_control_gaps,
     test_set_command,
 )
+from sailvl.experiment.pretrained import MANIFEST
 from sailvl.experiment.report import write_experiment_report
 from sailvl.experiment.stats import collapsed_tasks
 
@@ -40,17 +41,21 @@ def run_experiment(
     first_seed: int = 0,
     invoke: Callable[[list[str]], None] | None = None,
     jobs: int = 1,
+    base: str | Path | None = None,
 ) -> Path:
     """Run every seed's plan (resuming finished commands), aggregate, write OUT/results.json and the report.
 
     `jobs` > 1 runs that many seeds at once, each command with an equal share of the CPU threads (small models
     use cores better side by side than through intra-op threads). `invoke`: see StepRunner (tests run the
-    commands in-process, one seed at a time). Returns the report's Markdown path."""
+    commands in-process, one seed at a time). `base`: a built pretrained base (`sailvl experiment base`) every
+    seed starts from, for experiments that start from one (`USES_BASE`); without it each seed builds its own.
+    Returns the report's Markdown path."""
     if seeds < 1:
         raise SailvlError(f"--seeds must be at least 1, got {seeds}")
     if jobs < 1:
         raise SailvlError(f"--jobs must be at least 1, got {jobs}")
     out = Path(out).resolve()
+    plan_kwargs = base_kwargs(experiment, base)
     console = Console()
     jobs = 1 if invoke is not None else min(jobs, seeds)
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
@@ -64,7 +69,7 @@ def run_experiment(
         root = out / f"seed-{seed}"
         console.print(f"[bold]{experiment.NAME}[/] seed {seed} -> {root}")
         runner = StepRunner(root, console, invoke, env=env, live=jobs == 1)
-        run_steps(runner, experiment.plan(SeedDirs(root), seed, quick))
+        run_steps(runner, experiment.plan(SeedDirs(root), seed, quick, **plan_kwargs))
 
     with ThreadPoolExecutor(jobs) as pool:  # commands run in subprocesses: threads only wait on them
         for future in [pool.submit(run_seed, s) for s in range(first_seed, first_seed + seeds)]:
@@ -74,7 +79,7 @@ def run_experiment(
     seed_list, commands = [], []
     for root in sorted(out.glob("seed-*"), key=lambda p: int(p.name.removeprefix("seed-"))):
         seed = int(root.name.removeprefix("seed-"))
-        ran = finished_commands(root / "logs", experiment.plan(SeedDirs(root), seed, quick))
+        ran = finished_commands(root / "logs", experiment.plan(SeedDirs(root), seed, quick, **plan_kwargs))
         if ran is None:
             console.print(
                 f"[yellow]seed {seed} is not finished (running elsewhere?): left out of {SUMMARY}[/]"
@@ -86,12 +91,39 @@ def run_experiment(
     summary = {"experiment": experiment.NAME, "quick": quick, "seeds": seed_list,
                "claim": experiment.CLAIM, "x_label": getattr(experiment, "X_LABEL", None), "arms": arms,
                "seconds": sum(c["seconds"] for c in commands), "commands": commands}  # fmt: skip
+    if "base" in plan_kwargs:
+        summary["base"] = base_manifests(plan_kwargs["base"], [out / f"seed-{s}" for s in seed_list])
     summary["control_gap_per_seed"] = seed_control_gaps(summary, getattr(experiment, "CONTROLS", None))
     summary["eval_items"] = eval_items([out / f"seed-{s}" for s in seed_list])
     summary["collapsed"] = collapsed_runs([out / f"seed-{s}" for s in seed_list])
     summary["verdict"] = experiment.verdict(summary)
     (out / SUMMARY).write_text(json.dumps(summary, indent=1))
     return write_experiment_report(out)
+
+
+def base_kwargs(experiment, base: str | Path | None) -> dict:
+    """The plan's `base` keyword: {} for an experiment that starts from no base (refusing a --base given to it),
+    else {"base": the resolved directory, or None for one base per seed}."""
+    if not getattr(experiment, "USES_BASE", False):
+        if base is not None:
+            raise SailvlError(f"experiment {experiment.NAME} does not start from a pretrained base: drop --base")
+        return {}
+    if base is None:
+        return {"base": None}
+    base = Path(base).resolve()
+    if not (base / MANIFEST).is_file():
+        raise SailvlError(f"--base {base} holds no finished base ({MANIFEST}): build it with "
+                          f"`sailvl experiment base --out {base}`")  # fmt: skip
+    return {"base": base}
+
+
+def base_manifests(shared: Path | None, seed_roots: list[Path]) -> dict:
+    """What the arms started from: the shared base's directory and manifest, or each seed's own."""
+    if shared is not None:
+        return {"shared": True, "dir": str(shared), "manifest": json.loads((shared / MANIFEST).read_text())}
+    per_seed = {root.name: json.loads((root / "base" / MANIFEST).read_text()) for root in seed_roots
+                if (root / "base" / MANIFEST).is_file()}  # fmt: skip
+    return {"shared": False, "per_seed": per_seed}
 
 
 def eval_items(seed_roots: list[Path]) -> dict[str, int]:

@@ -1,4 +1,20 @@
-"""`vit-transfer`: the ViT after the SAILViT stages vs the untouched ViT, each with the same fresh LLM and budget."""
+"""`vit-transfer`: does a ViT trained through SAILViT's stages help an LLM it was not trained with?
+
+Every arm starts from the same pretrained tiny base (sailvl.experiment.pretrained: a text-pretrained LLM and a
+captioning-pretrained ViT, never aligned) and differs only in its vision tower:
+
+- `sailvit-vit`: the base trained through SAILViT's stages I-III on the seed's world; its ViT goes back into the
+  base, whose LLM never saw it (the "other LLM" of the claim).
+- `plain-vit`: the same number of optimizer steps as one joint stage on the same data (stage III's mix), without
+  SAILViT's stages: the compute-matched arm.
+- `pretrained-vit`: the base's ViT, untouched: the baseline, and the positive control.
+- `random-vit`: the base with its ViT at the random init: the negative control.
+
+Each arm then gets the same readout (recipe `tiny-readout`: the projector aligned alone on the world's detailed
+captions, scored zero-shot on the shared test set's first rows, then one fixed short SFT of every part, scored on
+the whole shared test set). The controls must separate by 10 points in every seed before the SAILViT-minus-
+pretrained difference is read.
+"""
 
 from __future__ import annotations
 
@@ -18,68 +34,95 @@ from sailvl.experiment.base import (
     synth_command,
     verdict_head,
 )
-from sailvl.synth.tiny_model import make_tiny_model_dir
-from sailvl.train.export import export_llm
 
 NAME = "vit-transfer"
 CLAIM = ("SAILViT: a ViT trained through the gradual feature-learning stages helps other LLMs: paired with a new LLM "
          "and projector it beats the untouched ViT at the same budget.")  # fmt: skip
-ARMS = ("sailvit-vit", "untouched-vit")
-EFFECT = ARMS  # treatment, baseline
-# Controls (issue 27: a pretrained ViT vs a random one) need a pretrained tiny ViT that does not exist yet; the
-# "untouched" ViT is random, so it is the baseline here, not a control. Until then every verdict is `insensitive`.
-CONTROLS: tuple[str, str] | None = None
+ARMS = ("sailvit-vit", "plain-vit", "pretrained-vit", "random-vit")
+EFFECT = ("sailvit-vit", "pretrained-vit")  # treatment, baseline
+MATCHED = ("sailvit-vit", "plain-vit")  # the stages vs the same steps without them
+CONTROLS: tuple[str, str] | None = ("pretrained-vit", "random-vit")  # positive, negative
+USES_BASE = True  # run_experiment passes `base` (a built base shared by every seed, or None: one per seed)
+ZERO_SHOT, FINAL = "zero-shot", "final"
+X_LABEL = "readout point (0: zero-shot after alignment, 1: after the fixed SFT)"
 
 
 @dataclass(frozen=True)
 class Budgets:
-    """Optimizer steps of the SAILViT stages I-III and of the transfer stages (projector, then joint SFT)."""
+    """Optimizer steps of the SAILViT stages I-III (the plain arm trains their sum in one stage), of the readout
+    (alignment, SFT), and the test rows the zero-shot point scores per benchmark (None: all)."""
 
     size: Size
     sailvit_steps: tuple[int, int, int]
-    transfer_steps: tuple[int, int]
+    readout_steps: tuple[int, int]
+    zero_shot_limit: int | None
 
 
-QUICK = Budgets(Size(120, 20, 10, 20), (2, 2, 2), (2, 3))
-# A fresh LLM learns language, the answer format and the projector from scratch: 1200 joint steps (~2000 steps is
-# where the demo's captioner had learned colour and shape), on the demo's 8000-image world.
-FULL = Budgets(Size(8000, 100, None), (40, 30, 1500), (200, 1200))
+QUICK = Budgets(Size(120, 20, 10, 20), (2, 2, 2), (2, 3), 10)
+# SAILViT's steps are the earlier FULL's (chosen before this readout existed); the readout's are those the
+# pretrained-vs-random control was measured at on two readout worlds' own benches (dev sets, EXPERIMENTS.md).
+FULL = Budgets(Size(4000, 100, None), (40, 30, 1500), (300, 600), 300)
 
 
-def fresh_llm(world: str | Path, out: str | Path, seed: int) -> Path:
-    """A random-init tiny causal LM (+ the world's tokenizer) in `out`, seeded apart from the ViT's model."""
-    out = Path(out)
-    full = out.parent / f"{out.name}-full-model"
-    make_tiny_model_dir(world, full, seed=seed)
-    return export_llm(full, out)
+def x_of(results: dict, eval_dir: Path) -> float:
+    """The readout point of an eval directory: 0 zero-shot, 1 after SFT (the last point, which verdicts read)."""
+    return 0.0 if eval_dir.name == ZERO_SHOT else 1.0
 
 
-def plan(d: SeedDirs, seed: int, quick: bool) -> list[Step]:
-    """Train tiny SAILViT from the tiny model, make a fresh LLM, then the same transfer recipe on both ViTs."""
+def plan(d: SeedDirs, seed: int, quick: bool, base: Path | None = None) -> list[Step]:
+    """The seed's world; the base (built into the seed's directory unless a shared one is given); SAILViT and the
+    compute-matched run from the base; each arm's start (the base with that ViT) through the same readout."""
     b = QUICK if quick else FULL
-    sailvit, llm = d.runs / "sailvit", d.runs / "fresh-llm"
-    steps: list[Step] = [
-        synth_command(d, b.size, seed),
-        Command("train tiny SAILViT (stages I-III)",
-                ["train", "tiny-sailvit", f"vars.world={d.world}", f"vars.model_dir={d.tiny}", f"seed={seed}",
+    steps: list[Step] = [synth_command(d, b.size, seed)]
+    if base is None:
+        base = d.root / "base"
+        steps.append(Command("build the pretrained base",
+                             ["experiment", "base", "--seed", str(seed), "--out", str(base),
+                              *(["--quick"] if quick else [])], "base"))  # fmt: skip
+    model, captions = base / "model", d.runs / "captions.jsonl"
+    sailvit, plain = d.runs / "sailvit", d.runs / "plain-vit-train"
+    world = d.world
+    mix = (f"data.sources=[{{path: {world}/pretrain.jsonl, image_root: {world}, weight: 1}}, "
+           f"{{path: {world}/sft.jsonl, image_root: {world}, weight: 3}}]")  # tiny-sailvit stage III's mix
+    steps += [
+        Command("write the world's detailed captions", ["experiment", "captions", str(world), str(captions)],
+                "captions"),
+        Command("train SAILViT's stages I-III from the base",
+                ["train", "tiny-sailvit", f"vars.world={world}", f"vars.model_dir={model}", f"seed={seed}",
                  *[f"stages.{i}.budget.steps={n}" for i, n in enumerate(b.sailvit_steps)], "--out", str(sailvit)],
                 "train-sailvit"),
-        Command("make a fresh tiny LLM", ["experiment", "fresh-llm", str(d.world), str(llm), "--seed", str(seed + 1000)],
-                "fresh-llm"),
+        Command("train the base as many steps in one joint stage (compute-matched, no SAILViT stages)",
+                ["train", "tiny-captioner", f"vars.model_dir={model}", f"vars.world={world}", f"seed={seed}",
+                 mix, f"stages.0.budget.steps={sum(b.sailvit_steps)}", "--out", str(plain)], "train-plain-vit"),
     ]  # fmt: skip
-    for arm, vit in zip(ARMS, (export_dir(sailvit, SAILVIT_STAGES[-1]), d.tiny), strict=True):
+    vits = {"sailvit-vit": export_dir(sailvit, SAILVIT_STAGES[-1]), "plain-vit": export_dir(plain, "captioner"),
+            "random-vit": base / "init"}  # fmt: skip
+    for arm in ARMS:
+        start = model
+        if arm in vits:
+            start = d.runs / f"{arm}-start"
+            steps.append(Command(f"put the {arm} into the base", ["experiment", "assemble", str(model),
+                                                                  str(vits[arm]), str(start)], f"assemble-{arm}"))  # fmt: skip
         run = d.runs / arm
-        steps.append(Command(f"transfer {arm} to the fresh LLM",
-                             ["train", "tiny-vit-transfer", f"vars.vit={vit}", f"vars.llm={llm}", f"vars.world={d.world}",
-                              f"seed={seed}", *[f"stages.{i}.budget.steps={n}" for i, n in enumerate(b.transfer_steps)],
-                              "--out", str(run)], f"train-{arm}"))  # fmt: skip
-        steps.append(eval_command(d, export_dir(run, "joint-sft"), arm, "final", b.size))
+        steps += [
+            Command(f"read out {arm}: align the projector, then the fixed SFT",
+                    ["train", "tiny-readout", f"vars.model_dir={start}", f"vars.world={world}",
+                     f"vars.captions={captions}", f"seed={seed}",
+                     *[f"stages.{i}.budget.steps={n}" for i, n in enumerate(b.readout_steps)], "--out", str(run)],
+                    f"readout-{arm}"),
+            eval_command(d, export_dir(run, "align"), arm, ZERO_SHOT, b.size, limit=b.zero_shot_limit),
+            eval_command(d, export_dir(run, "sft"), arm, FINAL, b.size),
+        ]  # fmt: skip
     return steps
 
 
 def verdict(summary: dict) -> str:
-    """`insensitive` unless the controls separate in every seed; then the paired SAILViT-minus-untouched interval."""
-    sail, plain = final(summary, ARMS[0]), final(summary, ARMS[1])
+    """`insensitive` unless pretrained beats random ViT by 10 points in every seed; then the paired
+    SAILViT-minus-pretrained interval (and, as a clause, SAILViT minus the compute-matched arm)."""
     head = verdict_head(summary, CONTROLS, paired_effect(summary, *EFFECT))
-    return (f"{head}: open-answer score with the SAILViT ViT {fmt(sail)} vs the untouched ViT {fmt(plain)}, same "
-            f"fresh LLM and budget")  # fmt: skip
+    scores = ", ".join(f"{arm} {fmt(final(summary, arm))}" for arm in ARMS if summary["arms"].get(arm))
+    matched = paired_effect(summary, *MATCHED)
+    tail = "" if matched is None else (
+        f"; SAILViT minus compute-matched {matched.mean:+.2f} points, 95% t interval [{matched.low:.2f}, "
+        f"{matched.high:.2f}]")  # fmt: skip
+    return f"{head}: open-answer score after the fixed SFT readout: {scores}{tail}"
