@@ -1,12 +1,17 @@
-"""Does the pretrained tiny base see and answer? Its readout against the same base with a random ViT (issue 27).
+"""Does the pretrained tiny base see and answer? Its readout under a pair of control arms (issue 27).
 
-Per arm, from the base of one seed (`sailvl experiment base`): align the projector alone on a fresh world's detailed
-captions (ViT and LLM frozen), score zero-shot, then one fixed short SFT of every part on that world's questions
-(same file, order, seed and LR in both arms) and score again. Arms: the base as built (`pretrained-vit`) and the same
-base with its vision tower put back to the random init (`random-vit`): the positive and negative control of a ViT
-experiment. Scored on the world's held-out bench (open answers, MCQ, yes/no), images never trained on.
+Per arm, from the base of one seed (`sailvl experiment base`), the `tiny-readout` recipe every experiment uses:
+align the projector alone on a fresh world's detailed captions (ViT and LLM frozen), score zero-shot, then one
+fixed short SFT of every part on that world's questions (same file, order, seed and LR in both arms) and score
+again. Scored on the world's held-out bench (its dev set: open answers, MCQ, yes/no), images never trained on.
 
-    PYTHONPATH=. python scripts/base_readout.py --base runs/base/seed-0 --work runs/base-readout
+Control pairs (`--pair`):
+- `vit`: the base as built (`pretrained-vit`) vs the same base with its vision tower back at the random init
+  (`random-vit`): the positive and negative control of a ViT experiment.
+- `captions`: alignment on the gold detailed captions (`gold-captions`) vs the same captions shuffled across
+  images (`shuffled-captions`), both from the base as built: the controls of a caption-data experiment.
+
+    PYTHONPATH=. python scripts/base_readout.py --base runs/base/seed-0 --work runs/base-readout --pair vit
 
 Prints one JSON object (also written to WORK/results.json).
 """
@@ -17,6 +22,7 @@ import argparse
 import json
 from pathlib import Path
 
+from sailvl.demo.layout import export_dir
 from sailvl.eval.model_eval import evaluate_model
 from sailvl.experiment.pretrained import BASE_WORLD, assemble, write_detailed_captions
 from sailvl.synth import generate_world
@@ -24,12 +30,6 @@ from sailvl.train import load_recipe
 from sailvl.train.trainer import train_recipe
 
 BENCHES = ["synth_vqa", "synth_mcq", "synth_yesno"]
-
-
-def _train(init: Path, out: Path, seed: int, steps: int, lr: float, trainable: str, sources: str) -> Path:
-    overrides = [f"vars.model_dir={init}", f"seed={seed}", f"stages.0.budget.steps={steps}", f"stages.0.lr={lr}",
-                 f"stages.0.trainable={trainable}", f"data.sources={sources}"]  # fmt: skip
-    return train_recipe(load_recipe("tiny-captioner", overrides), out, resume="auto")[0]
 
 
 def _score(model: Path, world: Path, limit: int | None) -> dict[str, float]:
@@ -53,6 +53,7 @@ def main() -> None:
         "--base", type=Path, required=True, help="A base directory (sailvl experiment base --out)."
     )
     parser.add_argument("--work", type=Path, default=Path("runs/base-readout"))
+    parser.add_argument("--pair", choices=("vit", "captions"), default="vit", help="Which control pair.")
     parser.add_argument(
         "--world-seed", type=int, default=0, help="Seed of the readout world (not a base seed)."
     )
@@ -66,26 +67,31 @@ def main() -> None:
     world = work / "world"
     if not (world / "world.json").is_file():
         generate_world(world, args.n, args.world_seed, n_bench=300, **BASE_WORLD)
-    captions = write_detailed_captions(world, work / "captions.jsonl")
-    align_data = f"[{{path: {captions}, image_root: {world}}}]"
-    sft_data = f"[{{path: {world / 'sft.jsonl'}, image_root: {world}}}]"
-    arms = {
-        "pretrained-vit": args.base / "model",
-        "random-vit": random_vit_copy(args.base, work / "random-vit-base"),
-    }
+    gold = write_detailed_captions(world, work / "captions.jsonl")
+    if args.pair == "vit":
+        arms = {"pretrained-vit": (args.base / "model", gold),
+                "random-vit": (random_vit_copy(args.base, work / "random-vit-base"), gold)}  # fmt: skip
+    else:
+        shuffled = write_detailed_captions(world, work / "shuffled.jsonl", shuffle_seed=args.seed)
+        arms = {
+            "gold-captions": (args.base / "model", gold),
+            "shuffled-captions": (args.base / "model", shuffled),
+        }
     rows = {}
-    for arm, init in arms.items():
-        aligned = _train(
-            init, work / arm / "align", args.seed, args.align_steps, 1e-3, "[projector.*]", align_data
-        )
-        sft = _train(aligned, work / arm / "sft", args.seed, args.sft_steps, 1e-3,
-                     "[vision.*,projector.*,llm.*]", sft_data)  # fmt: skip
+    for arm, (init, captions) in arms.items():
+        overrides = [f"vars.model_dir={init}", f"vars.world={world}", f"vars.captions={captions}",
+                     f"seed={args.seed}", f"stages.0.budget.steps={args.align_steps}",
+                     f"stages.1.budget.steps={args.sft_steps}"]  # fmt: skip
+        run = work / arm
+        train_recipe(load_recipe("tiny-readout", overrides), run, resume="auto")
         limit = args.limit or None
-        rows[arm] = {"zero_shot": _score(aligned, world, limit), "after_sft": _score(sft, world, limit)}
+        rows[arm] = {"zero_shot": _score(export_dir(run, "align"), world, limit),
+                     "after_sft": _score(export_dir(run, "sft"), world, limit)}  # fmt: skip
         print(json.dumps({arm: rows[arm]}), flush=True)
-    summary = {"base": str(args.base), "world_seed": args.world_seed, "align_steps": args.align_steps,
-               "sft_steps": args.sft_steps, "seed": args.seed, "arms": rows,
-               "control_gap": {when: rows["pretrained-vit"][when]["synth_vqa"] - rows["random-vit"][when]["synth_vqa"]
+    positive, negative = arms
+    summary = {"base": str(args.base), "pair": args.pair, "world_seed": args.world_seed,
+               "align_steps": args.align_steps, "sft_steps": args.sft_steps, "seed": args.seed, "arms": rows,
+               "control_gap": {when: rows[positive][when]["synth_vqa"] - rows[negative][when]["synth_vqa"]
                                for when in ("zero_shot", "after_sft")}}  # fmt: skip
     (work / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))

@@ -105,7 +105,9 @@ def _seeds(x: float, values: list[float]) -> list[dict]:
     """One point whose metric has a value per seed."""
     import statistics
 
-    return [{"x": x, "metrics": {"open answer": {"mean": statistics.fmean(values), "std": 1.0, "values": values}}}]
+    return [
+        {"x": x, "metrics": {"open answer": {"mean": statistics.fmean(values), "std": 1.0, "values": values}}}
+    ]
 
 
 def test_vit_transfer_verdict_reads_its_controls_per_seed():
@@ -151,7 +153,9 @@ def test_report_page_from_a_summary(tmp_path, capsys):
     (tmp_path / "vt" / SUMMARY).write_text(json.dumps(s))
     main(["experiment", "report", str(tmp_path)])  # a directory of experiment directories
     md = (tmp_path / "vt" / "report" / "report.md").read_text()
-    assert "Verdict: insensitive" in md and "| sailvit-vit | 0 | 40.0 +- 1.0 |" in md and "sailvl train x" in md
+    assert (
+        "Verdict: insensitive" in md and "| sailvit-vit | 0 | 40.0 +- 1.0 |" in md and "sailvl train x" in md
+    )
     assert (tmp_path / "vt" / "report" / "scores.png").stat().st_size > 5000
     assert "<table>" in (tmp_path / "vt" / "report" / "report.html").read_text()
     with pytest.raises(Exception, match="no results.json"):

@@ -52,6 +52,29 @@ def test_text_records_put_the_caption_where_the_image_was(tmp_path):
             assert answer.endswith(f" {letter}") and f"\n{letter}. {answer[:-2]}\n" in question
 
 
+def test_shuffled_captions_keep_the_words_and_break_every_pairing(tmp_path):
+    """The caption experiments' negative control: the same captions, none left on its own image."""
+    from collections import Counter
+
+    from sailvl.experiment.pretrained import write_detailed_captions
+
+    world = tmp_path / "world"
+    generate_world(world, 30, 12)
+    gold = [
+        json.loads(x) for x in write_detailed_captions(world, tmp_path / "g.jsonl").read_text().splitlines()
+    ]
+    path = write_detailed_captions(world, tmp_path / "s.jsonl", shuffle_seed=5)
+    shuffled = [json.loads(x) for x in path.read_text().splitlines()]
+    text = lambda records: [r["conversations"][1]["value"] for r in records]  # noqa: E731
+    assert [r["image"] for r in shuffled] == [r["image"] for r in gold] and len(gold) == 30
+    assert Counter(text(shuffled)) == Counter(text(gold))
+    assert all(
+        s != g for s, g in zip(text(shuffled), text(gold), strict=True)
+    )  # captions are unique per image
+    again = write_detailed_captions(world, tmp_path / "s2.jsonl", shuffle_seed=5).read_text()
+    assert again == path.read_text()  # the seed fixes the pairing
+
+
 def test_mcq_answer_names_the_option_then_its_letter():
     prompt = "What shape?\nA. circle\nB. star\nC. bar chart\nD. square\nAnswer with the option's letter."
     assert mcq_text_letter(prompt, "C") == "bar chart C"

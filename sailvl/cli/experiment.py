@@ -33,7 +33,9 @@ def _register(name: str) -> None:
             1, "--jobs", help="Seeds run at once, the CPU threads split between them (2 on a 2-core box)."
         ),
         base: Path | None = typer.Option(
-            None, "--base", help="A built pretrained base (`experiment base --out`) every seed starts from "
+            None,
+            "--base",
+            help="A built pretrained base (`experiment base --out`) every seed starts from "
             "(vit-transfer; default: each seed builds its own).",
         ),
     ) -> None:
@@ -78,8 +80,12 @@ def report_command(
 
 @experiment_app.command("assemble")
 def assemble_command(
-    llm_model: Path = typer.Argument(..., help="A tiny model directory: everything but the vision tower comes from it."),
-    vit_model: Path = typer.Argument(..., help="A tiny model directory with the same vision config: its vision tower."),
+    llm_model: Path = typer.Argument(
+        ..., help="A tiny model directory: everything but the vision tower comes from it."
+    ),
+    vit_model: Path = typer.Argument(
+        ..., help="A tiny model directory with the same vision config: its vision tower."
+    ),
     out: Path = typer.Argument(..., help="Where to write the assembled model (+ the LLM model's processor)."),
 ) -> None:
     """Put one model's vision tower into another (an experiment arm's start: the base with another ViT)."""
@@ -92,12 +98,15 @@ def assemble_command(
 def captions_command(
     world: Path = typer.Argument(..., help="A synthetic world directory (sailvl synth --out)."),
     out: Path = typer.Argument(..., help="JSONL to write: the world's detailed-caption records."),
+    shuffle_seed: int | None = typer.Option(
+        None, "--shuffle-seed", help="Give every image another image's caption (a negative control)."
+    ),
 ) -> None:
     """Write a world's detailed-caption records (the readout's alignment data)."""
     from sailvl.experiment.pretrained import write_detailed_captions
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    typer.echo(f"detailed captions written to {write_detailed_captions(world, out)}")
+    typer.echo(f"detailed captions written to {write_detailed_captions(world, out, shuffle_seed)}")
 
 
 @experiment_app.command("base")

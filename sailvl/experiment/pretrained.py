@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -147,10 +148,25 @@ def write_text_corpus(world: str | Path, out: str | Path) -> tuple[Path, int]:
     return out, count
 
 
-def write_detailed_captions(world: Path, out: Path) -> Path:
-    """The world's detailed-caption records (image paths relative to the world) as JSONL at `out`."""
+def write_detailed_captions(world: Path, out: Path, shuffle_seed: int | None = None) -> Path:
+    """The world's detailed-caption records (image paths relative to the world) as JSONL at `out`.
+
+    With `shuffle_seed`, every image gets another image's caption (a derangement: the negative control of a
+    caption experiment, the same words with the pairing destroyed)."""
+    if shuffle_seed is None:
+        with open(out, "w", encoding="utf-8") as w:
+            w.writelines(line for line, _ in _detailed_lines(world))
+        return out
+    records = [record for _, record in _detailed_lines(world)]
+    order = random.Random(shuffle_seed).sample(range(len(records)), len(records))
+    # Each record in the shuffled order takes the caption of the next one: no record keeps its own.
+    texts = {
+        i: records[order[(k + 1) % len(order)]]["conversations"][1]["value"] for k, i in enumerate(order)
+    }
     with open(out, "w", encoding="utf-8") as w:
-        w.writelines(line for line, _ in _detailed_lines(world))
+        for i, record in enumerate(records):
+            turns = [record["conversations"][0], {**record["conversations"][1], "value": texts[i]}]
+            w.write(json.dumps({**record, "id": f"{record['id']}-shuffled", "conversations": turns}) + "\n")
     return out
 
 

@@ -106,7 +106,9 @@ def base_kwargs(experiment, base: str | Path | None) -> dict:
     else {"base": the resolved directory, or None for one base per seed}."""
     if not getattr(experiment, "USES_BASE", False):
         if base is not None:
-            raise SailvlError(f"experiment {experiment.NAME} does not start from a pretrained base: drop --base")
+            raise SailvlError(
+                f"experiment {experiment.NAME} does not start from a pretrained base: drop --base"
+            )
         return {}
     if base is None:
         return {"base": None}

@@ -82,8 +82,10 @@ def plan(d: SeedDirs, seed: int, quick: bool, base: Path | None = None) -> list[
     model, captions = base / "model", d.runs / "captions.jsonl"
     sailvit, plain = d.runs / "sailvit", d.runs / "plain-vit-train"
     world = d.world
-    mix = (f"data.sources=[{{path: {world}/pretrain.jsonl, image_root: {world}, weight: 1}}, "
-           f"{{path: {world}/sft.jsonl, image_root: {world}, weight: 3}}]")  # tiny-sailvit stage III's mix
+    mix = (
+        f"data.sources=[{{path: {world}/pretrain.jsonl, image_root: {world}, weight: 1}}, "
+        f"{{path: {world}/sft.jsonl, image_root: {world}, weight: 3}}]"
+    )  # tiny-sailvit stage III's mix
     steps += [
         Command("write the world's detailed captions", ["experiment", "captions", str(world), str(captions)],
                 "captions"),
