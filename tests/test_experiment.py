@@ -85,11 +85,13 @@ def _point(x: float, mean: float, std: float = 1.0) -> dict:
 def test_verdicts_without_controls_are_insensitive():
     """Experiments without positive / negative control arms (all but vit-transfer): whatever the arms did, the verdict is
     `insensitive` and says why (it used to read `reproduced` / `not reproduced` on uncontrolled numbers)."""
-    s = _summary("recaption", {"raw-alt-text": [_point(0, 30)], "curated-recaptions": [_point(0, 45)],
-                               "gold-captions": [_point(0, 50)]})  # fmt: skip
+    s = _summary("recaption", {"raw-alt-text": _seeds(1, [30, 31, 32]), "curated-recaptions": _seeds(1, [45, 46, 47]),
+                               "gold-captions": _seeds(1, [50, 50, 50]), "shuffled-captions": _seeds(1, [45, 30, 30])})  # fmt: skip
     assert recaption.verdict(s).startswith(
-        "insensitive (the experiment has no positive / negative control arms"
+        "insensitive (controls gold-captions - shuffled-captions = +5.0, +20.0"
     )
+    s["arms"]["shuffled-captions"] = _seeds(1, [30, 30, 30])
+    assert recaption.verdict(s).startswith("reproduced") and "shuffled captions 30.0" in recaption.verdict(s)
     del s["arms"]["curated-recaptions"]
     assert "no evaluated runs of curated-recaptions" in recaption.verdict(s)
     linear = [_point(x, 10 + x / 50) for x in (100, 200, 400, 800, 1600)]
@@ -131,9 +133,9 @@ def test_base_option_only_for_experiments_that_start_from_one(tmp_path):
     from sailvl.errors import SailvlError
     from sailvl.experiment.run import base_kwargs
 
-    with pytest.raises(SailvlError, match="recaption does not start from a pretrained base"):
-        base_kwargs(recaption, tmp_path)
-    assert base_kwargs(recaption, None) == {} and base_kwargs(vit_transfer, None) == {"base": None}
+    with pytest.raises(SailvlError, match="curriculum does not start from a pretrained base"):
+        base_kwargs(curriculum, tmp_path)
+    assert base_kwargs(curriculum, None) == {} and base_kwargs(vit_transfer, None) == {"base": None}
     with pytest.raises(SailvlError, match="holds no finished base"):
         base_kwargs(vit_transfer, tmp_path)
     (tmp_path / "base.json").write_text("{}")

@@ -1,11 +1,23 @@
-"""`recaption`: stage I/II on raw alt-text vs curated recaptions vs gold captions, then the same SFT (SAIL-Caption)."""
+"""`recaption`: the alignment stage on raw alt-text vs curated recaptions (SAIL-Caption), from a pretrained base.
+
+Every arm starts from the same pretrained tiny base (sailvl.experiment.pretrained) and runs the same readout
+(recipe `tiny-readout`: the projector aligned on the arm's captions, scored zero-shot on the shared test set's
+first rows, then one fixed short SFT scored on the whole test set); only the alignment captions differ:
+
+- `raw-alt-text`: the world's web-style alt-text pool;
+- `curated-recaptions`: that pool recaptioned by a captioner, checked, deduplicated and judged (SAIL-Caption).
+  The captioner and judge are fine-tuned from the base on the base's own world (a disjoint seed), never on the
+  gold captions of the images they recaption;
+- `gold-captions`: the world's true detailed captions: the positive control;
+- `shuffled-captions`: the same gold captions, each on another image: the negative control.
+
+Every arm aligns for the same optimizer steps (the pools differ in size, so a smaller pool repeats more).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import yaml
 
 from sailvl.data.config import SourceConfig
 from sailvl.data.mixture import count_records
@@ -28,90 +40,100 @@ from sailvl.experiment.base import (
 NAME = "recaption"
 CLAIM = ("SAIL-VL pretraining-data ablation (overall score): SAIL-Caption 54.36 > BLIP3-KALE 53.06 > "
          "DataComp-LLaVA 49.08; curated recaptions beat raw alt-text.")  # fmt: skip
-ARMS = ("raw-alt-text", "curated-recaptions", "gold-captions")
+ARMS = ("raw-alt-text", "curated-recaptions", "gold-captions", "shuffled-captions")
 EFFECT = ("curated-recaptions", "raw-alt-text")  # treatment, baseline
-# Positive / negative control arms (issue 27: gold captions vs captions shuffled across images) are not built yet:
-# until they are, every verdict is `insensitive`.
-CONTROLS: tuple[str, str] | None = None
+CONTROLS: tuple[str, str] | None = ("gold-captions", "shuffled-captions")  # positive, negative
+USES_BASE = True  # run_experiment passes `base` (a built base shared by every seed, or None: one per seed)
+ZERO_SHOT, FINAL = "zero-shot", "final"
+X_LABEL = "readout point (0: zero-shot after alignment, 1: after the fixed SFT)"
 
 
 @dataclass(frozen=True)
 class Budgets:
-    """Optimizer steps of the captioner and judge, recaption pool, and samples of the arms' stages I and II."""
+    """Optimizer steps of the captioner and judge, the alt-text records recaptioned, the readout's steps
+    (alignment, SFT) and the test rows the zero-shot point scores per benchmark (None: all)."""
 
     size: Size
     captioner_steps: int
     judge_steps: int
     recaption_pool: int
-    pretrain_samples: int  # per pretraining stage, every arm
-    sft_samples: tuple[int, int, int]
+    readout_steps: tuple[int, int]
+    zero_shot_limit: int | None
 
 
-QUICK = Budgets(Size(120, 20, 10, 20), 4, 2, 16, 16, (8, 8, 8))
-# Sized off the floor: the tiny model needs thousands of SFT samples to learn to answer at all (smaller budgets
-# left every arm at chance; EXPERIMENTS.md). So: 8000 SFT samples per arm, 2 x 3000 pretraining samples,
-# and the whole alt-text pool recaptioned, so the curated arm is not a tenth of the others' size.
-FULL = Budgets(Size(4000, 100, None), 2000, 200, 4000, 3000, (4000, 2000, 2000))
+QUICK = Budgets(Size(120, 20, 10, 20), 4, 2, 16, (2, 3), 10)
+# Captioner and judge steps are the earlier FULL's; the readout is vit-transfer's (tiny-readout's defaults).
+FULL = Budgets(Size(4000, 100, None), 2000, 200, 4000, (300, 600), 300)
 
 
-def arm_recipe(d: SeedDirs, arm: str, captions: Path, b: Budgets) -> Path:
-    """tiny-sailvl with stages I and II on `captions` for the same sample budget in every arm."""
-    recipe = {
-        "base": "tiny-sailvl",
-        "name": f"recaption-{arm}",
-        "data": {"sources": [{"path": str(captions), "image_root": ""}]},
-        "stages": [{"name": n, "budget": {"tokens": None, "samples": b.pretrain_samples}}
-                   for n in ("pretrain-alignment", "pretrain-advance")]
-        + [{"name": n, "budget": {"samples": s}}
-           for n, s in zip(("sft-knowledge", "sft-instruction", "sft-preference"), b.sft_samples, strict=True)],
-    }  # fmt: skip
-    path = d.recipes / f"{arm}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"# Written by `sailvl experiment recaption`: the {arm} arm.\n" + yaml.safe_dump(recipe))
-    return path
+def x_of(results: dict, eval_dir: Path) -> float:
+    """The readout point of an eval directory: 0 zero-shot, 1 after SFT (the last point, which verdicts read)."""
+    return 0.0 if eval_dir.name == ZERO_SHOT else 1.0
 
 
-def plan(d: SeedDirs, seed: int, quick: bool) -> list[Step]:
-    """Curate gold and alt-text pools, train captioner and judge, recaption + judge, then one run per arm."""
+def plan(d: SeedDirs, seed: int, quick: bool, base: Path | None = None) -> list[Step]:
+    """The seed's world and base; the captioner and judge from the base on the base's world; the alt-text pool
+    recaptioned and judged; then each arm's captions through the same readout."""
     b = QUICK if quick else FULL
-    world, pretrain = str(d.world), f"input.paths=[{d.world}/pretrain.jsonl]"
-    gold, alt, recap = d.curate / "gold", d.curate / "alt-text", d.curate / "recaption"
+    steps: list[Step] = [synth_command(d, b.size, seed)]
+    if base is None:
+        base = d.root / "base"
+        steps.append(Command("build the pretrained base",
+                             ["experiment", "base", "--seed", str(seed), "--out", str(base),
+                              *(["--quick"] if quick else [])], "base"))  # fmt: skip
+    model, base_world = base / "model", base / "world"
+    pretrain, split = f"input.paths=[{d.world}/pretrain.jsonl]", str(PIPELINES / "synth_caption_split.yaml")
+    base_gold, alt, recap = d.curate / "base-gold", d.curate / "alt-text", d.curate / "recaption"
     captioner, judge = d.runs / "captioner", d.runs / "judge"
-    split = str(PIPELINES / "synth_caption_split.yaml")
-    steps: list[Step] = [
-        synth_command(d, b.size, seed),
-        Command("select the gold detailed captions", ["curate", split, pretrain, f"output_dir={gold}"], "gold"),
+    gold, shuffled = d.curate / "gold.jsonl", d.curate / "shuffled.jsonl"
+    steps += [
+        Command("select the base world's gold captions (the captioner's data: a disjoint world)",
+                ["curate", split, f"input.paths=[{base_world}/pretrain.jsonl]", f"output_dir={base_gold}"],
+                "base-gold"),
         Command("select the raw alt-text", ["curate", split, pretrain, "steps.0.values=[alt]", f"output_dir={alt}"],
                 "alt-text"),
-        Command("train the captioner on gold captions",
-                ["train", "tiny-captioner", f"vars.world={world}", f"vars.model_dir={d.tiny}", f"vars.data={gold / 'kept'}",
-                 f"stages.0.budget.steps={b.captioner_steps}", f"seed={seed}", "--out", str(captioner)], "captioner"),
-        Command("train the judge from the captioner",
-                ["train", "tiny-judge", f"vars.world={world}", f"vars.init={export_dir(captioner, 'captioner')}",
-                 f"vars.captions={gold / 'kept'}", f"stages.0.budget.steps={b.judge_steps}", f"seed={seed}",
+        Command("write the world's gold captions", ["experiment", "captions", str(d.world), str(gold)], "gold"),
+        Command("write the gold captions shuffled across images",
+                ["experiment", "captions", str(d.world), str(shuffled), "--shuffle-seed", str(seed)], "shuffled"),
+        Command("train the captioner from the base on the base world",
+                ["train", "tiny-captioner", f"vars.world={base_world}", f"vars.model_dir={model}",
+                 f"vars.data={base_gold / 'kept'}", f"stages.0.budget.steps={b.captioner_steps}", f"seed={seed}",
+                 "--out", str(captioner)], "captioner"),
+        Command("train the judge from the captioner on the base world",
+                ["train", "tiny-judge", f"vars.world={base_world}", f"vars.init={export_dir(captioner, 'captioner')}",
+                 f"vars.captions={base_gold / 'kept'}", f"stages.0.budget.steps={b.judge_steps}", f"seed={seed}",
                  "--out", str(judge)], "judge"),
-        Command("calibrate the judge", ["curate", "judge-calibrate", str(export_dir(judge, "judge")),
-                                        str(d.world / "judge.jsonl"), "limit=2000"], "judge-calibrate"),
+        Command("calibrate the judge on the base world", ["curate", "judge-calibrate", str(export_dir(judge, "judge")),
+                                                          str(base_world / "judge.jsonl"), "limit=2000"],
+                "judge-calibrate"),
         Command("recaption the alt-text pool, check, dedup and judge",
                 ["curate", str(PIPELINES / "synth_recaption_judge.yaml"), pretrain,
                  f"input.limit={2 * b.recaption_pool}", f"steps.2.model={export_dir(captioner, 'captioner')}",
                  f"steps.5.model={export_dir(judge, 'judge')}", f"output_dir={recap}"], "recaption"),
     ]  # fmt: skip
-    for arm, captions in zip(ARMS, (alt / "kept", recap / "kept", gold / "kept"), strict=True):
-        steps.append(_arm_steps(d, arm, captions, b, seed))
+    pools = (alt / "kept", recap / "kept", gold, shuffled)
+    for arm, captions in zip(ARMS, pools, strict=True):
+        steps.append(_arm_steps(d, arm, captions, model, b, seed))
     return steps
 
 
-def _arm_steps(d: SeedDirs, arm: str, captions: Path, b: Budgets, seed: int) -> Step:
+def _arm_steps(d: SeedDirs, arm: str, captions: Path, model: Path, b: Budgets, seed: int) -> Step:
     # Built after curation: an arm whose curated pool kept no record (a strict judge on a short run) is skipped
     # and the verdict says so, instead of failing the whole experiment.
     def build() -> list[Command]:
         if _kept(captions) == 0:
             return []
-        recipe, run = arm_recipe(d, arm, captions, b), d.runs / arm
-        train = Command(f"train {arm}", ["train", str(recipe), f"vars.world={d.world}", f"vars.model_dir={d.tiny}",
-                                         f"seed={seed}", "--out", str(run)], f"train-{arm}")  # fmt: skip
-        return [train, eval_command(d, export_dir(run, "sft-preference"), arm, "final", b.size)]
+        run = d.runs / arm
+        readout = Command(f"read out {arm}: align the projector on its captions, then the fixed SFT",
+                          ["train", "tiny-readout", f"vars.model_dir={model}", f"vars.world={d.world}",
+                           f"vars.captions={captions}", f"seed={seed}",
+                           *[f"stages.{i}.budget.steps={n}" for i, n in enumerate(b.readout_steps)],
+                           "--out", str(run)], f"readout-{arm}")  # fmt: skip
+        return [
+            readout,
+            eval_command(d, export_dir(run, "align"), arm, ZERO_SHOT, b.size, limit=b.zero_shot_limit),
+            eval_command(d, export_dir(run, "sft"), arm, FINAL, b.size),
+        ]
 
     return build
 
@@ -121,10 +143,10 @@ def verdict(summary: dict) -> str:
     missing = [a for a in ARMS if not summary["arms"].get(a)]
     if missing:
         return f"insensitive: no evaluated runs of {', '.join(missing)} (curation kept no records?)"
-    raw, curated, gold = (final(summary, a) for a in ARMS)
+    raw, curated, gold, shuffled = (final(summary, a) for a in ARMS)
     head = verdict_head(summary, CONTROLS, paired_effect(summary, *EFFECT))
-    return (f"{head}: open-answer score raw alt-text {fmt(raw)}, curated recaptions {fmt(curated)}, "
-            f"gold captions {fmt(gold)}")  # fmt: skip
+    return (f"{head}: open-answer score after the fixed SFT readout: raw alt-text {fmt(raw)}, curated recaptions "
+            f"{fmt(curated)}, gold captions {fmt(gold)}, shuffled captions {fmt(shuffled)}")  # fmt: skip
 
 
 def _kept(path: Path) -> int:
