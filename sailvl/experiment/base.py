@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sailvl.demo.layout import export_dir
 from sailvl.demo.pipeline import WORLD_FLAGS
 from sailvl.demo.report import bench_label
 from sailvl.demo.runner import Command, StepRunner
@@ -89,6 +90,52 @@ def eval_command(
     out = d.eval / arm / point
     return Command(f"evaluate {arm} {point}", ["eval", "--model", str(model), *benches, *row_args, "--forced-choice",
                                                "--out", str(out)], f"eval-{arm}-{point}")  # fmt: skip
+
+
+# The readout of every experiment that starts from the pretrained base (recipe `tiny-readout`): each arm is scored
+# zero-shot after the projector's alignment, then after one fixed SFT (the headline, the last point).
+ZERO_SHOT, FINAL = "zero-shot", "final"
+READOUT_X_LABEL = "readout point (0: zero-shot after alignment, 1: after the fixed SFT)"
+
+
+def readout_x(results: dict, eval_dir: Path) -> float:
+    """The readout point of an eval directory: 0 zero-shot, 1 after SFT (the last point, which verdicts read)."""
+    return 0.0 if eval_dir.name == ZERO_SHOT else 1.0
+
+
+def base_steps(d: SeedDirs, seed: int, quick: bool, base: Path | None) -> tuple[Path, list[Command]]:
+    """The base a seed's arms start from: `base` when every seed shares one, else built into the seed's
+    directory by `sailvl experiment base` (the quick one for a quick run). Returns (base dir, its commands)."""
+    if base is not None:
+        return base, []
+    base = d.root / "base"
+    args = ["experiment", "base", "--seed", str(seed), "--out", str(base), *(["--quick"] if quick else [])]
+    return base, [Command("build the pretrained base", args, "base")]
+
+
+def readout_steps(
+    d: SeedDirs,
+    arm: str,
+    start: Path,
+    captions: Path,
+    seed: int,
+    steps: tuple[int, int],
+    size: Size,
+    zero_shot_limit: int | None,
+) -> list[Command]:
+    """`tiny-readout` from `start` aligning on `captions` (alignment and SFT steps), then its two evals: the
+    alignment's export on the test set's first `zero_shot_limit` rows, the SFT's on the whole test set."""
+    run = d.runs / arm
+    train = Command(f"read out {arm}: align the projector, then the fixed SFT",
+                    ["train", "tiny-readout", f"vars.model_dir={start}", f"vars.world={d.world}",
+                     f"vars.captions={captions}", f"seed={seed}",
+                     *[f"stages.{i}.budget.steps={n}" for i, n in enumerate(steps)], "--out", str(run)],
+                    f"readout-{arm}")  # fmt: skip
+    return [
+        train,
+        eval_command(d, export_dir(run, "align"), arm, ZERO_SHOT, size, limit=zero_shot_limit),
+        eval_command(d, export_dir(run, "sft"), arm, FINAL, size),
+    ]
 
 
 def run_metrics(results: dict) -> dict[str, float]:

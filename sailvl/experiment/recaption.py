@@ -26,13 +26,16 @@ from sailvl.demo.pipeline import PIPELINES
 from sailvl.demo.runner import Command
 from sailvl.errors import SailvlError
 from sailvl.experiment.base import (
+    READOUT_X_LABEL,
     SeedDirs,
     Size,
     Step,
-    eval_command,
+    base_steps,
     final,
     fmt,
     paired_effect,
+    readout_steps,
+    readout_x,
     synth_command,
     verdict_head,
 )
@@ -44,8 +47,8 @@ ARMS = ("raw-alt-text", "curated-recaptions", "gold-captions", "shuffled-caption
 EFFECT = ("curated-recaptions", "raw-alt-text")  # treatment, baseline
 CONTROLS: tuple[str, str] | None = ("gold-captions", "shuffled-captions")  # positive, negative
 USES_BASE = True  # run_experiment passes `base` (a built base shared by every seed, or None: one per seed)
-ZERO_SHOT, FINAL = "zero-shot", "final"
-X_LABEL = "readout point (0: zero-shot after alignment, 1: after the fixed SFT)"
+X_LABEL = READOUT_X_LABEL
+x_of = readout_x
 
 
 @dataclass(frozen=True)
@@ -66,21 +69,12 @@ QUICK = Budgets(Size(120, 20, 10, 20), 4, 2, 16, (2, 3), 10)
 FULL = Budgets(Size(4000, 100, None), 2000, 200, 4000, (300, 600), 300)
 
 
-def x_of(results: dict, eval_dir: Path) -> float:
-    """The readout point of an eval directory: 0 zero-shot, 1 after SFT (the last point, which verdicts read)."""
-    return 0.0 if eval_dir.name == ZERO_SHOT else 1.0
-
-
 def plan(d: SeedDirs, seed: int, quick: bool, base: Path | None = None) -> list[Step]:
     """The seed's world and base; the captioner and judge from the base on the base's world; the alt-text pool
     recaptioned and judged; then each arm's captions through the same readout."""
     b = QUICK if quick else FULL
-    steps: list[Step] = [synth_command(d, b.size, seed)]
-    if base is None:
-        base = d.root / "base"
-        steps.append(Command("build the pretrained base",
-                             ["experiment", "base", "--seed", str(seed), "--out", str(base),
-                              *(["--quick"] if quick else [])], "base"))  # fmt: skip
+    base, build = base_steps(d, seed, quick, base)
+    steps: list[Step] = [synth_command(d, b.size, seed), *build]
     model, base_world = base / "model", base / "world"
     pretrain, split = f"input.paths=[{d.world}/pretrain.jsonl]", str(PIPELINES / "synth_caption_split.yaml")
     base_gold, alt, recap = d.curate / "base-gold", d.curate / "alt-text", d.curate / "recaption"
@@ -123,17 +117,7 @@ def _arm_steps(d: SeedDirs, arm: str, captions: Path, model: Path, b: Budgets, s
     def build() -> list[Command]:
         if _kept(captions) == 0:
             return []
-        run = d.runs / arm
-        readout = Command(f"read out {arm}: align the projector on its captions, then the fixed SFT",
-                          ["train", "tiny-readout", f"vars.model_dir={model}", f"vars.world={d.world}",
-                           f"vars.captions={captions}", f"seed={seed}",
-                           *[f"stages.{i}.budget.steps={n}" for i, n in enumerate(b.readout_steps)],
-                           "--out", str(run)], f"readout-{arm}")  # fmt: skip
-        return [
-            readout,
-            eval_command(d, export_dir(run, "align"), arm, ZERO_SHOT, b.size, limit=b.zero_shot_limit),
-            eval_command(d, export_dir(run, "sft"), arm, FINAL, b.size),
-        ]
+        return readout_steps(d, arm, model, captions, seed, b.readout_steps, b.size, b.zero_shot_limit)
 
     return build
 

@@ -24,13 +24,16 @@ from pathlib import Path
 from sailvl.demo.layout import SAILVIT_STAGES, export_dir
 from sailvl.demo.runner import Command
 from sailvl.experiment.base import (
+    READOUT_X_LABEL,
     SeedDirs,
     Size,
     Step,
-    eval_command,
+    base_steps,
     final,
     fmt,
     paired_effect,
+    readout_steps,
+    readout_x,
     synth_command,
     verdict_head,
 )
@@ -43,8 +46,8 @@ EFFECT = ("sailvit-vit", "pretrained-vit")  # treatment, baseline
 MATCHED = ("sailvit-vit", "plain-vit")  # the stages vs the same steps without them
 CONTROLS: tuple[str, str] | None = ("pretrained-vit", "random-vit")  # positive, negative
 USES_BASE = True  # run_experiment passes `base` (a built base shared by every seed, or None: one per seed)
-ZERO_SHOT, FINAL = "zero-shot", "final"
-X_LABEL = "readout point (0: zero-shot after alignment, 1: after the fixed SFT)"
+X_LABEL = READOUT_X_LABEL
+x_of = readout_x
 
 
 @dataclass(frozen=True)
@@ -64,21 +67,12 @@ QUICK = Budgets(Size(120, 20, 10, 20), (2, 2, 2), (2, 3), 10)
 FULL = Budgets(Size(4000, 100, None), (40, 30, 1500), (300, 600), 300)
 
 
-def x_of(results: dict, eval_dir: Path) -> float:
-    """The readout point of an eval directory: 0 zero-shot, 1 after SFT (the last point, which verdicts read)."""
-    return 0.0 if eval_dir.name == ZERO_SHOT else 1.0
-
-
 def plan(d: SeedDirs, seed: int, quick: bool, base: Path | None = None) -> list[Step]:
     """The seed's world; the base (built into the seed's directory unless a shared one is given); SAILViT and the
     compute-matched run from the base; each arm's start (the base with that ViT) through the same readout."""
     b = QUICK if quick else FULL
-    steps: list[Step] = [synth_command(d, b.size, seed)]
-    if base is None:
-        base = d.root / "base"
-        steps.append(Command("build the pretrained base",
-                             ["experiment", "base", "--seed", str(seed), "--out", str(base),
-                              *(["--quick"] if quick else [])], "base"))  # fmt: skip
+    base, build = base_steps(d, seed, quick, base)
+    steps: list[Step] = [synth_command(d, b.size, seed), *build]
     model, captions = base / "model", d.runs / "captions.jsonl"
     sailvit, plain = d.runs / "sailvit", d.runs / "plain-vit-train"
     world = d.world
@@ -105,16 +99,7 @@ def plan(d: SeedDirs, seed: int, quick: bool, base: Path | None = None) -> list[
             start = d.runs / f"{arm}-start"
             steps.append(Command(f"put the {arm} into the base", ["experiment", "assemble", str(model),
                                                                   str(vits[arm]), str(start)], f"assemble-{arm}"))  # fmt: skip
-        run = d.runs / arm
-        steps += [
-            Command(f"read out {arm}: align the projector, then the fixed SFT",
-                    ["train", "tiny-readout", f"vars.model_dir={start}", f"vars.world={world}",
-                     f"vars.captions={captions}", f"seed={seed}",
-                     *[f"stages.{i}.budget.steps={n}" for i, n in enumerate(b.readout_steps)], "--out", str(run)],
-                    f"readout-{arm}"),
-            eval_command(d, export_dir(run, "align"), arm, ZERO_SHOT, b.size, limit=b.zero_shot_limit),
-            eval_command(d, export_dir(run, "sft"), arm, FINAL, b.size),
-        ]  # fmt: skip
+        steps += readout_steps(d, arm, start, captions, seed, b.readout_steps, b.size, b.zero_shot_limit)
     return steps
 
 
