@@ -61,6 +61,11 @@ def main() -> None:
     parser.add_argument("--align-steps", type=int, default=300)
     parser.add_argument("--sft-steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0, help="Training seed (data order) of both arms.")
+    parser.add_argument(
+        "--sft-trainable",
+        default="vision.*,projector.*,llm.*",
+        help="What the SFT stage trains (comma-separated patterns; drop vision.* to read the ViT frozen).",
+    )
     parser.add_argument("--limit", type=int, default=0, help="Rows per benchmark (0: all).")
     args = parser.parse_args()
     work = args.work
@@ -81,7 +86,7 @@ def main() -> None:
     for arm, (init, captions) in arms.items():
         overrides = [f"vars.model_dir={init}", f"vars.world={world}", f"vars.captions={captions}",
                      f"seed={args.seed}", f"stages.0.budget.steps={args.align_steps}",
-                     f"stages.1.budget.steps={args.sft_steps}"]  # fmt: skip
+                     f"stages.1.budget.steps={args.sft_steps}", f"stages.1.trainable=[{args.sft_trainable}]"]  # fmt: skip
         run = work / arm
         train_recipe(load_recipe("tiny-readout", overrides), run, resume="auto")
         limit = args.limit or None
@@ -90,6 +95,7 @@ def main() -> None:
         print(json.dumps({arm: rows[arm]}), flush=True)
     positive, negative = arms
     summary = {"base": str(args.base), "pair": args.pair, "world_seed": args.world_seed,
+               "sft_trainable": args.sft_trainable.split(","),
                "align_steps": args.align_steps, "sft_steps": args.sft_steps, "seed": args.seed, "arms": rows,
                "control_gap": {when: rows[positive][when]["synth_vqa"] - rows[negative][when]["synth_vqa"]
                                for when in ("zero_shot", "after_sft")}}  # fmt: skip
