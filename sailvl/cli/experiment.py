@@ -36,7 +36,7 @@ def _register(name: str) -> None:
             None,
             "--base",
             help="A built pretrained base (`experiment base --out`) every seed starts from "
-            "(vit-transfer; default: each seed builds its own).",
+            "(vit-transfer, recaption; default: each seed builds its own).",
         ),
     ) -> None:
         from sailvl.experiment.base import SUMMARY
