@@ -22,9 +22,11 @@ import argparse
 import json
 from pathlib import Path
 
+from sailvl.data.processor import SailVLProcessor
 from sailvl.demo.layout import export_dir
 from sailvl.eval.model_eval import evaluate_model
 from sailvl.experiment.pretrained import BASE_WORLD, assemble, write_detailed_captions
+from sailvl.model import load_model, save_model
 from sailvl.synth import generate_world
 from sailvl.train import load_recipe
 from sailvl.train.trainer import train_recipe
@@ -47,6 +49,21 @@ def random_vit_copy(base_dir: Path, out: Path) -> Path:
     return out if (out / "config.json").is_file() else assemble(base_dir / "model", base_dir / "init", out)
 
 
+def with_captioning_projector(base_dir: Path, out: Path) -> Path:
+    """The base model with the projector its ViT was pretrained with (the base's captioning run), not a random one."""
+    if (out / "config.json").is_file():
+        return out
+    model = load_model(base_dir / "model")
+    runs = sorted((base_dir / "runs").glob("vit-*/captioner/export"))
+    if not runs:
+        raise SystemExit(f"{base_dir} has no captioning run (runs/vit-*/captioner/export)")
+    captioner = load_model(runs[-1])
+    model.model.multi_modal_projector.load_state_dict(captioner.model.multi_modal_projector.state_dict())
+    save_model(model, out)
+    SailVLProcessor.from_pretrained(base_dir / "model").save_pretrained(out)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -62,6 +79,11 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0, help="Training seed (data order) of both arms.")
     parser.add_argument(
+        "--captioning-projector",
+        action="store_true",
+        help="The pretrained-vit arm keeps the projector its ViT was pretrained with (vit pair only).",
+    )
+    parser.add_argument(
         "--sft-trainable",
         default="vision.*,projector.*,llm.*",
         help="What the SFT stage trains (comma-separated patterns; drop vision.* to read the ViT frozen).",
@@ -74,7 +96,10 @@ def main() -> None:
         generate_world(world, args.n, args.world_seed, n_bench=300, **BASE_WORLD)
     gold = write_detailed_captions(world, work / "captions.jsonl")
     if args.pair == "vit":
-        arms = {"pretrained-vit": (args.base / "model", gold),
+        pretrained = args.base / "model"
+        if args.captioning_projector:
+            pretrained = with_captioning_projector(args.base, work / "pretrained-vit-base")
+        arms = {"pretrained-vit": (pretrained, gold),
                 "random-vit": (random_vit_copy(args.base, work / "random-vit-base"), gold)}  # fmt: skip
     else:
         shuffled = write_detailed_captions(world, work / "shuffled.jsonl", shuffle_seed=args.seed)
@@ -95,7 +120,7 @@ def main() -> None:
         print(json.dumps({arm: rows[arm]}), flush=True)
     positive, negative = arms
     summary = {"base": str(args.base), "pair": args.pair, "world_seed": args.world_seed,
-               "sft_trainable": args.sft_trainable.split(","),
+               "sft_trainable": args.sft_trainable.split(","), "captioning_projector": args.captioning_projector,
                "align_steps": args.align_steps, "sft_steps": args.sft_steps, "seed": args.seed, "arms": rows,
                "control_gap": {when: rows[positive][when]["synth_vqa"] - rows[negative][when]["synth_vqa"]
                                for when in ("zero_shot", "after_sft")}}  # fmt: skip
