@@ -22,11 +22,9 @@ import argparse
 import json
 from pathlib import Path
 
-from sailvl.data.processor import SailVLProcessor
 from sailvl.demo.layout import export_dir
 from sailvl.eval.model_eval import evaluate_model
-from sailvl.experiment.pretrained import BASE_WORLD, assemble, write_detailed_captions
-from sailvl.model import load_model, save_model
+from sailvl.experiment.pretrained import BASE_WORLD, MANIFEST, assemble, write_detailed_captions
 from sailvl.synth import generate_world
 from sailvl.train import load_recipe
 from sailvl.train.trainer import train_recipe
@@ -51,17 +49,11 @@ def random_vit_copy(base_dir: Path, out: Path) -> Path:
 
 def with_captioning_projector(base_dir: Path, out: Path) -> Path:
     """The base model with the projector its ViT was pretrained with (the base's captioning run), not a random one."""
+    vit_steps = json.loads((base_dir / MANIFEST).read_text())["size"]["vit_steps"]
+    captioner = export_dir(base_dir / "runs" / f"vit-{vit_steps}", "captioner")
     if (out / "config.json").is_file():
         return out
-    model = load_model(base_dir / "model")
-    runs = sorted((base_dir / "runs").glob("vit-*/captioner/export"))
-    if not runs:
-        raise SystemExit(f"{base_dir} has no captioning run (runs/vit-*/captioner/export)")
-    captioner = load_model(runs[-1])
-    model.model.multi_modal_projector.load_state_dict(captioner.model.multi_modal_projector.state_dict())
-    save_model(model, out)
-    SailVLProcessor.from_pretrained(base_dir / "model").save_pretrained(out)
-    return out
+    return assemble(base_dir / "model", captioner, out, projector=True)
 
 
 def main() -> None:

@@ -83,8 +83,9 @@ def _point(x: float, mean: float, std: float = 1.0) -> dict:
 
 
 def test_verdicts_without_controls_are_insensitive():
-    """Experiments without positive / negative control arms (all but vit-transfer): whatever the arms did, the verdict is
-    `insensitive` and says why (it used to read `reproduced` / `not reproduced` on uncontrolled numbers)."""
+    """Without positive / negative control arms (curriculum, scaling) the verdict is `insensitive` whatever the arms
+    did, and says why (it used to read `reproduced` / `not reproduced` on uncontrolled numbers); recaption's is
+    `insensitive` until gold beats shuffled captions by 10 points in every seed."""
     s = _summary("recaption", {"raw-alt-text": _seeds(1, [30, 31, 32]), "curated-recaptions": _seeds(1, [45, 46, 47]),
                                "gold-captions": _seeds(1, [50, 50, 50]), "shuffled-captions": _seeds(1, [45, 30, 30])})  # fmt: skip
     assert recaption.verdict(s).startswith(

@@ -53,8 +53,8 @@ class Size:
 
 @dataclass
 class SeedDirs:
-    """Where one seed's artefacts live: OUT/seed-S/{world, tiny-model, curate, runs, eval, recipes, logs}; the
-    test set all seeds share is OUT/shared-test."""
+    """Where one seed's artefacts live: OUT/seed-S/{world, tiny-model, curate, runs, eval, recipes, logs, base (its
+    own pretrained base, when the seeds share none)}; the test set all seeds share is OUT/shared-test."""
 
     root: Path
 
@@ -62,7 +62,7 @@ class SeedDirs:
         r = self.root
         self.world, self.tiny, self.curate = r / "world", r / "tiny-model", r / "curate"
         self.runs, self.eval, self.recipes = r / "runs", r / "eval", r / "recipes"
-        self.test = r.parent / TEST_DIR
+        self.test, self.base = r.parent / TEST_DIR, r / "base"
 
 
 def synth_command(d: SeedDirs, size: Size, seed: int) -> Command:
@@ -108,9 +108,8 @@ def base_steps(d: SeedDirs, seed: int, quick: bool, base: Path | None) -> tuple[
     directory by `sailvl experiment base` (the quick one for a quick run). Returns (base dir, its commands)."""
     if base is not None:
         return base, []
-    base = d.root / "base"
-    args = ["experiment", "base", "--seed", str(seed), "--out", str(base), *(["--quick"] if quick else [])]
-    return base, [Command("build the pretrained base", args, "base")]
+    args = ["experiment", "base", "--seed", str(seed), "--out", str(d.base), *(["--quick"] if quick else [])]
+    return d.base, [Command("build the pretrained base", args, "base")]
 
 
 def readout_steps(

@@ -203,11 +203,15 @@ def _train(recipe: str, overrides: list[str], out: Path) -> Path:
     return train_recipe(load_recipe(recipe, overrides), out, resume="auto")[0]
 
 
-def assemble(llm_model: Path, vit_model: Path, out: Path) -> Path:
+def assemble(llm_model: Path, vit_model: Path, out: Path, projector: bool = False) -> Path:
     """`llm_model` with `vit_model`'s vision tower (both tiny models with the same tokenizer) saved to `out`; the
-    projector stays the text run's, which never saw an image (random)."""
+    projector stays the text run's, which never saw an image (random), unless `projector`: then it is
+    `vit_model`'s too (the projector that ViT was trained with)."""
     model, vit = load_model(llm_model), load_model(vit_model)
     model.model.vision_tower.load_state_dict(vit.model.vision_tower.state_dict(), strict=True)
+    if projector:
+        projector_state = vit.model.multi_modal_projector.state_dict()
+        model.model.multi_modal_projector.load_state_dict(projector_state, strict=True)
     save_model(model, out)
     SailVLProcessor.from_pretrained(llm_model).save_pretrained(out)
     return out

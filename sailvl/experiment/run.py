@@ -123,8 +123,8 @@ def base_manifests(shared: Path | None, seed_roots: list[Path]) -> dict:
     """What the arms started from: the shared base's directory and manifest, or each seed's own."""
     if shared is not None:
         return {"shared": True, "dir": str(shared), "manifest": json.loads((shared / MANIFEST).read_text())}
-    per_seed = {root.name: json.loads((root / "base" / MANIFEST).read_text()) for root in seed_roots
-                if (root / "base" / MANIFEST).is_file()}  # fmt: skip
+    manifests = {root.name: SeedDirs(root).base / MANIFEST for root in seed_roots}
+    per_seed = {name: json.loads(path.read_text()) for name, path in manifests.items() if path.is_file()}
     return {"shared": False, "per_seed": per_seed}
 
 
