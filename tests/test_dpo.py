@@ -245,7 +245,14 @@ def test_synthetic_preference_pairs(tmp_path):
 
     rng = random.Random(0)
     assert corrupt_answer("Yes", "yesno", "", rng) == "No"
-    assert corrupt_answer("B", "mcq", "Q\nA. red\nB. blue\nC. green\nD. star\nAnswer", rng) in "ACD"
+    mcq = "Q\nA. red\nB. blue\nC. green\nD. star\nAnswer"
+    assert corrupt_answer("B", "mcq", mcq, rng) in "ACD"
+    # An answer written as option text then letter is corrupted to another option the same way.
+    assert {corrupt_answer("blue B", "mcq", mcq, random.Random(k)) for k in range(40)} == {
+        "red A",
+        "green C",
+        "star D",
+    }
     assert corrupt_answer("red", "short", "", rng) in set(COLOURS) - {"red"}
     assert corrupt_answer("3", "short", "", rng) in {"1", "2", "4", "5"}
     assert corrupt_answer("A long caption.", "open", "", rng) is None

@@ -82,6 +82,20 @@ def test_mcq_answer_names_the_option_then_its_letter():
         mcq_text_letter(prompt, "E")
 
 
+def test_gate_holds_every_task_of_a_style():
+    gate = {
+        "mcq": {"accuracy": 0.71, "items": 176, "per_task": {"colour": {"accuracy": 0.25, "items": 56},
+                                                            "shape": {"accuracy": 1.0, "items": 64}}},
+        "short": {"accuracy": 0.99, "items": 300, "per_task": {"colour": {"accuracy": 0.98, "items": 100}}},
+    }  # fmt: skip
+    # The mean passes the MCQ minimum, but colour MCQ sits at chance: the base is refused.
+    assert pretrained.gate_misses(gate, {"mcq": 0.5, "short": 0.8}) == {"mcq/colour": 0.25}
+    assert pretrained.gate_misses(gate, {"mcq": 0.75}) == {"mcq": 0.71, "mcq/colour": 0.25}
+    assert pretrained.gate_misses(gate, {}) == {}
+    groups = [[1, 2, 3], [4], [5, 6]]
+    assert pretrained._round_robin(groups, 5) == [1, 4, 5, 2, 6]
+
+
 def test_gate_from_the_command_line():
     assert pretrained.parse_gate("short=0.8, mcq=0.5") == {"short": 0.8, "mcq": 0.5}
     assert pretrained.parse_gate("") == {}
@@ -102,6 +116,8 @@ def test_base_has_the_text_llm_and_the_captioning_vit(base):
     manifest = json.loads((out / "base.json").read_text())
     assert manifest["base_world_seed"] == pretrained.BASE_SEED + 3 and manifest["text_records"] > 0
     assert set(manifest["gate_result"]) == {"short", "mcq", "yesno"}
+    for scores in manifest["gate_result"].values():  # scored per task too, and the tasks make up the style
+        assert sum(t["items"] for t in scores["per_task"].values()) == scores["items"]
     model = load_model(model_dir)
     llm = load_model(out / "runs" / f"text-lm-{QUICK.text_steps}" / "text-lm" / "export")
     vit = load_model(out / "runs" / f"vit-{QUICK.vit_steps}" / "captioner" / "export")
@@ -116,10 +132,10 @@ def test_base_has_the_text_llm_and_the_captioning_vit(base):
         for part, get in parts.items()
         for name, other in (("llm", llm), ("vit", vit), ("init", init))
     }
-    # The LLM is the text run's, the vision tower the captioning run's, and the projector was never trained.
+    # The LLM is the text run's; the vision tower and the projector are the captioning run's.
     assert same["llm", "llm"] and not same["llm", "init"] and not same["llm", "vit"]
     assert same["vision", "vit"] and not same["vision", "init"]
-    assert same["projector", "init"] and not same["projector", "vit"]
+    assert same["projector", "vit"] and not same["projector", "init"]
 
 
 def test_rebuild_reads_the_cache_and_other_settings_are_refused(base, monkeypatch):

@@ -343,3 +343,26 @@ def test_style_weights_change_the_answer_styles(tmp_path):
             generate_world(tmp_path / "c", n=2, seed=0, style_weights=bad)
     with pytest.raises(SailvlError, match="no scene kind"):
         generate_world(tmp_path / "c", n=2, seed=0, tasks=["colour"], kind_weights="shapes=0")
+
+
+def test_mcq_answers_as_option_text_then_letter(tmp_path):
+    from sailvl.synth.formats import prompt_options
+
+    kwargs = dict(n=60, seed=0, tasks=["colour", "shape"], n_bench=5, max_objects=1, style_weights="mcq=1")
+    letter = generate_world(tmp_path / "a", **kwargs)
+    text = generate_world(tmp_path / "b", **kwargs, mcq_answer="text-letter")
+    assert (letter["mcq_answer"], text["mcq_answer"]) == ("letter", "text-letter")
+    a, b = _jsonl(tmp_path / "a" / "sft.jsonl"), _jsonl(tmp_path / "b" / "sft.jsonl")
+    mcq = [(x, y) for x, y in zip(a, b, strict=True) if x["format"] == "mcq"]
+    assert len(mcq) > 20
+    for x, y in mcq:  # same questions and options; only the written answer differs
+        prompt = x["conversations"][0]["value"]
+        assert y["conversations"][0]["value"] == prompt
+        right = x["conversations"][1]["value"]
+        assert y["conversations"][1]["value"] == f"{prompt_options(prompt)[right]} {right}"
+    # Benchmarks stay letter-scored whatever the training answers look like.
+    assert (tmp_path / "a" / "bench" / "synth_mcq.tsv").read_bytes() == (
+        tmp_path / "b" / "bench" / "synth_mcq.tsv"
+    ).read_bytes()
+    with pytest.raises(SailvlError, match="mcq_answer"):
+        generate_world(tmp_path / "c", n=2, seed=0, mcq_answer="letters")

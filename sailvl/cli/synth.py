@@ -48,6 +48,12 @@ def synth(
         "--yesno-pairs",
         help="Ask each yes/no question twice on its image, once true and once false (a contrastive pair).",
     ),
+    mcq_answer: str = typer.Option(
+        "letter",
+        "--mcq-answer",
+        help="How SFT MCQ answers are written: letter (VLMEvalKit's instruction) or text-letter (the option's "
+        "text, then its letter: 'square D', which a tiny model learns; benchmarks are letter-scored either way).",
+    ),
     think: int = typer.Option(
         0,
         "--think",
@@ -79,6 +85,7 @@ def synth(
         yesno_prob=yesno_prob,
         yesno_pairs=yesno_pairs,
         think=think,
+        mcq_answer=mcq_answer,
     )
     typer.echo(
         f"wrote {summary['images']} images, {summary['pretrain']} captions, {summary['sft']} SFT samples, "

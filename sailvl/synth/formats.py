@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import random
+import re
 
 from sailvl.synth.qa import MCQ_SUFFIX, QA, SHORT_SUFFIX, YESNO_SUFFIX
 
 LETTERS = "ABCD"
+# How an MCQ training answer is written: the letter alone (VLMEvalKit's instruction), or the option's text, then
+# its letter ("square D"). A tiny LLM learns the second in a few thousand steps and stays at chance on the first
+# (measured on these machines, BENCHMARKS.md); the benchmark's letter extraction reads both.
+MCQ_ANSWERS = ("letter", "text-letter")
+OPTION_LINE = re.compile(r"^([A-D])\. (.+)$", re.M)  # "B. red" in an MCQ prompt
 
 
 def mcq_options(qa: QA, rng: random.Random) -> list[str] | None:
@@ -27,6 +33,17 @@ def mcq_prompt(question: str, options: list[str], hint: str = "") -> str:
     return "\n".join(lines + [MCQ_SUFFIX])
 
 
+def mcq_answer(options: list[str], answer: str, mode: str = "letter") -> str:
+    """The training answer of an MCQ whose right option is `answer`, written as `mode` (MCQ_ANSWERS)."""
+    letter = LETTERS[options.index(answer)]
+    return f"{answer} {letter}" if mode == "text-letter" else letter
+
+
+def prompt_options(prompt: str) -> dict[str, str]:
+    """The lettered options of an MCQ prompt ({"A": "red", ...})."""
+    return dict(OPTION_LINE.findall(prompt))
+
+
 def short_prompt(question: str) -> str:
     return f"{question}\n{SHORT_SUFFIX}"
 
@@ -35,14 +52,15 @@ def yesno_prompt(question: str) -> str:
     return f"{question}\n{YESNO_SUFFIX}"
 
 
-def format_for_sft(qa: QA, style: str, rng: random.Random) -> tuple[str, str, str]:
-    """(prompt, answer, style actually used); MCQ falls back to short answer when options are lacking."""
+def format_for_sft(qa: QA, style: str, rng: random.Random, mcq_mode: str = "letter") -> tuple[str, str, str]:
+    """(prompt, answer, style actually used); MCQ falls back to short answer when options are lacking, and its
+    answer is written as `mcq_mode` (MCQ_ANSWERS)."""
     if qa.answer in ("Yes", "No"):
         return yesno_prompt(qa.question), qa.answer, "yesno"
     if style == "mcq":
         options = mcq_options(qa, rng)
         if options is not None:
-            return mcq_prompt(qa.question, options), LETTERS[options.index(qa.answer)], "mcq"
+            return mcq_prompt(qa.question, options), mcq_answer(options, qa.answer, mcq_mode), "mcq"
     if style == "open":
         return qa.question, qa.answer, "open"
     return short_prompt(qa.question), qa.answer, "short"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from sailvl.synth.formats import LETTERS
+from sailvl.synth.formats import LETTERS, prompt_options
 from sailvl.synth.qa import LOCATIONS
 from sailvl.synth.scenes import COLOURS, SHAPES
 from sailvl.synth.text_ocr import WORDS
@@ -19,10 +19,14 @@ def corrupt_answer(answer: str, style: str, prompt: str, rng: random.Random) -> 
     """A wrong answer of the same kind as `answer`, or None when there is none (captions, free text)."""
     if style == "yesno":
         return {"Yes": "No", "No": "Yes"}.get(answer)
-    if style == "mcq":
-        shown = [letter for letter in LETTERS if f"\n{letter}. " in prompt]
-        wrong = [letter for letter in shown if letter != answer]
-        return rng.choice(wrong) if wrong else None
+    if style == "mcq":  # the letter alone, or "option text, then letter" (synth --mcq-answer text-letter)
+        options = prompt_options(prompt)
+        right = answer.split()[-1] if answer.split() else answer
+        wrong = [letter for letter in LETTERS if letter in options and letter != right]
+        if not wrong:
+            return None
+        letter = rng.choice(wrong)
+        return letter if answer == right else f"{options[letter]} {letter}"
     for space in _SPACES:
         if answer in space:
             return rng.choice([a for a in space if a != answer])

@@ -11,7 +11,13 @@ from pathlib import Path
 from sailvl.errors import SailvlError
 from sailvl.synth.bench import write_benchmarks
 from sailvl.synth.captions import alt_text, caption_sentences
-from sailvl.synth.formats import WEAK_QUESTIONS, complexity_score, format_for_sft, relevance_score
+from sailvl.synth.formats import (
+    MCQ_ANSWERS,
+    WEAK_QUESTIONS,
+    complexity_score,
+    format_for_sft,
+    relevance_score,
+)
 from sailvl.synth.judge import judge_pairs
 from sailvl.synth.preference import preference_records
 from sailvl.synth.qa import QA, TASK_KIND, TASKS, make_qa
@@ -44,11 +50,13 @@ STYLE_WEIGHTS = {"short": 0.55, "mcq": 0.3, "open": 0.15}
 class SftOptions:
     """How sft.jsonl asks its questions: `styles` weights the answer style of each task question; a yes/no
     question is added to an image with probability `yesno_prob`, and with `yesno_pairs` it comes twice, once
-    true and once false, on the same image and attribute (POPE-style balanced pairs)."""
+    true and once false, on the same image and attribute (POPE-style balanced pairs); `mcq_answer` is how MCQ
+    answers are written (`sailvl.synth.formats.MCQ_ANSWERS`: the letter, or the option text then the letter)."""
 
     styles: tuple[tuple[str, float], ...] = tuple(STYLE_WEIGHTS.items())
     yesno_prob: float = 0.3
     yesno_pairs: bool = False
+    mcq_answer: str = "letter"
 
 
 OUTPUT_FILES = ("pretrain.jsonl", "sft.jsonl", "judge.jsonl", "preference.jsonl", "README.md", "world.json")
@@ -114,8 +122,8 @@ def _conversation(prompt: str, answer: str) -> list[dict]:
     return [{"from": "human", "value": "<image>\n" + prompt}, {"from": "gpt", "value": answer}]
 
 
-def _sft_record(qa: QA, style: str, weak: bool, rng: random.Random) -> dict:
-    prompt, answer, used = format_for_sft(qa, style, rng)
+def _sft_record(qa: QA, style: str, weak: bool, rng: random.Random, mcq_mode: str = "letter") -> dict:
+    prompt, answer, used = format_for_sft(qa, style, rng, mcq_mode)
     return {
         "conversations": _conversation(prompt, answer),
         "task": qa.task,
@@ -159,7 +167,7 @@ def image_records(
         qa = make_qa(scene, task, rng)
         if qa is not None:
             style = rng.choices([k for k, _ in sft_options.styles], [w for _, w in sft_options.styles])[0]
-            sft.append(_sft_record(qa, style, False, rng))
+            sft.append(_sft_record(qa, style, False, rng, sft_options.mcq_answer))
     if own_tasks and rng.random() < sft_options.yesno_prob:
         task, want_yes = rng.choice(own_tasks), rng.random() < 0.5
         qa = yesno_qa(scene, task, want_yes, rng)
@@ -213,6 +221,7 @@ def generate_world(
     yesno_prob: float = 0.3,
     yesno_pairs: bool = False,
     think: int = 0,
+    mcq_answer: str = "letter",
 ) -> dict:
     """Write a synthetic world of `n` training images of `size` x `size` pixels into `out_dir`.
 
@@ -224,6 +233,8 @@ def generate_world(
     `digit_jitter` (0-1) scales the random placement and size of handwritten digits (0: fixed).
     `style_weights` changes the answer-style mix of sft.jsonl (default STYLE_WEIGHTS), e.g. "mcq=0.1";
     `yesno_prob` is the share of images with a yes/no SFT question, asked as a true/false pair with `yesno_pairs`.
+    `mcq_answer` writes MCQ answers as the letter ("letter", VLMEvalKit's instruction) or as the option's text,
+    then its letter ("text-letter": "square D"; the benchmarks stay letter-scored).
     `think` > 0 adds think.jsonl, that many two-digit images answered with a `<think>` trace, and
     bench/synth_think.tsv (`sailvl.synth.think`).
     Returns the summary stored in world.json (arguments and record counts)."""
@@ -238,11 +249,13 @@ def generate_world(
         raise SailvlError(f"digit_jitter must be between 0 and 1, got {digit_jitter}")
     if think < 0:
         raise SailvlError(f"--think must be zero or a positive number of images, got {think}")
+    if mcq_answer not in MCQ_ANSWERS:
+        raise SailvlError(f"mcq_answer must be one of {', '.join(MCQ_ANSWERS)}, got {mcq_answer!r}")
     if not 0.0 <= yesno_prob <= 1.0:
         raise SailvlError(f"yesno_prob must be between 0 and 1, got {yesno_prob}")
     options = SceneOptions(max_objects, object_scale, digit_jitter)
     styles = parse_weights(style_weights, STYLE_WEIGHTS, "answer style", "--style-weights")
-    sft_options = SftOptions(tuple(styles.items()), yesno_prob, yesno_pairs)
+    sft_options = SftOptions(tuple(styles.items()), yesno_prob, yesno_pairs, mcq_answer)
     kind_weights = parse_kind_weights(kind_weights)
     if size < 56:
         raise SailvlError(f"--size must be at least 56 pixels, got {size}")
@@ -280,6 +293,7 @@ def generate_world(
         "style_weights": styles,
         "yesno_prob": yesno_prob,
         "yesno_pairs": yesno_pairs,
+        "mcq_answer": mcq_answer,
         "kind_weights": {k: kind_weights[k] for k in kinds},
         "kinds": dict(sorted(kind_counts.items())),
         "pretrain": len(pretrain),
