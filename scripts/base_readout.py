@@ -73,7 +73,8 @@ def main() -> None:
     parser.add_argument(
         "--captioning-projector",
         action="store_true",
-        help="The pretrained-vit arm keeps the projector its ViT was pretrained with (vit pair only).",
+        help="The pretrained-vit arm keeps the projector its ViT was pretrained with (vit pair only; a base of "
+        "VERSION 2 or later already carries it).",
     )
     parser.add_argument(
         "--sft-trainable",

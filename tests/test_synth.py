@@ -352,6 +352,8 @@ def test_mcq_answers_as_option_text_then_letter(tmp_path):
     letter = generate_world(tmp_path / "a", **kwargs)
     text = generate_world(tmp_path / "b", **kwargs, mcq_answer="text-letter")
     assert (letter["mcq_answer"], text["mcq_answer"]) == ("letter", "text-letter")
+    assert "--mcq-answer text-letter" in (tmp_path / "b" / "README.md").read_text()
+    assert "--mcq-answer" not in (tmp_path / "a" / "README.md").read_text()
     a, b = _jsonl(tmp_path / "a" / "sft.jsonl"), _jsonl(tmp_path / "b" / "sft.jsonl")
     mcq = [(x, y) for x, y in zip(a, b, strict=True) if x["format"] == "mcq"]
     assert len(mcq) > 20

@@ -12,7 +12,9 @@ model that already speaks and sees. The base is built once per seed, from worlds
   below `BaseSize.gate`. Measured (seed 0): after 1500 steps short answers are right 84% of the time but MCQ (20%,
   the right option text, always letter D) and yes/no (45%, always "No") are not; after 4000 steps 98.7 / 71.6 /
   85.7%, so FULL trains 4000. Seed 1 misses the gate at 4000 (MCQ 22%, yes/no 50%) and at 6000 (35%, 64%): when
-  the lookup arrives varies by seed (EXPERIMENTS.md).
+  the lookup arrives varies by seed (EXPERIMENTS.md). The gate holds each task of a style, not only their mean:
+  seed 0's 4000-step LLM passes on the means but answers colour MCQ (25%) and colour yes/no (52%) at chance, also
+  after 7000 steps, so it fails the gate as it stands.
 - **ViT**, pretrained but never aligned to that LLM: trained jointly with a throw-away random decoder on the base
   world's captions and short answers (a captioning objective, as AIMv2 pretrains with a generative decoder),
   then its vision tower and projector are kept. The projector maps the ViT into the throw-away decoder's input
