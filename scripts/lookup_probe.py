@@ -14,7 +14,10 @@ is then trained with the base's own recipe and scored per task on held-out items
 Drills are short records in the world's question templates with a one-sentence description ("A pink triangle.").
 `--form` changes one thing at a time: `predicate` describes the colour as "The triangle is pink." (colour drills),
 `no-anchor` asks shape yes/no without a colour ("Is there a circle?") and digits without ink colour,
-`colour-only` keeps only the colour drills, `colour-predicate` only the colour drills in predicate form; `--mix FILE` shuffles the drills into an existing corpus.
+`colour-only` keeps only the colour drills, `colour-predicate` only the colour drills in predicate form;
+`--mix FILE` shuffles the drills into an existing corpus. What got every lookup (seed 0): a staged run, 2000 steps
+on `--form colour-predicate --n 30000`, then from that export 3000 steps on `--n 8000 --mix runs/probe/text.jsonl`,
+then 1000 more (a third run).
 Results: EXPERIMENTS.md, "Colour lookups: what blocks them".
 """
 
