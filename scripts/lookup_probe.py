@@ -32,12 +32,13 @@ from pathlib import Path
 from sailvl.experiment import pretrained as base
 from sailvl.synth import generate_world
 from sailvl.synth.formats import mcq_answer, mcq_prompt, yesno_prompt
-from sailvl.synth.scenes import COLOURS, SHAPES
+from sailvl.synth.scenes import COLOURS, PLAIN_BACKGROUNDS, SHAPES
 from sailvl.synth.tiny_model import make_tiny_model_dir
 
-BACKGROUNDS = ("white", "light gray", "pale blue", "pale yellow", "pale green")
 FORMS = ("modifier", "predicate", "no-anchor", "colour-only", "colour-predicate")
-COLOURED_BACKGROUND = re.compile(r"\b(pale blue|pale yellow|pale green|light gray) background")
+# Plain backgrounds whose name holds a colour-like word ("pale green"); the probe replaces them with "plain".
+_NAMED = "|".join(b for b in PLAIN_BACKGROUNDS if b != "white")
+COLOURED_BACKGROUND = re.compile(rf"\b({_NAMED}) background")
 
 
 def write_world(out: Path, seed: int = 0) -> None:
@@ -90,7 +91,7 @@ def drills(n: int, seed: int, form: str = "modifier") -> list[dict]:
         kind = i % 2 if form.startswith("colour-") else i % 6
         c, s, d = rng.choice(colours), rng.choice(shapes), rng.choice(digits)
         verdict = "Yes" if rng.random() < 0.5 else "No"
-        where = f" on a {rng.choice(BACKGROUNDS)} background" if rng.random() < 0.5 else ""
+        where = f" on a {rng.choice(list(PLAIN_BACKGROUNDS))} background" if rng.random() < 0.5 else ""
         if kind < 4:
             predicate = form in ("predicate", "colour-predicate") and kind < 2
             desc = f"The {s} is {c}." if predicate else f"A {c} {s}{where}."
