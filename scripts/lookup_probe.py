@@ -11,13 +11,11 @@ is then trained with the base's own recipe and scored per task on held-out items
         stages.0.budget.steps=3000 --out runs/probe/run
     PYTHONPATH=. python scripts/lookup_probe.py score runs/probe/run/text-lm/export runs/probe/gate.json
 
-Drills are short records in the world's question templates with a one-sentence description ("A pink triangle.").
-`--form` changes one thing at a time: `predicate` describes the colour as "The triangle is pink." (colour drills),
-`no-anchor` asks shape yes/no without a colour ("Is there a circle?") and digits without ink colour,
-`colour-only` keeps only the colour drills, `colour-predicate` only the colour drills in predicate form;
-`--mix FILE` shuffles the drills into an existing corpus. What got every lookup (seed 0): a staged run, 2000 steps
+Drills (sailvl.experiment.drills) are short records in the world's question templates with a one-sentence
+description ("A pink triangle."); `--form` changes one thing at a time (see that module); `--mix FILE` shuffles the
+drills into an existing corpus. What got every lookup (seed 0): a staged run, 2000 steps
 on `--form colour-predicate --n 30000`, then from that export 3000 steps on `--n 8000 --mix runs/probe/text.jsonl`,
-then 1000 more (a third run).
+then 1000 more (a third run). The base (`sailvl experiment base`, version 3) now trains these stages itself.
 Results: EXPERIMENTS.md, "Colour lookups: what blocks them".
 """
 
@@ -30,12 +28,11 @@ import re
 from pathlib import Path
 
 from sailvl.experiment import pretrained as base
+from sailvl.experiment.drills import FORMS, drills
 from sailvl.synth import generate_world
-from sailvl.synth.formats import mcq_answer, mcq_prompt, yesno_prompt
-from sailvl.synth.scenes import COLOURS, PLAIN_BACKGROUNDS, SHAPES
+from sailvl.synth.scenes import PLAIN_BACKGROUNDS
 from sailvl.synth.tiny_model import make_tiny_model_dir
 
-FORMS = ("modifier", "predicate", "no-anchor", "colour-only", "colour-predicate")
 # Plain backgrounds whose name holds a colour-like word ("pale green"); the probe replaces them with "plain".
 _NAMED = "|".join(b for b in PLAIN_BACKGROUNDS if b != "white")
 COLOURED_BACKGROUND = re.compile(rf"\b({_NAMED}) background")
@@ -62,64 +59,6 @@ def _no_background_colour(record: dict) -> dict:
         for t in record["conversations"]
     ]
     return {**record, "conversations": turns}
-
-
-def _record(i: int, task: str, style: str, prompt: str, answer: str) -> dict:
-    turns = [{"from": "human", "value": prompt}, {"from": "gpt", "value": answer}]
-    return {"id": f"drill-{i}", "task": task, "format": style, "conversations": turns}
-
-
-def _other(rng: random.Random, value: str, space: list[str]) -> str:
-    return rng.choice([x for x in space if x != value])
-
-
-def _mcq(rng: random.Random, desc: str, question: str, value: str, space: list[str]) -> tuple[str, str]:
-    """An MCQ prompt and its text-letter answer; four-value spaces (shapes) list every value."""
-    others = [x for x in space if x != value]
-    options = list(space) if len(space) == 4 else [value, *rng.sample(others, 3)]
-    rng.shuffle(options)
-    prompt = mcq_prompt(f"Description: {desc}\n{question}", options)
-    return prompt, mcq_answer(options, value, "text-letter")
-
-
-def drills(n: int, seed: int, form: str = "modifier") -> list[dict]:
-    """`n` drill records, the six (task, style) kinds in turn (colour-only: colour MCQ and yes/no in turn)."""
-    rng = random.Random(seed)
-    colours, shapes, digits = list(COLOURS), list(SHAPES), [str(k) for k in range(10)]
-    out = []
-    for i in range(n):
-        kind = i % 2 if form.startswith("colour-") else i % 6
-        c, s, d = rng.choice(colours), rng.choice(shapes), rng.choice(digits)
-        verdict = "Yes" if rng.random() < 0.5 else "No"
-        where = f" on a {rng.choice(list(PLAIN_BACKGROUNDS))} background" if rng.random() < 0.5 else ""
-        if kind < 4:
-            predicate = form in ("predicate", "colour-predicate") and kind < 2
-            desc = f"The {s} is {c}." if predicate else f"A {c} {s}{where}."
-        else:
-            ink = "" if form == "no-anchor" else f" in {c} ink"
-            desc = f"The handwritten digit {d}{ink}."
-        if kind == 0:
-            out.append(_record(i, "colour", "mcq", *_mcq(rng, desc, "What colour is the shape?", c, colours)))
-        elif kind == 1:
-            asked = c if verdict == "Yes" else _other(rng, c, colours)
-            prompt = yesno_prompt(f"Description: {desc}\nIs the shape {asked}?")
-            out.append(_record(i, "colour", "yesno", prompt, verdict))
-        elif kind == 2:
-            out.append(_record(i, "shape", "mcq", *_mcq(rng, desc, "What shape is the shape?", s, shapes)))
-        elif kind == 3:
-            asked = s if verdict == "Yes" else _other(rng, s, shapes)
-            thing = asked if form == "no-anchor" else f"{c} {asked}"
-            prompt = yesno_prompt(f"Description: {desc}\nIs there a {thing} in the image?")
-            out.append(_record(i, "shape", "yesno", prompt, verdict))
-        elif kind == 4:
-            out.append(
-                _record(i, "digit", "mcq", *_mcq(rng, desc, "What digit is written in the image?", d, digits))
-            )
-        else:
-            asked = d if verdict == "Yes" else _other(rng, d, digits)
-            prompt = yesno_prompt(f"Description: {desc}\nIs the handwritten digit a {asked}?")
-            out.append(_record(i, "digit", "yesno", prompt, verdict))
-    return out
 
 
 def score(model: Path, items: Path) -> dict:

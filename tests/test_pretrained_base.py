@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+import yaml
 
 from sailvl.errors import SailvlError
 from sailvl.experiment import pretrained
@@ -118,8 +119,22 @@ def test_base_has_the_text_llm_and_the_captioning_vit(base):
     assert set(manifest["gate_result"]) == {"short", "mcq", "yesno"}
     for scores in manifest["gate_result"].values():  # scored per task too, and the tasks make up the style
         assert sum(t["items"] for t in scores["per_task"].values()) == scores["items"]
+        assert set(scores["per_task"]) <= set(pretrained.GATE_TASKS)  # trivia ("general") is not gated
     model = load_model(model_dir)
-    llm = load_model(out / "runs" / f"text-lm-{QUICK.text_steps}" / "text-lm" / "export")
+    stages = f"text-colour{QUICK.colour_steps}-text{QUICK.text_steps}-settle{QUICK.settle_steps}"
+    assert manifest["text_run"] == stages
+    # Each text stage starts from the export of the stage before it, on its own data.
+    chain = [("text-colour3", "init", "colour-drills.jsonl"),
+             ("text-colour3-text6", "runs/text-colour3/text-lm/export", "text-drills.jsonl"),
+             (stages, "runs/text-colour3-text6/text-lm/export", "text-drills.jsonl")]  # fmt: skip
+    for run, start, data in chain:
+        recipe = yaml.safe_load((out / "runs" / run / "recipe.yaml").read_text())
+        assert recipe["vars"]["model_dir"] == str(out / start) and recipe["vars"]["data"] == str(out / data)
+    colour = [json.loads(x) for x in (out / "colour-drills.jsonl").read_text().splitlines()]
+    assert len(colour) == QUICK.colour_drills and {r["task"] for r in colour} == {"colour"}
+    mixed = (out / "text-drills.jsonl").read_text().splitlines()
+    assert len(mixed) == manifest["text_records"] + QUICK.mix_drills
+    llm = load_model(out / "runs" / stages / "text-lm" / "export")
     vit = load_model(out / "runs" / f"vit-{QUICK.vit_steps}" / "captioner" / "export")
     init = load_model(out / "init")
     parts = {
@@ -156,7 +171,10 @@ def test_gate_failure_stops_the_build_and_a_longer_budget_trains_anew(tmp_path):
     more = replace(size, text_steps=size.text_steps + 2, gate={})
     build_base(4, tmp_path / "b", more)
     runs = sorted(p.name for p in (tmp_path / "b" / "runs").iterdir())
-    assert runs == [f"text-lm-{size.text_steps}", f"text-lm-{more.text_steps}", f"vit-{size.vit_steps}"]
+    colour = f"text-colour{size.colour_steps}"
+    assert runs == [colour, f"{colour}-text{size.text_steps}", f"{colour}-text{size.text_steps}-settle{size.settle_steps}",
+                    f"{colour}-text{more.text_steps}", f"{colour}-text{more.text_steps}-settle{size.settle_steps}",
+                    f"vit-{size.vit_steps}"]  # fmt: skip
 
 
 def test_cli_reads_the_cached_base_and_names_a_settings_clash(base, capsys):

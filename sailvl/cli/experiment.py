@@ -119,7 +119,15 @@ def base_command(
     ),
     quick: bool = typer.Option(False, "--quick", help="Tiny budgets and no gate: checks the pipeline only."),
     world_images: int | None = typer.Option(None, "--world-images", help="Images of the base world."),
-    text_steps: int | None = typer.Option(None, "--text-steps", help="Optimizer steps of the text LLM."),
+    colour_steps: int | None = typer.Option(
+        None, "--colour-steps", help="Optimizer steps of the text LLM's colour-drill stage (0: none)."
+    ),
+    text_steps: int | None = typer.Option(
+        None, "--text-steps", help="Optimizer steps of the text LLM's corpus + drills stage."
+    ),
+    settle_steps: int | None = typer.Option(
+        None, "--settle-steps", help="Optimizer steps of its last stage, the same records again (0: none)."
+    ),
     vit_steps: int | None = typer.Option(
         None, "--vit-steps", help="Optimizer steps of the ViT's captioning run."
     ),
@@ -127,14 +135,15 @@ def base_command(
         None, "--gate", help='Least held-out text-QA accuracy per style, e.g. "short=0.8,mcq=0.5" ("": none).'
     ),
 ) -> None:
-    """Build the pretrained tiny base of one seed: a text-pretrained LLM (gated on held-out text QA) and a
-    captioning-pretrained ViT, never aligned to each other; prints the model directory."""
+    """Build the pretrained tiny base of one seed: a text-pretrained LLM (colour drills, then the world's text with
+    drills of every task; gated on held-out text QA) and a captioning-pretrained ViT, never aligned to each other; prints the model directory."""
     from dataclasses import replace
 
     from sailvl.experiment.pretrained import FULL, QUICK, build_base, parse_gate
 
     size = QUICK if quick else FULL
-    changes = {"world_images": world_images, "text_steps": text_steps, "vit_steps": vit_steps}
+    changes = {"world_images": world_images, "colour_steps": colour_steps, "text_steps": text_steps,
+               "settle_steps": settle_steps, "vit_steps": vit_steps}  # fmt: skip
     size = replace(size, **{k: v for k, v in changes.items() if v is not None})
     if gate is not None:
         size = replace(size, gate=parse_gate(gate))

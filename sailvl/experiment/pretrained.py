@@ -8,13 +8,17 @@ model that already speaks and sees. The base is built once per seed, from worlds
   detailed caption given in text ("Description: ..."), in all three benchmark styles (short / open answers, MCQ,
   yes/no); a world with the `caption` task also gives caption-writing records. MCQ answers name the option, then
   its letter ("square D"): a tiny LLM learns letters that way and stays at chance on letters alone (measured on
-  these machines: text-only, 4000 steps). It is gated on held-out text QA of the gate world: the build fails
-  below `BaseSize.gate`. Measured (seed 0): after 1500 steps short answers are right 84% of the time but MCQ (20%,
-  the right option text, always letter D) and yes/no (45%, always "No") are not; after 4000 steps 98.7 / 71.6 /
-  85.7%, so FULL trains 4000. Seed 1 misses the gate at 4000 (MCQ 22%, yes/no 50%) and at 6000 (35%, 64%): when
-  the lookup arrives varies by seed (EXPERIMENTS.md). The gate holds each task of a style, not only their mean:
-  seed 0's 4000-step LLM passes on the means but answers colour MCQ (25%) and colour yes/no (52%) at chance, also
-  after 7000 steps, so it fails the gate as it stands.
+  these machines: text-only, 4000 steps). Trained on that corpus alone, the LLM learns the digit and shape
+  lookups late, at a step that varies by seed, and the colour lookup never (MCQ and yes/no at chance on seeds 0
+  and 1, up to 8000 steps; EXPERIMENTS.md "Colour lookups: what blocks them"). So it is trained in three stages
+  (version 3), each a fresh run of the `tiny-text-lm` recipe from the previous stage's export:
+  1. `colour_steps` on colour drills alone, the colour stated as a predicate ("The triangle is pink.";
+     sailvl.experiment.drills): the colour lookup, which only arrives when it is learned alone;
+  2. `text_steps` on the world's corpus with `mix_drills` drills of every task shuffled in;
+  3. `settle_steps` more on the same records, with a fresh learning-rate schedule.
+  It is gated on held-out text QA of the gate world, each benchmark task (colour, shape, digit) of each style on
+  its own: the build fails below `BaseSize.gate`. The world's few image-irrelevant trivia questions (task
+  `general`, 3% of images; curation's low-relevance rejects) are trained on but not gated.
 - **ViT**, pretrained but never aligned to that LLM: trained jointly with a throw-away random decoder on the base
   world's captions and short answers (a captioning objective, as AIMv2 pretrains with a generative decoder),
   then its vision tower and projector are kept. The projector maps the ViT into the throw-away decoder's input
@@ -37,6 +41,7 @@ from pathlib import Path
 from sailvl.config.constants import IMAGE_PLACEHOLDER
 from sailvl.data.processor import SailVLProcessor
 from sailvl.errors import SailvlError
+from sailvl.experiment.drills import drills
 from sailvl.infer.generate import generate
 from sailvl.infer.request import GenRequest
 from sailvl.model import load_model, save_model
@@ -52,7 +57,9 @@ BASE_SEED = 500_000  # the base world of seed S is BASE_SEED + S: never an exper
 GATE_SEED = 700_000  # its held-out text QA (the gate) comes from world GATE_SEED + S
 MANIFEST = "base.json"
 # Bumped whenever what a base is made of changes (corpus, recipes, world): a cached base of another version is refused.
-VERSION = 2  # 2: the base keeps its captioning run's projector (1: a random projector)
+# 3: the text LLM's colour-drill stage and corpus + drills stages; 2: the base keeps its captioning run's projector
+# (1: a random projector).
+VERSION = 3
 DESCRIBE = "Describe a picture of the synthetic world."
 # The base world speaks the experiments' and the demo's language (sailvl.demo.pipeline.WORLD_FLAGS: one large
 # shape or handwritten digit per image; colour, shape and digit questions) with the default answer-style mix, so
@@ -60,12 +67,14 @@ DESCRIBE = "Describe a picture of the synthetic world."
 BASE_WORLD = {"max_objects": 1, "object_scale": 2.0, "tasks": "colour,shape,digit", "kind_weights": "digits=4",
               "digit_jitter": 0.0}  # fmt: skip
 GATE_STYLES = ("short", "mcq", "yesno")
+GATE_TASKS = tuple(BASE_WORLD["tasks"].split(","))  # the benchmark tasks; `general` trivia is not gated
 
 
 @dataclass(frozen=True)
 class BaseSize:
-    """Budgets of one base: world images (base and gate worlds), optimizer steps of the text LLM and of the ViT's
-    captioning run, and the gate: the least held-out text-QA accuracy per answer style (short, mcq, yesno)."""
+    """Budgets of one base: world images (base and gate worlds), optimizer steps of the text LLM's stages (colour
+    drills; corpus + drills; the same again) and of the ViT's captioning run, drill counts, and the gate: the
+    least held-out text-QA accuracy per answer style (short, mcq, yesno), held by each benchmark task."""
 
     world_images: int
     gate_images: int
@@ -73,10 +82,16 @@ class BaseSize:
     vit_steps: int
     gate: dict[str, float] = field(default_factory=dict)
     gate_items: int = 300  # held-out text questions scored per style (at most)
+    colour_steps: int = 0  # stage 1 (0: none)
+    settle_steps: int = 0  # stage 3 (0: none)
+    colour_drills: int = 30_000
+    mix_drills: int = 8_000
 
 
-QUICK = BaseSize(80, 30, 6, 4, {}, 20)
-FULL = BaseSize(4000, 400, 4000, 5000, {"short": 0.8, "mcq": 0.5, "yesno": 0.75})
+QUICK = BaseSize(80, 30, 6, 4, {}, 20, colour_steps=3, settle_steps=2, colour_drills=40, mix_drills=30)
+# Stage budgets and drill counts as measured on seed 0's gate (session 33): 2000 + 3000 + 1000 steps.
+FULL = BaseSize(4000, 400, 3000, 5000, {"short": 0.8, "mcq": 0.5, "yesno": 0.75}, colour_steps=2000,
+                settle_steps=1000)  # fmt: skip
 
 
 def parse_gate(text: str) -> dict[str, float]:
@@ -184,12 +199,12 @@ def answer_correct(style: str, prediction: str, answer: str) -> bool:
 
 def text_gate(model_dir: Path, records: list[dict], per_style: int) -> dict[str, dict]:
     """Greedy answers of the model to up to `per_style` held-out text questions of each style: accuracy and
-    count per style, and per task within it (`per_task`; captions are not scored). A style's items are taken
-    round-robin over the tasks, so each task gets its share."""
+    count per style, and per task within it (`per_task`; only the benchmark tasks GATE_TASKS are scored, not
+    captions or trivia). A style's items are taken round-robin over the tasks, so each task gets its share."""
     by_task: dict[str, dict[str, list[dict]]] = {}
     for record in records:
         style = "short" if record["format"] == "open" else record["format"]
-        if style != "caption":
+        if style != "caption" and record.get("task") in GATE_TASKS:
             by_task.setdefault(style, {}).setdefault(record.get("task", ""), []).append(record)
     model, processor = load_model(model_dir), SailVLProcessor.from_pretrained(model_dir)
     result = {}
@@ -248,6 +263,46 @@ def assemble(llm_model: Path, vit_model: Path, out: Path, projector: bool = Fals
     return out
 
 
+def _write_records(records: list[dict], out: Path) -> Path:
+    with open(out, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+    return out
+
+
+def _train_text_llm(seed: int, out: Path, size: BaseSize, init: Path, corpus: Path) -> Path:
+    """The text LLM's stages (module docstring), each a `tiny-text-lm` run from the previous one's export; returns
+    the last export. A stage's run directory is named by its budget and every earlier stage's
+    (runs/text-colour2000-text3000), so a retry with other budgets trains anew instead of resuming a finished run
+    of other settings, and reuses the stages it shares."""
+    drill_seed = f"sailvl-base/{BASE_SEED + seed}/drills"
+    with open(corpus, encoding="utf-8") as f:
+        mixed = [json.loads(line) for line in f] + drills(size.mix_drills, drill_seed)
+    random.Random(drill_seed).shuffle(mixed)
+    mix = _write_records(mixed, out / "text-drills.jsonl")
+    stages = [
+        ("colour", size.colour_steps, None),
+        ("text", size.text_steps, mix),
+        ("settle", size.settle_steps, mix),
+    ]
+    if size.colour_steps:
+        colour = drills(size.colour_drills, f"{drill_seed}/colour", "colour-predicate")
+        stages[0] = ("colour", size.colour_steps, _write_records(colour, out / "colour-drills.jsonl"))
+    model, name = init, "text"
+    for stage, steps, data in stages:
+        if not steps:
+            continue
+        name = f"{name}-{stage}{steps}"
+        log.info("base %d: text LLM stage %s, %d steps on %s", seed, stage, steps, data.name)
+        overrides = [
+            f"seed={seed}",
+            f"vars.model_dir={model}",
+            f"vars.data={data}",
+            f"stages.0.budget.steps={steps}",
+        ]
+        model = _train("tiny-text-lm", overrides, out / "runs" / name)
+    return model
+
+
 def build_base(seed: int, out: str | Path, size: BaseSize = FULL) -> Path:
     """Build (or read back from `out`) the pretrained base of `seed`; returns its model directory.
 
@@ -269,14 +324,10 @@ def build_base(seed: int, out: str | Path, size: BaseSize = FULL) -> Path:
     generate_world(gate_world, size.gate_images, GATE_SEED + seed, **flags)
     init = make_tiny_model_dir(world, out / "init", seed=BASE_SEED + seed)
     corpus, n_text = write_text_corpus(world, out / "text.jsonl")
-    log.info("base %d: %d text records; training the LLM %d steps", seed, n_text, size.text_steps)
-    common = [f"seed={seed}"]
-    # One run directory per budget: a retry with more steps trains anew instead of resuming the failed run.
-    text_run = out / "runs" / f"text-lm-{size.text_steps}"
-    text_args = [f"vars.model_dir={init}", f"vars.data={corpus}", f"stages.0.budget.steps={size.text_steps}"]
-    llm = _train("tiny-text-lm", [*common, *text_args], text_run)
+    llm = _train_text_llm(seed, out, size, init, corpus)
     gate = text_gate(llm, list(text_records(gate_world)), size.gate_items)
     manifest["text_records"], manifest["gate_result"] = n_text, gate
+    manifest["text_run"] = llm.parents[1].name  # runs/NAME/text-lm/export
     short = gate_misses(gate, size.gate)
     if short:
         (out / "gate-failed.json").write_text(json.dumps(manifest, indent=2))
@@ -289,7 +340,7 @@ def build_base(seed: int, out: str | Path, size: BaseSize = FULL) -> Path:
     captions = write_detailed_captions(world, out / "captions.jsonl")
     vit = _train(
         "tiny-captioner",
-        [*common, f"vars.world={world}", f"vars.model_dir={init}", f"vars.data={captions}", f"vars.image_root={world}",
+        [f"seed={seed}", f"vars.world={world}", f"vars.model_dir={init}", f"vars.data={captions}", f"vars.image_root={world}",
          f"stages.0.budget.steps={size.vit_steps}"],
         out / "runs" / f"vit-{size.vit_steps}",
     )  # fmt: skip

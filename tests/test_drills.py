@@ -1,17 +1,12 @@
-"""The lookup probe's drills (scripts/lookup_probe.py) answer what their descriptions say, in every form."""
+"""The lookup drills (sailvl.experiment.drills, the base's first text stages) answer what their descriptions say."""
 
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
 
+from sailvl.experiment.drills import FORMS, drills
 from sailvl.synth.formats import prompt_options
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "lookup_probe.py"
-spec = importlib.util.spec_from_file_location("lookup_probe", SCRIPT)
-probe = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(probe)
+from sailvl.synth.scenes import COLOURS, SHAPES
 
 
 def _described(task: str, description: str) -> str:
@@ -19,15 +14,15 @@ def _described(task: str, description: str) -> str:
     if task == "digit":
         return re.search(r"digit (\d)", description).group(1)
     words = re.findall(r"\w+", description)
-    colours, shapes = set(probe.COLOURS), set(probe.SHAPES)
+    colours, shapes = set(COLOURS), set(SHAPES)
     wanted = colours if task == "colour" else shapes
     # The object's colour, not a background's ("pale blue background" follows the shape).
     return next(w for w in words if w in wanted)
 
 
-@pytest.mark.parametrize("form", probe.FORMS)
+@pytest.mark.parametrize("form", FORMS)
 def test_drills_answer_what_the_description_says(form):
-    records = probe.drills(120, seed=3, form=form)
+    records = drills(120, seed=3, form=form)
     kinds = {(r["task"], r["format"]) for r in records}
     assert kinds == ({("colour", "mcq"), ("colour", "yesno")} if form.startswith("colour-") else
                      {(t, s) for t in ("colour", "shape", "digit") for s in ("mcq", "yesno")})  # fmt: skip
@@ -48,5 +43,5 @@ def test_drills_answer_what_the_description_says(form):
         if form in ("predicate", "colour-predicate") and r["task"] == "colour":
             assert description.endswith(f" is {value}.")
         if form == "no-anchor" and r["task"] in ("shape", "digit") and r["format"] == "yesno":
-            assert not set(re.findall(r"\w+", prompt.split("\n")[1])) & set(probe.COLOURS)
+            assert not set(re.findall(r"\w+", prompt.split("\n")[1])) & set(COLOURS)
     assert verdicts == {"Yes", "No"}
