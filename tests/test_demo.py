@@ -32,6 +32,23 @@ def test_commands_are_real_cli_invocations(tmp_path):
         assert command.shell().startswith("sailvl ")
 
 
+def test_demo_from_a_base_starts_every_run_from_it(tmp_path):
+    from sailvl.demo.pipeline import BASE_WORLD_FLAGS, WORLD_FLAGS
+
+    base = tmp_path / "base" / "model"
+    commands = build_commands(DemoPaths(tmp_path), QUICK, seed=0, base=base)
+    assert f"vars.model_dir={base}" in commands["captioner"].args
+    assert commands["eval:base"].args[commands["eval:base"].args.index("--model") + 1] == str(base)
+    assert "eval:untrained" not in commands
+    # The world asks MCQ as the base answers it (option text, then letter), in the default mix of styles.
+    for step in ("synth", "heldout"):
+        args = commands[step].args
+        assert args[args.index("--mcq-answer") + 1] == "text-letter" and "--style-weights" not in args
+    assert "--mcq-answer" not in WORLD_FLAGS and set(WORLD_FLAGS[:8]) <= set(BASE_WORLD_FLAGS)
+    plain = build_commands(DemoPaths(tmp_path), QUICK, seed=0)
+    assert f"vars.model_dir={tmp_path / 'tiny-model'}" in plain["captioner"].args
+
+
 @pytest.mark.slow
 def test_quick_demo_end_to_end(tmp_path):
     from sailvl.cli import main

@@ -14,6 +14,9 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Output directory (world, runs, report)."),
     quick: bool = typer.Option(False, "--quick", help="A shrunken demo (smaller world and budgets) for CI."),
     seed: int = typer.Option(0, "--seed", help="Seed of the world and of every training run."),
+    base: Path | None = typer.Option(
+        None, "--base", help="Start from this pretrained base's model directory (`sailvl experiment base`)."
+    ),
 ) -> None:
     """Synthesise a world, curate it, train tiny SAILViT, evaluate, and write OUT/report/report.md (+ .html)."""
     import json
@@ -26,7 +29,7 @@ def demo(
     from sailvl.demo.report import accuracy_table
 
     start = time.perf_counter()
-    report = run_demo(out, quick=quick, seed=seed)
+    report = run_demo(out, quick=quick, seed=seed, base=base)
     summary = json.loads((report.parent / "summary.json").read_text())
     table = Table(title="held-out accuracy of the final model, % (chance)")
     header, rows = accuracy_table(summary["tasks"], summary["task_by_benchmark"])

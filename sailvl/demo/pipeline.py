@@ -40,6 +40,10 @@ class DemoSize:
 WORLD_FLAGS = ["--max-objects", "1", "--object-scale", "2.0", "--tasks", "colour,shape,digit",
                "--kind-weights", "digits=4", "--digit-jitter", "0",
                "--style-weights", "short=0.8,mcq=0.1,open=0.1", "--yesno-prob", "0.1"]  # fmt: skip
+# From a pretrained base (`sailvl demo --base`, sailvl.experiment.pretrained) the LLM already answers MCQ and
+# yes/no from a description, with MCQ answers written as the option text then its letter ("pink C"), as the base
+# learned them: the world asks the default mix of answer styles in that form.
+BASE_WORLD_FLAGS = [*WORLD_FLAGS[: WORLD_FLAGS.index("--style-weights")], "--mcq-answer", "text-letter"]
 FULL = DemoSize(8000, 100, 5800, 200, 200, 100, (20, 20, 600), None, 3)
 QUICK = DemoSize(400, 60, 150, 150, 40, 40, (20, 20, 2000), None, 2)
 
@@ -106,10 +110,20 @@ def write_curated_recipe(p: DemoPaths) -> tuple[Path, list[str]]:
     return path, dropped
 
 
-def build_commands(paths: DemoPaths, size: DemoSize, seed: int) -> dict[str, Command]:
-    """Every demo step as a `sailvl` command line, in run order."""
+def start_row(base: Path | None) -> str:
+    """The evaluation row of the model the demo starts from: the random tiny model, or the pretrained base."""
+    return "untrained" if base is None else "base"
+
+
+def build_commands(
+    paths: DemoPaths, size: DemoSize, seed: int, base: Path | None = None
+) -> dict[str, Command]:
+    """Every demo step as a `sailvl` command line, in run order. With `base` (a pretrained base's model
+    directory) the captioner, and so the judge and SAILViT, start from it instead of the random tiny model."""
     p, s = paths, size
     world, tiny = str(p.world), str(p.tiny)
+    start = tiny if base is None else str(base)
+    world_flags = WORLD_FLAGS if base is None else BASE_WORLD_FLAGS
     kept = lambda run: str(run / "kept")  # noqa: E731
     cmds = {
         "synth": Command(
@@ -124,7 +138,7 @@ def build_commands(paths: DemoPaths, size: DemoSize, seed: int) -> dict[str, Com
                 str(seed),
                 "--n-bench",
                 str(s.bench_items),
-                *WORLD_FLAGS,
+                *world_flags,
                 "--tiny-model",
                 tiny,
             ],
@@ -146,7 +160,7 @@ def build_commands(paths: DemoPaths, size: DemoSize, seed: int) -> dict[str, Com
                 "train",
                 "tiny-captioner",
                 f"vars.world={world}",
-                f"vars.model_dir={tiny}",
+                f"vars.model_dir={start}",
                 f"vars.data={kept(p.captions_split)}",
                 f"stages.0.budget.steps={s.captioner_steps}",
                 "--out",
@@ -191,7 +205,7 @@ def build_commands(paths: DemoPaths, size: DemoSize, seed: int) -> dict[str, Com
                 str(s.judge_eval_images),
                 "--seed",
                 str(seed + 1000),
-                *WORLD_FLAGS,
+                *world_flags,
             ],
             "02e-heldout-world",
         ),  # fmt: skip
@@ -250,8 +264,8 @@ def build_commands(paths: DemoPaths, size: DemoSize, seed: int) -> dict[str, Com
     }
     benches = [a for b in BENCHES for a in ("--bench", f"{world}/bench/{b}.tsv")]
     limit = ["--limit", str(s.eval_limit)] if s.eval_limit else []
-    for stage in ("untrained", *SAILVIT_STAGES):
-        model = tiny if stage == "untrained" else str(export_dir(p.sailvit, stage))
+    for stage in (start_row(base), *SAILVIT_STAGES):
+        model = start if stage == start_row(base) else str(export_dir(p.sailvit, stage))
         cmds[f"eval:{stage}"] = Command(
             f"4. evaluate {stage}", ["eval", "--model", model, *benches, *limit, "--out", str(p.eval / stage)],
             f"04-eval-{stage}",
@@ -265,15 +279,17 @@ def build_commands(paths: DemoPaths, size: DemoSize, seed: int) -> dict[str, Com
     return cmds
 
 
-def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> Path:
-    """Run every step, then write OUT/report/report.md and report.html; returns the Markdown path."""
+def run_demo(out: str | Path, quick: bool = False, seed: int = 0, base: Path | None = None) -> Path:
+    """Run every step, then write OUT/report/report.md and report.html; returns the Markdown path. `base`: start
+    from that pretrained base's model directory (`sailvl experiment base`) instead of a random tiny model."""
     from rich.console import Console
 
     console = Console()
     paths, size = DemoPaths(Path(out).resolve()), QUICK if quick else FULL
     paths.report.mkdir(parents=True, exist_ok=True)
     runner = StepRunner(paths.out, console)
-    commands = build_commands(paths, size, seed)
+    base = None if base is None else Path(base).resolve()
+    commands = build_commands(paths, size, seed, base)
     dropped: list[str] = []
     start = time.perf_counter()
     for key, command in commands.items():
@@ -285,8 +301,11 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0) -> Path:
             runner.run(command)
     fit = parse_scaling_fit(runner.output(commands["scaling"]))
     chats = _chat(runner, paths, size)
-    report = write_report(paths, runner.results, chats, time.perf_counter() - start, size, seed, dropped, fit)
-    (paths.report / "demo.json").write_text(json.dumps({"size": asdict(size), "seed": seed}, indent=1))
+    report = write_report(
+        paths, runner.results, chats, time.perf_counter() - start, size, seed, dropped, fit, start_row(base)
+    )
+    demo = {"size": asdict(size), "seed": seed, "base": None if base is None else str(base)}
+    (paths.report / "demo.json").write_text(json.dumps(demo, indent=1))
     return report
 
 

@@ -122,15 +122,18 @@ def write_report(
     seed: int,
     dropped: tuple[str, ...] | list[str] = (),
     fit: dict | None = None,
+    start: str = "untrained",
 ) -> Path:
     """Write report.md, report.html and summary.json under OUT/report; returns the Markdown path.
 
     `dropped`: curated sources left out of the SAILViT recipe because curation kept none of their records.
-    `fit`: the scaling fit over the stage checkpoints (`parse_scaling_fit` of the step's stdout)."""
+    `fit`: the scaling fit over the stage checkpoints (`parse_scaling_fit` of the step's stdout).
+    `start`: the evaluation row of the model the demo started from ("untrained", or "base" for a pretrained base)."""
     out = paths.report
     doc = Document("sailvl demo: the SAIL-VL loop on a synthetic world")
     doc.paragraph(f"Seed {seed}; world of {size.world_images} images at 112 px; total wall time {seconds / 60:.1f} min "
-                  "on this machine. Every step below is a `sailvl` command; rerun any of them from the last section.")  # fmt: skip
+                  "on this machine. Every step below is a `sailvl` command; rerun any of them from the last section. "
+                  f"Training starts from {'a random tiny model' if start == 'untrained' else 'a pretrained base'}.")  # fmt: skip
 
     # Curation
     doc.heading("1. Curation (SAIL-Caption style)")
@@ -195,8 +198,8 @@ def write_report(
 
     # Evaluation
     doc.heading("3. Evaluation on held-out synthetic benchmarks")
-    per_stage = {st: _load(paths.eval / st / "results.json") for st in ("untrained", *SAILVIT_STAGES)}
-    doc.table(["model", "tokens seen", *[b.removeprefix("synth_") for b in sorted(per_stage["untrained"].get("benchmarks", {}))], "average"],
+    per_stage = {st: _load(paths.eval / st / "results.json") for st in (start, *SAILVIT_STAGES)}
+    doc.table(["model", "tokens seen", *[b.removeprefix("synth_") for b in sorted(per_stage[start].get("benchmarks", {}))], "average"],
               [[st, r.get("tokens_seen", 0), *[f"{b['score']:.1f}" for _, b in sorted(r["benchmarks"].items())],
                 f"{r['average']:.1f}"] for st, r in per_stage.items() if r])  # fmt: skip
     final = per_stage[SAILVIT_STAGES[-1]]
