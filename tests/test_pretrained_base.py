@@ -168,13 +168,17 @@ def test_gate_failure_stops_the_build_and_a_longer_budget_trains_anew(tmp_path):
     assert not (tmp_path / "b" / "base.json").exists() and (tmp_path / "b" / "gate-failed.json").is_file()
     assert not (tmp_path / "b" / "model").exists()
     # Retrying with more steps trains a new LLM rather than resuming the failed one's finished run.
-    more = replace(size, text_steps=size.text_steps + 2, gate={})
+    # The colour stage is shared; the later stages, with weight decay now, are named by it.
+    more = replace(size, text_steps=size.text_steps + 2, gate={}, weight_decay=0.1)
     build_base(4, tmp_path / "b", more)
     runs = sorted(p.name for p in (tmp_path / "b" / "runs").iterdir())
-    colour = f"text-colour{size.colour_steps}"
+    colour, text = f"text-colour{size.colour_steps}", f"text{more.text_steps}wd0.1"
     assert runs == [colour, f"{colour}-text{size.text_steps}", f"{colour}-text{size.text_steps}-settle{size.settle_steps}",
-                    f"{colour}-text{more.text_steps}", f"{colour}-text{more.text_steps}-settle{size.settle_steps}",
+                    f"{colour}-{text}", f"{colour}-{text}-settle{size.settle_steps}wd0.1",
                     f"vit-{size.vit_steps}"]  # fmt: skip
+    decay = {run: yaml.safe_load((tmp_path / "b" / "runs" / run / "recipe.yaml").read_text())["stages"][0]["weight_decay"]
+             for run in runs[:-1]}  # fmt: skip
+    assert decay == {run: 0.1 if "wd" in run else 0.0 for run in runs[:-1]}
 
 
 def test_cli_reads_the_cached_base_and_names_a_settings_clash(base, capsys):

@@ -131,6 +131,9 @@ def base_command(
     vit_steps: int | None = typer.Option(
         None, "--vit-steps", help="Optimizer steps of the ViT's captioning run."
     ),
+    weight_decay: float | None = typer.Option(
+        None, "--weight-decay", help="Weight decay of the text LLM's corpus + drills stages."
+    ),
     gate: str | None = typer.Option(
         None, "--gate", help='Least held-out text-QA accuracy per style, e.g. "short=0.8,mcq=0.5" ("": none).'
     ),
@@ -143,7 +146,7 @@ def base_command(
 
     size = QUICK if quick else FULL
     changes = {"world_images": world_images, "colour_steps": colour_steps, "text_steps": text_steps,
-               "settle_steps": settle_steps, "vit_steps": vit_steps}  # fmt: skip
+               "settle_steps": settle_steps, "vit_steps": vit_steps, "weight_decay": weight_decay}  # fmt: skip
     size = replace(size, **{k: v for k, v in changes.items() if v is not None})
     if gate is not None:
         size = replace(size, gate=parse_gate(gate))

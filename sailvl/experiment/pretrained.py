@@ -86,6 +86,7 @@ class BaseSize:
     settle_steps: int = 0  # stage 3 (0: none)
     colour_drills: int = 30_000
     mix_drills: int = 8_000
+    weight_decay: float = 0.0  # of stages 2 and 3 (the colour stage trains without)
 
 
 QUICK = BaseSize(80, 30, 6, 4, {}, 20, colour_steps=3, settle_steps=2, colour_drills=40, mix_drills=30)
@@ -291,14 +292,11 @@ def _train_text_llm(seed: int, out: Path, size: BaseSize, init: Path, corpus: Pa
     for stage, steps, data in stages:
         if not steps:
             continue
-        name = f"{name}-{stage}{steps}"
+        decay = size.weight_decay if stage != "colour" else 0.0
+        name = f"{name}-{stage}{steps}" + (f"wd{decay:g}" if decay else "")
         log.info("base %d: text LLM stage %s, %d steps on %s", seed, stage, steps, data.name)
-        overrides = [
-            f"seed={seed}",
-            f"vars.model_dir={model}",
-            f"vars.data={data}",
-            f"stages.0.budget.steps={steps}",
-        ]
+        overrides = [f"seed={seed}", f"vars.model_dir={model}", f"vars.data={data}", f"stages.0.budget.steps={steps}",
+                     f"stages.0.weight_decay={decay}"]  # fmt: skip
         model = _train("tiny-text-lm", overrides, out / "runs" / name)
     return model
 
