@@ -171,6 +171,7 @@ def test_gate_failure_stops_the_build_and_a_longer_budget_trains_anew(tmp_path):
     # The colour stage is shared; the later stages, with weight decay now, are named by it.
     more = replace(size, text_steps=size.text_steps + 2, gate={}, weight_decay=0.1)
     build_base(4, tmp_path / "b", more)
+    assert (tmp_path / "b" / "base.json").is_file() and not (tmp_path / "b" / "gate-failed.json").exists()
     runs = sorted(p.name for p in (tmp_path / "b" / "runs").iterdir())
     colour, text = f"text-colour{size.colour_steps}", f"text{more.text_steps}wd0.1"
     assert runs == [colour, f"{colour}-text{size.text_steps}", f"{colour}-text{size.text_steps}-settle{size.settle_steps}",

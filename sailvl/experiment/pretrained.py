@@ -344,4 +344,5 @@ def build_base(seed: int, out: str | Path, size: BaseSize = FULL) -> Path:
     )  # fmt: skip
     model = assemble(llm, vit, out / "model", projector=True)
     done.write_text(json.dumps(manifest, indent=2) + "\n")
+    (out / "gate-failed.json").unlink(missing_ok=True)  # an earlier try's scores, no longer this base's
     return model
