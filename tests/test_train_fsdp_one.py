@@ -68,8 +68,10 @@ def test_one_rank_fsdp_with_bf16_params_trains_over_fp32_master_weights(one_rank
     # ... while the master weights (what the optimizer updates) stay fp32.
     assert {p.dtype for p in model.parameters()} == {torch.float32}
     reference = _losses(build_model("tiny", seed=0).train(), DistInfo(), torch.float32)
-    # bf16 rounding moves the loss a little: measured rel 3.4e-4, 3.4e-4, 1.7e-4 over the three steps.
-    assert losses == pytest.approx(reference, rel=2e-3)
+    # bf16 rounding moves the loss a little, by how much depends on the CPU's bf16 kernels: measured rel 3.4e-4,
+    # 3.4e-4, 1.7e-4 over the three steps on earlier machines, and 2.3e-3 at step 3 on one with native bf16
+    # (avx512_bf16; the same with transformers 5.24 and 5.25).
+    assert losses == pytest.approx(reference, rel=5e-3)
     assert losses != reference
 
 
