@@ -19,8 +19,8 @@ model that already speaks and sees. The base is built once per seed, from worlds
   It is gated on held-out text QA of the gate world, each benchmark task (colour, shape, digit) of each style on
   its own: the build fails below `BaseSize.gate`. Measured (EXPERIMENTS.md): the colour lookup arrives on every
   run; the digit and shape MCQ lookups on some (seed 1 passes FULL, seed 0 does not, also with weight decay 0.1
-  and a longer last stage). The world's few image-irrelevant trivia questions (task
-  `general`, 3% of images; curation's low-relevance rejects) are trained on but not gated.
+  and a longer last stage). The world's few image-irrelevant trivia questions (task `general`, 3% of images;
+  curation's low-relevance rejects) are trained on but not gated.
 - **ViT**, pretrained but never aligned to that LLM: trained jointly with a throw-away random decoder on the base
   world's captions and short answers (a captioning objective, as AIMv2 pretrains with a generative decoder),
   then its vision tower and projector are kept. The projector maps the ViT into the throw-away decoder's input
