@@ -139,7 +139,8 @@ def base_command(
     ),
 ) -> None:
     """Build the pretrained tiny base of one seed: a text-pretrained LLM (colour drills, then the world's text with
-    drills of every task; gated on held-out text QA) and a captioning-pretrained ViT, never aligned to each other; prints the model directory."""
+    drills of every task; gated on held-out text QA) and a captioning-pretrained ViT, never aligned to each other;
+    prints the model directory."""
     from dataclasses import replace
 
     from sailvl.experiment.pretrained import FULL, QUICK, build_base, parse_gate

@@ -264,8 +264,9 @@ def build_commands(
     }
     benches = [a for b in BENCHES for a in ("--bench", f"{world}/bench/{b}.tsv")]
     limit = ["--limit", str(s.eval_limit)] if s.eval_limit else []
-    for stage in (start_row(base), *SAILVIT_STAGES):
-        model = start if stage == start_row(base) else str(export_dir(p.sailvit, stage))
+    first = start_row(base)
+    for stage in (first, *SAILVIT_STAGES):
+        model = start if stage == first else str(export_dir(p.sailvit, stage))
         cmds[f"eval:{stage}"] = Command(
             f"4. evaluate {stage}", ["eval", "--model", model, *benches, *limit, "--out", str(p.eval / stage)],
             f"04-eval-{stage}",

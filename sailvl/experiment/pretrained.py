@@ -283,14 +283,15 @@ def _train_text_llm(seed: int, out: Path, size: BaseSize, init: Path, corpus: Pa
         mixed = [json.loads(line) for line in f] + drills(size.mix_drills, drill_seed)
     random.Random(drill_seed).shuffle(mixed)
     mix = _write_records(mixed, out / "text-drills.jsonl")
+    colour = None
+    if size.colour_steps:
+        colour_drills = drills(size.colour_drills, f"{drill_seed}/colour", "colour-predicate")
+        colour = _write_records(colour_drills, out / "colour-drills.jsonl")
     stages = [
-        ("colour", size.colour_steps, None),
+        ("colour", size.colour_steps, colour),
         ("text", size.text_steps, mix),
         ("settle", size.settle_steps, mix),
     ]
-    if size.colour_steps:
-        colour = drills(size.colour_drills, f"{drill_seed}/colour", "colour-predicate")
-        stages[0] = ("colour", size.colour_steps, _write_records(colour, out / "colour-drills.jsonl"))
     model, name = init, "text"
     for stage, steps, data in stages:
         if not steps:
