@@ -15,19 +15,31 @@ def demo(
     quick: bool = typer.Option(False, "--quick", help="A shrunken demo (smaller world and budgets) for CI."),
     seed: int = typer.Option(0, "--seed", help="Seed of the world and of every training run."),
     base: Path | None = typer.Option(
-        None, "--base", help="Start from this pretrained base's model directory (`sailvl experiment base`)."
+        None,
+        "--base",
+        help="Start from this pretrained base's model directory (`sailvl experiment base`; default: the shipped "
+        "seed-1 base).",
+    ),
+    random_start: bool = typer.Option(
+        False, "--random-start", help="Start from a random tiny model instead of a pretrained base."
     ),
 ) -> None:
-    """Synthesise a world, curate it, train tiny SAILViT, evaluate, and write OUT/report/report.md (+ .html)."""
+    """Synthesise a world, curate it, train tiny SAILViT from a pretrained base, evaluate, and write
+    OUT/report/report.md (+ .html)."""
     import json
     import time
 
     from rich.console import Console
     from rich.table import Table
 
-    from sailvl.demo.pipeline import run_demo
+    from sailvl.demo.pipeline import SHIPPED_BASE, run_demo
     from sailvl.demo.report import accuracy_table
+    from sailvl.errors import SailvlError
 
+    if random_start and base is not None:
+        raise SailvlError("--base and --random-start exclude each other: give one")
+    if not random_start and base is None:
+        base = SHIPPED_BASE
     start = time.perf_counter()
     report = run_demo(out, quick=quick, seed=seed, base=base)
     summary = json.loads((report.parent / "summary.json").read_text())
