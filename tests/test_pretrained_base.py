@@ -123,6 +123,8 @@ def test_base_has_the_text_llm_and_the_captioning_vit(base):
     model = load_model(model_dir)
     stages = f"text-colour{QUICK.colour_steps}-text{QUICK.text_steps}-settle{QUICK.settle_steps}"
     assert manifest["text_run"] == stages
+    # Without a lookup stage the settings read as before it existed, so bases cached then still match.
+    assert not any(k.startswith("lookup_") for k in manifest["size"])
     # Each text stage starts from the export of the stage before it, on its own data.
     chain = [("text-colour3", "init", "colour-drills.jsonl"),
              ("text-colour3-text6", "runs/text-colour3/text-lm/export", "text-drills.jsonl"),
@@ -168,18 +170,27 @@ def test_gate_failure_stops_the_build_and_a_longer_budget_trains_anew(tmp_path):
     assert not (tmp_path / "b" / "base.json").exists() and (tmp_path / "b" / "gate-failed.json").is_file()
     assert not (tmp_path / "b" / "model").exists()
     # Retrying with more steps trains a new LLM rather than resuming the failed one's finished run.
-    # The colour stage is shared; the later stages, with weight decay now, are named by it.
-    more = replace(size, text_steps=size.text_steps + 2, gate={}, weight_decay=0.1)
+    # The colour stage is shared; the later stages (a lookup-drill stage, then weight decay) are named by it.
+    more = replace(
+        size, text_steps=size.text_steps + 2, gate={}, weight_decay=0.1, lookup_steps=2, lookup_drills=12
+    )
     build_base(4, tmp_path / "b", more)
     assert (tmp_path / "b" / "base.json").is_file() and not (tmp_path / "b" / "gate-failed.json").exists()
     runs = sorted(p.name for p in (tmp_path / "b" / "runs").iterdir())
     colour, text = f"text-colour{size.colour_steps}", f"text{more.text_steps}wd0.1"
-    assert runs == [colour, f"{colour}-text{size.text_steps}", f"{colour}-text{size.text_steps}-settle{size.settle_steps}",
-                    f"{colour}-{text}", f"{colour}-{text}-settle{size.settle_steps}wd0.1",
-                    f"vit-{size.vit_steps}"]  # fmt: skip
+    lookup = f"{colour}-lookup2"
+    assert runs == sorted([colour, f"{colour}-text{size.text_steps}", f"{colour}-text{size.text_steps}-settle{size.settle_steps}",
+                    lookup, f"{lookup}-{text}", f"{lookup}-{text}-settle{size.settle_steps}wd0.1",
+                    f"vit-{size.vit_steps}"])  # fmt: skip
     decay = {run: yaml.safe_load((tmp_path / "b" / "runs" / run / "recipe.yaml").read_text())["stages"][0]["weight_decay"]
              for run in runs[:-1]}  # fmt: skip
     assert decay == {run: 0.1 if "wd" in run else 0.0 for run in runs[:-1]}
+    # The lookup stage starts from the colour stage, on drills of every task (colour as a predicate).
+    recipe = yaml.safe_load((tmp_path / "b" / "runs" / lookup / "recipe.yaml").read_text())
+    assert recipe["vars"]["model_dir"] == str(tmp_path / "b" / "runs" / colour / "text-lm" / "export")
+    drilled = [json.loads(x) for x in (tmp_path / "b" / "lookup-drills.jsonl").read_text().splitlines()]
+    assert len(drilled) == 12 and {r["task"] for r in drilled} == {"colour", "shape", "digit"}
+    assert json.loads((tmp_path / "b" / "base.json").read_text())["size"]["lookup_steps"] == 2
 
 
 def test_cli_reads_the_cached_base_and_names_a_settings_clash(base, capsys):

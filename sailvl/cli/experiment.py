@@ -122,6 +122,9 @@ def base_command(
     colour_steps: int | None = typer.Option(
         None, "--colour-steps", help="Optimizer steps of the text LLM's colour-drill stage (0: none)."
     ),
+    lookup_steps: int | None = typer.Option(
+        None, "--lookup-steps", help="Steps on drills of every task alone, after the colour stage (0: none)."
+    ),
     text_steps: int | None = typer.Option(
         None, "--text-steps", help="Optimizer steps of the text LLM's corpus + drills stage."
     ),
@@ -147,7 +150,7 @@ def base_command(
 
     size = QUICK if quick else FULL
     changes = {"world_images": world_images, "colour_steps": colour_steps, "text_steps": text_steps,
-               "settle_steps": settle_steps, "vit_steps": vit_steps, "weight_decay": weight_decay}  # fmt: skip
+               "lookup_steps": lookup_steps, "settle_steps": settle_steps, "vit_steps": vit_steps, "weight_decay": weight_decay}  # fmt: skip
     size = replace(size, **{k: v for k, v in changes.items() if v is not None})
     if gate is not None:
         size = replace(size, gate=parse_gate(gate))

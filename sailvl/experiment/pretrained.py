@@ -88,6 +88,8 @@ class BaseSize:
     settle_steps: int = 0  # stage 3 (0: none)
     colour_drills: int = 30_000
     mix_drills: int = 8_000
+    lookup_steps: int = 0  # between stages 1 and 2: drills of every task alone (0: none)
+    lookup_drills: int = 30_000
     weight_decay: float = 0.0  # of stages 2 and 3 (the colour stage trains without)
 
 
@@ -283,12 +285,16 @@ def _train_text_llm(seed: int, out: Path, size: BaseSize, init: Path, corpus: Pa
         mixed = [json.loads(line) for line in f] + drills(size.mix_drills, drill_seed)
     random.Random(drill_seed).shuffle(mixed)
     mix = _write_records(mixed, out / "text-drills.jsonl")
-    colour = None
+    colour = lookup = None
     if size.colour_steps:
         colour_drills = drills(size.colour_drills, f"{drill_seed}/colour", "colour-predicate")
         colour = _write_records(colour_drills, out / "colour-drills.jsonl")
+    if size.lookup_steps:  # every task's drills, colour in the predicate form the colour stage learned
+        lookup_drills = drills(size.lookup_drills, f"{drill_seed}/lookup", "predicate")
+        lookup = _write_records(lookup_drills, out / "lookup-drills.jsonl")
     stages = [
         ("colour", size.colour_steps, colour),
+        ("lookup", size.lookup_steps, lookup),
         ("text", size.text_steps, mix),
         ("settle", size.settle_steps, mix),
     ]
@@ -296,7 +302,7 @@ def _train_text_llm(seed: int, out: Path, size: BaseSize, init: Path, corpus: Pa
     for stage, steps, data in stages:
         if not steps:
             continue
-        decay = size.weight_decay if stage != "colour" else 0.0
+        decay = size.weight_decay if stage in ("text", "settle") else 0.0
         name = f"{name}-{stage}{steps}" + (f"wd{decay:g}" if decay else "")
         log.info("base %d: text LLM stage %s, %d steps on %s", seed, stage, steps, data.name)
         overrides = [f"seed={seed}", f"vars.model_dir={model}", f"vars.data={data}", f"stages.0.budget.steps={steps}",
@@ -313,7 +319,10 @@ def build_base(seed: int, out: str | Path, size: BaseSize = FULL) -> Path:
     out = Path(out)
     manifest = {"version": VERSION, "seed": seed, "base_world_seed": BASE_SEED + seed,
                 "gate_world_seed": GATE_SEED + seed}  # fmt: skip
-    manifest["size"] = asdict(size)
+    # The lookup stage came after bases were built and cached: without it, a base's settings read as before.
+    manifest["size"] = {
+        k: v for k, v in asdict(size).items() if size.lookup_steps or not k.startswith("lookup_")
+    }
     done = out / MANIFEST
     if done.is_file():
         cached = json.loads(done.read_text())
