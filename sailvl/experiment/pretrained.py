@@ -16,6 +16,8 @@ model that already speaks and sees. The base is built once per seed, from worlds
      sailvl.experiment.drills): the colour lookup, which only arrives when it is learned alone;
   2. `text_steps` on the world's corpus with `mix_drills` drills of every task shuffled in;
   3. `settle_steps` more on the same records, with a fresh learning-rate schedule.
+  An optional stage between 1 and 2, `lookup_steps` on drills of every task alone, brought the shape lookups on
+  seeds 0 and 2 and passed seed 2's gate (EXPERIMENTS.md, session 35); FULL leaves it out until more seeds are run.
   It is gated on held-out text QA of the gate world, each benchmark task (colour, shape, digit) of each style on
   its own: the build fails below `BaseSize.gate`. Measured (EXPERIMENTS.md): the colour lookup arrives on every
   run; the digit and shape MCQ lookups on some (seed 1 passes FULL, seed 0 does not, also with weight decay 0.1
