@@ -149,8 +149,9 @@ def base_command(
     from sailvl.experiment.pretrained import FULL, QUICK, build_base, parse_gate
 
     size = QUICK if quick else FULL
-    changes = {"world_images": world_images, "colour_steps": colour_steps, "text_steps": text_steps,
-               "lookup_steps": lookup_steps, "settle_steps": settle_steps, "vit_steps": vit_steps, "weight_decay": weight_decay}  # fmt: skip
+    changes = {"world_images": world_images, "colour_steps": colour_steps, "lookup_steps": lookup_steps,
+               "text_steps": text_steps, "settle_steps": settle_steps, "vit_steps": vit_steps,
+               "weight_decay": weight_decay}  # fmt: skip
     size = replace(size, **{k: v for k, v in changes.items() if v is not None})
     if gate is not None:
         size = replace(size, gate=parse_gate(gate))
