@@ -21,6 +21,9 @@ def test_bench_data_default_mix_reports_both_runs(capsys):
     assert packed["padding_efficiency"] > baseline["padding_efficiency"]
     assert packed["padding_efficiency"] >= 0.9
     assert report["tiler"]["same_tile_count"] and report["tiler"]["pil_baseline_images_per_s"] > 0
+    cache = report["text_cache"]  # the second pass over the same stream finds every conversation encoded
+    assert cache["hit_rate"] == 1.0 and cache["cached_conversations"] > 0 and cache["cached_tokens"] > 0
+    assert cache["uncached_samples_per_s"] > 0 and cache["warm_cache_samples_per_s"] > 0
 
 
 def test_bench_data_rejects_a_bad_config(tmp_path, capsys):

@@ -240,3 +240,46 @@ def test_answer_edge_never_merges_with_the_prompt():
     assert (labels[: len(prompt_ids)] == IGNORE_INDEX).all() and (
         labels[len(prompt_ids) :] != IGNORE_INDEX
     ).all()
+
+
+def test_text_cache_gives_the_same_ids_and_is_never_changed_by_callers(tiny_tokenizer):
+    conversation = [
+        {"role": "user", "content": "<image>\nWhat colour is the circle?"},
+        {"role": "assistant", "content": "red"},
+    ]
+    cold = template.TextCache()
+    uncached = template.encode_messages(
+        tiny_tokenizer, template.prepare_conversation(conversation, 1), [2], 16
+    )
+    first = template.encode_messages(
+        tiny_tokenizer, template.prepare_conversation(conversation, 1), [2], 16, cache=cold
+    )
+    first[0].fill_(0)
+    first[1].fill_(0)  # a caller writing into what it got back must not reach the cache
+    second = template.encode_messages(
+        tiny_tokenizer, template.prepare_conversation(conversation, 1), [3], 16, cache=cold
+    )
+    assert (cold.hits, cold.misses, len(cold)) == (1, 1, 1)
+    again = template.encode_messages(tiny_tokenizer, template.prepare_conversation(conversation, 1), [3], 16)
+    assert torch.equal(second[0], again[0]) and torch.equal(second[1], again[1])
+    assert second[0].numel() == uncached[0].numel() + 16  # the image count is applied after the cache
+    other = template.encode_messages(
+        tiny_tokenizer, template.prepare_conversation(conversation, 1), [2], 16, True, cache=cold
+    )
+    assert len(cold) == 2 and other[0].numel() != uncached[0].numel()  # the prompt flag is part of the key
+
+
+def test_text_cache_is_bounded_by_tokens_and_starts_empty_in_a_worker(tiny_tokenizer):
+    import pickle
+
+    cache = template.TextCache(max_tokens=60)
+    sizes = []
+    for k in range(6):
+        messages = template.prepare_conversation(
+            [{"role": "user", "content": f"question {k}"}, {"role": "assistant", "content": "red"}], 0
+        )
+        sizes.append(template.encode_messages(tiny_tokenizer, messages, cache=cache)[0].numel())
+    assert cache.tokens <= 60 and cache.tokens == sum(sizes[-len(cache) :])
+    assert 0 < len(cache) < 6  # the oldest were dropped
+    copy = pickle.loads(pickle.dumps(cache))
+    assert len(copy) == 0 and copy.max_tokens == 60

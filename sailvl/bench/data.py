@@ -20,6 +20,7 @@ from sailvl.data.config import DataConfig
 from sailvl.data.images import load_image
 from sailvl.data.loader import build_loader
 from sailvl.data.processor import SailVLProcessor
+from sailvl.data.template import TextCache
 from sailvl.data.tiling import choose_grid
 from sailvl.data.tokenizer import train_bpe_tokenizer
 from sailvl.errors import SailvlError
@@ -174,6 +175,30 @@ def bench_tiler(processor, images: list[bytes], max_tiles: int, min_seconds: flo
     }
 
 
+def bench_text_cache(config: DataConfig, processor, batches: int) -> dict:
+    """Loader samples/s over the same stream without the processor's text cache and with it warm (after one
+    pass, as in a run's second epoch): rendering and tokenising repeated conversations is what it saves."""
+    saved = processor.text_cache
+    try:
+        processor.text_cache = None
+        uncached, _ = _run_loader(config, processor, batches)
+        processor.text_cache = cache = TextCache()
+        _run_loader(config, processor, batches)  # the first pass fills the cache
+        hits, misses = cache.hits, cache.misses
+        warm, _ = _run_loader(config, processor, batches)
+        hits, misses = cache.hits - hits, cache.misses - misses
+    finally:
+        processor.text_cache = saved
+    return {
+        "uncached_samples_per_s": uncached["samples_per_s"],
+        "warm_cache_samples_per_s": warm["samples_per_s"],
+        "speedup": round(warm["samples_per_s"] / uncached["samples_per_s"], 3),
+        "hit_rate": round(hits / max(1, hits + misses), 4),
+        "cached_conversations": len(cache),
+        "cached_tokens": cache.tokens,
+    }
+
+
 def bench_data(
     config: DataConfig | None = None,
     processor=None,
@@ -190,6 +215,7 @@ def bench_data(
     directory: `realistic` (`sailvl.bench.mix`: photo JPEGs, 448 px x 12 tiles, 8192-token packs, SFT-like
     lengths) or `tiny` (112 px tiles, 1024-token packs; quick). `workers` overrides the loader's processes.
     The baseline's batch size is the mean number of samples per packed batch, so both runs see the same data.
+    `text_cache`: the packed loader without the processor's text cache vs with it warm (`bench_text_cache`).
     With `ranks`, the timed packs are dealt to that many ranks per step, as the loader does, and re-packed by
     `balance_packs`; the report gives the rank imbalance (max / mean per-rank cost) of both.
     """
@@ -203,10 +229,14 @@ def bench_data(
             config = write_realistic_mix(tmp) if mix == "realistic" else write_synthetic_mix(tmp)
         if workers is not None:
             config = config.model_copy(update={"num_workers": workers})
+        # Each loader run starts with a cold text cache, so neither is timed on the other's encodings.
+        processor.text_cache = TextCache()
         packed, rows = _run_loader(config, processor, batches)
         per_batch = max(1, round(packed["samples"] / batches))
         baseline_config = config.model_copy(update={"packing": False, "batch_size": per_batch})
+        processor.text_cache = TextCache()
         baseline, _ = _run_loader(baseline_config, processor, max(1, packed["samples"] // per_batch))
+        text_cache = bench_text_cache(config, processor, batches)
         root = Path(tmp) / "images"
         images = [p.read_bytes() for p in sorted(root.glob("*.jpg"))] if root.is_dir() else []
         if not images:
@@ -225,6 +255,7 @@ def bench_data(
         "gpu_consumed_samples_per_s": GPU_SAMPLES_PER_S,
         "loader_over_gpu": round(packed["samples_per_s"] / GPU_SAMPLES_PER_S, 3),
         "tiler": tiler,
+        "text_cache": text_cache,
     }
     if ranks is not None:
         result["ranks"] = rank_balance(rows, ranks, config.max_tokens, config.max_tiles_per_pack)

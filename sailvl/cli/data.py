@@ -68,3 +68,8 @@ def bench_data(
         f"{'tiler':>15}: {t['sailvl_images_per_s']:.1f} images/s vs PIL baseline "
         f"{t['pil_baseline_images_per_s']:.1f} ({t['speedup']}x)"
     )
+    c = result["text_cache"]
+    print(
+        f"{'text cache':>15}: {c['warm_cache_samples_per_s']:.1f} samples/s warm vs "
+        f"{c['uncached_samples_per_s']:.1f} without ({c['speedup']}x, hit rate {c['hit_rate']})"
+    )

@@ -87,6 +87,7 @@ class SailVLProcessor:
         self.max_total_tiles = max_total_tiles
         self.use_msac = use_msac
         self.chat_template = self.chat_format.jinja
+        self.text_cache = template_module.TextCache()
         self.image_token_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
         if self.image_token_id is None or self.image_token_id == tokenizer.unk_token_id:
             raise SailvlError(
@@ -240,6 +241,7 @@ class SailVLProcessor:
             self.num_image_tokens,
             add_generation_prompt=prompt,
             chat_template=self.chat_template,
+            cache=self.text_cache,
         )
         return input_ids, labels, pixels, num_tiles
 

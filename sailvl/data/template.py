@@ -1,5 +1,7 @@
 """The chat formats (sailvl-chat, univl-chat): image placeholders, rendering, and assistant-only label masks."""
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -156,18 +158,10 @@ def assistant_spans(
     return spans
 
 
-def encode_messages(
-    tokenizer,
-    messages: list[dict],
-    num_tiles: list[int] | None = None,
-    tokens_per_tile: int = 0,
-    add_generation_prompt: bool = False,
-    chat_template: str = CHAT_TEMPLATE,
+def _encode_text(
+    tokenizer, messages: list[dict], add_generation_prompt: bool, chat_template: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids `[L]` of the rendered conversation and labels `[L]`: the id on assistant answers (and
-    their `<|im_end|>`), IGNORE_INDEX (-100) elsewhere. The k-th `<image>` in `messages` becomes `<img>`,
-    `tokens_per_tile * num_tiles[k]` `<IMG_CONTEXT>` tokens, `</img>`."""
-    messages = compact_images(messages)
+    """Ids and labels of compacted `messages` (one context token per image), before the image expansion."""
     text = render(
         tokenizer, messages, add_generation_prompt=add_generation_prompt, chat_template=chat_template
     )
@@ -182,8 +176,77 @@ def encode_messages(
     for (_, target), ids in zip(pieces, encoded, strict=True):
         ids_list += ids
         label_list += ids if target else [IGNORE_INDEX] * len(ids)
-    input_ids = torch.tensor(ids_list, dtype=torch.long)
-    labels = torch.tensor(label_list, dtype=torch.long)
+    return torch.tensor(ids_list, dtype=torch.long), torch.tensor(label_list, dtype=torch.long)
+
+
+class TextCache:
+    """Least-recently-used encodings of conversations (`encode_messages`), bounded by the tokens held.
+
+    Rendering the chat template and tokenising is most of a small model's data time, and a training run
+    draws the same records epoch after epoch. Entries are never handed out to be changed (`expand_image_ids`
+    returns new tensors). Tied to one tokenizer: a processor owns one. Safe to share between threads."""
+
+    def __init__(self, max_tokens: int = 1 << 22):
+        self.max_tokens = max_tokens
+        self.tokens = 0
+        self.hits = self.misses = 0
+        self._entries: OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> tuple[torch.Tensor, torch.Tensor] | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry
+
+    def put(self, key: tuple, entry: tuple[torch.Tensor, torch.Tensor]) -> None:
+        size = entry[0].numel()
+        if size > self.max_tokens:
+            return
+        with self._lock:
+            if key in self._entries:
+                return
+            self._entries[key] = entry
+            self.tokens += size
+            while self.tokens > self.max_tokens:
+                _, (old_ids, _) = self._entries.popitem(last=False)
+                self.tokens -= old_ids.numel()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getstate__(self) -> dict:  # a DataLoader worker gets an empty cache of its own
+        return {"max_tokens": self.max_tokens}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["max_tokens"])
+
+
+def encode_messages(
+    tokenizer,
+    messages: list[dict],
+    num_tiles: list[int] | None = None,
+    tokens_per_tile: int = 0,
+    add_generation_prompt: bool = False,
+    chat_template: str = CHAT_TEMPLATE,
+    cache: TextCache | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids `[L]` of the rendered conversation and labels `[L]`: the id on assistant answers (and
+    their `<|im_end|>`), IGNORE_INDEX (-100) elsewhere. The k-th `<image>` in `messages` becomes `<img>`,
+    `tokens_per_tile * num_tiles[k]` `<IMG_CONTEXT>` tokens, `</img>`. With `cache`, a conversation seen
+    before (same turns, template and prompt flag) skips rendering and tokenising: the same ids, faster."""
+    messages = compact_images(messages)
+    key = (chat_template, add_generation_prompt, *((m["role"], m["content"]) for m in messages))
+    cached = cache.get(key) if cache is not None else None
+    if cached is None:
+        cached = _encode_text(tokenizer, messages, add_generation_prompt, chat_template)
+        if cache is not None:
+            cache.put(key, cached)
+    input_ids, labels = cached
     repeats = [tokens_per_tile * n for n in (num_tiles or [])]
     context_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
     return expand_image_ids(input_ids, labels, context_id, repeats)
