@@ -368,3 +368,45 @@ def test_mcq_answers_as_option_text_then_letter(tmp_path):
     ).read_bytes()
     with pytest.raises(SailvlError, match="mcq_answer"):
         generate_world(tmp_path / "c", n=2, seed=0, mcq_answer="letters")
+
+
+def test_yesno_answers_as_what_the_image_shows_then_the_word(tmp_path):
+    import re
+
+    from sailvl.eval.matching import yes_no_in
+
+    kwargs = dict(n=60, seed=0, tasks=["colour", "shape", "digit"], n_bench=5, max_objects=1, yesno_prob=1.0,
+                  yesno_pairs=True, kind_weights="digits=2")  # fmt: skip
+    word = generate_world(tmp_path / "a", **kwargs)
+    seen = generate_world(tmp_path / "b", **kwargs, yesno_answer="seen-word")
+    assert (
+        "yesno_answer" not in word and seen["yesno_answer"] == "seen-word"
+    )  # old worlds' world.json unchanged
+    assert "--yesno-answer seen-word" in (tmp_path / "b" / "README.md").read_text()
+    assert "--yesno-answer" not in (tmp_path / "a" / "README.md").read_text()
+    a, b = _jsonl(tmp_path / "a" / "sft.jsonl"), _jsonl(tmp_path / "b" / "sft.jsonl")
+    pairs = [(x, y) for x, y in zip(a, b, strict=True) if x["format"] == "yesno"]
+    assert {x["task"] for x, _ in pairs} == {"colour", "shape", "digit"}
+    # The asked attribute, read back from the question: "Is the shape red?", "Is there a red star ...?",
+    # "Is the handwritten digit a 7?".
+    asked = re.compile(
+        r"^(?:Is the shape (\w+)\?|Is there a (\w+ \w+) in the image\?|Is the handwritten digit(?: on the \w+)? a (\d)\?)"
+    )
+    for x, y in pairs:
+        question = x["conversations"][0]["value"].removeprefix("<image>\n")
+        assert y["conversations"][0]["value"] == x["conversations"][0]["value"]
+        word_answer, seen_answer = x["conversations"][1]["value"], y["conversations"][1]["value"]
+        shown, _, last = seen_answer.rpartition(" ")
+        assert last == word_answer and yes_no_in(seen_answer) == word_answer  # the benchmark reads the word
+        attribute = next(g for g in asked.match(question).groups() if g)
+        assert (shown == attribute) == (word_answer == "Yes"), (question, seen_answer)
+        if x["task"] == "shape":  # the negative names the object of the asked colour, with its real shape
+            assert shown.split()[0] == attribute.split()[0]
+    rejected = {r["id"]: r["rejected"] for r in _jsonl(tmp_path / "b" / "preference.jsonl")}
+    for _, y in pairs:
+        shown, _, last = y["conversations"][1]["value"].rpartition(" ")
+        assert (
+            rejected[y["id"]] == f"{shown} {'No' if last == 'Yes' else 'Yes'}"
+        )  # same description, other word
+    with pytest.raises(SailvlError, match="yesno_answer"):
+        generate_world(tmp_path / "c", n=2, seed=0, yesno_answer="sentence")

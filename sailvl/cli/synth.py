@@ -54,6 +54,12 @@ def synth(
         help="How SFT MCQ answers are written: letter (VLMEvalKit's instruction) or text-letter (the option's "
         "text, then its letter: 'square D', which a tiny model learns; benchmarks are letter-scored either way).",
     ),
+    yesno_answer: str = typer.Option(
+        "word",
+        "--yesno-answer",
+        help="How SFT yes/no answers are written: word, or seen-word (what the image shows of the asked "
+        "attribute, then the word: 'pink square No'; benchmarks read the word either way).",
+    ),
     think: int = typer.Option(
         0,
         "--think",
@@ -86,6 +92,7 @@ def synth(
         yesno_pairs=yesno_pairs,
         think=think,
         mcq_answer=mcq_answer,
+        yesno_answer=yesno_answer,
     )
     typer.echo(
         f"wrote {summary['images']} images, {summary['pretrain']} captions, {summary['sft']} SFT samples, "

@@ -12,6 +12,11 @@ LETTERS = "ABCD"
 # its letter ("square D"). A tiny LLM learns the second in a few thousand steps and stays at chance on the first
 # (a text-only tiny Qwen2, 4000 steps, measured on these machines); the benchmark's letter extraction reads both.
 MCQ_ANSWERS = ("letter", "text-letter")
+# How a yes/no training answer is written: the word alone, or what the image shows of the asked attribute, then the
+# word ("pink square No" for "Is there a pink circle in the image?"). The second turns the question into a text
+# comparison after an open answer, the two things a text-pretrained tiny LLM does well; the benchmark's yes/no
+# extraction reads both.
+YESNO_ANSWERS = ("word", "seen-word")
 OPTION_LINE = re.compile(r"^([A-D])\. (.+)$", re.M)  # "B. red" in an MCQ prompt
 
 
@@ -52,11 +57,18 @@ def yesno_prompt(question: str) -> str:
     return f"{question}\n{YESNO_SUFFIX}"
 
 
-def format_for_sft(qa: QA, style: str, rng: random.Random, mcq_mode: str = "letter") -> tuple[str, str, str]:
+def yesno_answer(qa: QA, mode: str = "word") -> str:
+    """The training answer of a yes/no question, written as `mode` (YESNO_ANSWERS)."""
+    return f"{qa.seen} {qa.answer}" if mode == "seen-word" and qa.seen else qa.answer
+
+
+def format_for_sft(
+    qa: QA, style: str, rng: random.Random, mcq_mode: str = "letter", yesno_mode: str = "word"
+) -> tuple[str, str, str]:
     """(prompt, answer, style actually used); MCQ falls back to short answer when options are lacking, and its
-    answer is written as `mcq_mode` (MCQ_ANSWERS)."""
+    answer is written as `mcq_mode` (MCQ_ANSWERS); yes/no answers as `yesno_mode` (YESNO_ANSWERS)."""
     if qa.answer in ("Yes", "No"):
-        return yesno_prompt(qa.question), qa.answer, "yesno"
+        return yesno_prompt(qa.question), yesno_answer(qa, yesno_mode), "yesno"
     if style == "mcq":
         options = mcq_options(qa, rng)
         if options is not None:

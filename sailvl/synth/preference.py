@@ -17,8 +17,12 @@ _SPACES = (tuple(COLOURS), SHAPES, LOCATIONS, WORDS)
 
 def corrupt_answer(answer: str, style: str, prompt: str, rng: random.Random) -> str | None:
     """A wrong answer of the same kind as `answer`, or None when there is none (captions, free text)."""
-    if style == "yesno":
-        return {"Yes": "No", "No": "Yes"}.get(answer)
+    if (
+        style == "yesno"
+    ):  # the word alone, or what the image shows, then the word (synth --yesno-answer seen-word)
+        *seen, word = answer.split() or [answer]
+        other = {"Yes": "No", "No": "Yes"}.get(word)
+        return None if other is None else " ".join([*seen, other])
     if style == "mcq":  # the letter alone, or "option text, then letter" (synth --mcq-answer text-letter)
         options = prompt_options(prompt)
         right = answer.split()[-1] if answer.split() else answer

@@ -19,7 +19,8 @@ YESNO_SUFFIX = "Please answer yes or no."
 
 @dataclass(frozen=True)
 class QA:
-    """One question about a scene; `choices` is the answer space that MCQ distractors are drawn from."""
+    """One question about a scene; `choices` is the answer space that MCQ distractors are drawn from; `seen` (yes/no
+    questions) is what the image shows of the attribute asked about ("pink square" for "Is there a pink circle?")."""
 
     task: str
     question: str
@@ -27,6 +28,7 @@ class QA:
     difficulty: int
     steps: int
     choices: tuple[str, ...] = ()
+    seen: str = ""
 
 
 def numbers(lo: int, hi: int) -> tuple[str, ...]:

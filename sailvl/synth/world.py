@@ -14,6 +14,7 @@ from sailvl.synth.captions import alt_text, caption_sentences
 from sailvl.synth.formats import (
     MCQ_ANSWERS,
     WEAK_QUESTIONS,
+    YESNO_ANSWERS,
     complexity_score,
     format_for_sft,
     relevance_score,
@@ -51,12 +52,14 @@ class SftOptions:
     """How sft.jsonl asks its questions: `styles` weights the answer style of each task question; a yes/no
     question is added to an image with probability `yesno_prob`, and with `yesno_pairs` it comes twice, once
     true and once false, on the same image and attribute (POPE-style balanced pairs); `mcq_answer` is how MCQ
-    answers are written (`sailvl.synth.formats.MCQ_ANSWERS`: the letter, or the option text then the letter)."""
+    answers are written (`sailvl.synth.formats.MCQ_ANSWERS`: the letter, or the option text then the letter), and
+    `yesno_answer` how yes/no answers are (`YESNO_ANSWERS`: the word, or what the image shows then the word)."""
 
     styles: tuple[tuple[str, float], ...] = tuple(STYLE_WEIGHTS.items())
     yesno_prob: float = 0.3
     yesno_pairs: bool = False
     mcq_answer: str = "letter"
+    yesno_answer: str = "word"
 
 
 OUTPUT_FILES = ("pretrain.jsonl", "sft.jsonl", "judge.jsonl", "preference.jsonl", "README.md", "world.json")
@@ -122,8 +125,10 @@ def _conversation(prompt: str, answer: str) -> list[dict]:
     return [{"from": "human", "value": "<image>\n" + prompt}, {"from": "gpt", "value": answer}]
 
 
-def _sft_record(qa: QA, style: str, weak: bool, rng: random.Random, mcq_mode: str = "letter") -> dict:
-    prompt, answer, used = format_for_sft(qa, style, rng, mcq_mode)
+def _sft_record(
+    qa: QA, style: str, weak: bool, rng: random.Random, mcq_mode: str = "letter", yesno_mode: str = "word"
+) -> dict:
+    prompt, answer, used = format_for_sft(qa, style, rng, mcq_mode, yesno_mode)
     return {
         "conversations": _conversation(prompt, answer),
         "task": qa.task,
@@ -172,10 +177,10 @@ def image_records(
         task, want_yes = rng.choice(own_tasks), rng.random() < 0.5
         qa = yesno_qa(scene, task, want_yes, rng)
         if qa is not None:
-            sft.append(_sft_record(qa, "yesno", False, rng))
+            sft.append(_sft_record(qa, "yesno", False, rng, yesno_mode=sft_options.yesno_answer))
             other = yesno_qa(scene, task, not want_yes, rng) if sft_options.yesno_pairs else None
             if other is not None:
-                sft.append(_sft_record(other, "yesno", False, rng))
+                sft.append(_sft_record(other, "yesno", False, rng, yesno_mode=sft_options.yesno_answer))
     if "caption" in tasks and (not own_tasks or rng.random() < 0.3):
         qa = QA("caption", rng.choice(DETAILED_PROMPTS), detailed, 2, len(sentences))
         sft.append(_sft_record(qa, "open", False, rng))
@@ -222,6 +227,7 @@ def generate_world(
     yesno_pairs: bool = False,
     think: int = 0,
     mcq_answer: str = "letter",
+    yesno_answer: str = "word",
 ) -> dict:
     """Write a synthetic world of `n` training images of `size` x `size` pixels into `out_dir`.
 
@@ -234,7 +240,9 @@ def generate_world(
     `style_weights` changes the answer-style mix of sft.jsonl (default STYLE_WEIGHTS), e.g. "mcq=0.1";
     `yesno_prob` is the share of images with a yes/no SFT question, asked as a true/false pair with `yesno_pairs`.
     `mcq_answer` writes MCQ answers as the letter ("letter", VLMEvalKit's instruction) or as the option's text,
-    then its letter ("text-letter": "square D"; the benchmarks stay letter-scored).
+    then its letter ("text-letter": "square D"; the benchmarks stay letter-scored). `yesno_answer` writes yes/no
+    answers as the word ("word") or as what the image shows of the asked attribute, then the word ("seen-word":
+    "pink square No"; the benchmarks read the word).
     `think` > 0 adds think.jsonl, that many two-digit images answered with a `<think>` trace, and
     bench/synth_think.tsv (`sailvl.synth.think`).
     Returns the summary stored in world.json (arguments and record counts)."""
@@ -251,11 +259,13 @@ def generate_world(
         raise SailvlError(f"--think must be zero or a positive number of images, got {think}")
     if mcq_answer not in MCQ_ANSWERS:
         raise SailvlError(f"mcq_answer must be one of {', '.join(MCQ_ANSWERS)}, got {mcq_answer!r}")
+    if yesno_answer not in YESNO_ANSWERS:
+        raise SailvlError(f"yesno_answer must be one of {', '.join(YESNO_ANSWERS)}, got {yesno_answer!r}")
     if not 0.0 <= yesno_prob <= 1.0:
         raise SailvlError(f"yesno_prob must be between 0 and 1, got {yesno_prob}")
     options = SceneOptions(max_objects, object_scale, digit_jitter)
     styles = parse_weights(style_weights, STYLE_WEIGHTS, "answer style", "--style-weights")
-    sft_options = SftOptions(tuple(styles.items()), yesno_prob, yesno_pairs, mcq_answer)
+    sft_options = SftOptions(tuple(styles.items()), yesno_prob, yesno_pairs, mcq_answer, yesno_answer)
     kind_weights = parse_kind_weights(kind_weights)
     if size < 56:
         raise SailvlError(f"--size must be at least 56 pixels, got {size}")
@@ -294,6 +304,9 @@ def generate_world(
         "yesno_prob": yesno_prob,
         "yesno_pairs": yesno_pairs,
         "mcq_answer": mcq_answer,
+        **(
+            {"yesno_answer": yesno_answer} if yesno_answer != "word" else {}
+        ),  # earlier worlds' world.json as it was
         "kind_weights": {k: kind_weights[k] for k in kinds},
         "kinds": dict(sorted(kind_counts.items())),
         "pretrain": len(pretrain),

@@ -16,8 +16,8 @@ OPPOSITE = {
 }
 
 
-def _yn(task: str, question: str, yes: bool, difficulty: int, steps: int) -> QA:
-    return QA(task, question, "Yes" if yes else "No", difficulty, steps, ("Yes", "No"))
+def _yn(task: str, question: str, yes: bool, difficulty: int, steps: int, seen: str) -> QA:
+    return QA(task, question, "Yes" if yes else "No", difficulty, steps, ("Yes", "No"), seen)
 
 
 def yesno_qa(scene: Scene, task: str, want_yes: bool, rng: random.Random) -> QA | None:
@@ -28,7 +28,7 @@ def yesno_qa(scene: Scene, task: str, want_yes: bool, rng: random.Random) -> QA 
     if task == "colour":
         o = rng.choice(objs)
         colour = o.colour if want_yes else rng.choice([c for c in COLOURS if c != o.colour])
-        return _yn(task, f"Is {colourless_ref(o, objs)} {colour}?", want_yes, 1, 1)
+        return _yn(task, f"Is {colourless_ref(o, objs)} {colour}?", want_yes, 1, 1, o.colour)
     if task == "shape":
         # Existence, POPE-style; a negative reuses a colour and a shape that are present (adversarial).
         present = {(o.colour, o.shape) for o in objs}
@@ -39,29 +39,33 @@ def yesno_qa(scene: Scene, task: str, want_yes: bool, rng: random.Random) -> QA 
             if not absent:
                 return None
             colour, shape = rng.choice(absent)
-        return _yn(task, f"Is there a {colour} {shape} in the image?", want_yes, 1, 1)
+        seen = " and ".join(sorted({f"{o.colour} {o.shape}" for o in objs if o.colour == colour}))
+        return _yn(task, f"Is there a {colour} {shape} in the image?", want_yes, 1, 1, seen)
     if task == "count":
         k = len(objs) if want_yes else rng.choice([k for k in range(1, 7) if k != len(objs)])
-        return _yn(task, f"Are there exactly {k} shapes in the image?", want_yes, 2, 1)
+        return _yn(task, f"Are there exactly {k} shapes in the image?", want_yes, 2, 1, str(len(objs)))
     if task == "position":
         if len(objs) < 2:
             return None
         a, b = rng.sample(objs, 2)
         rels = [r for r in OPPOSITE if relation_holds(a, r, b)]
-        rel = rng.choice(rels)
-        rel = rel if want_yes else OPPOSITE[rel]
-        return _yn(task, f"Is the {a.name} {rel} the {b.name}?", want_yes, 2, 2)
+        holds = rng.choice(rels)
+        rel = holds if want_yes else OPPOSITE[holds]
+        return _yn(task, f"Is the {a.name} {rel} the {b.name}?", want_yes, 2, 2, holds)
     if task == "digit":
         d = rng.choice(scene.digits)
         value = d.value if want_yes else rng.choice([v for v in range(10) if v != d.value])
         where = "" if len(scene.digits) == 1 else f" on the {d.side}"
-        return _yn(task, f"Is the handwritten digit{where} a {value}?", want_yes, 1 + (where != ""), 1)
+        question = f"Is the handwritten digit{where} a {value}?"
+        return _yn(task, question, want_yes, 1 + (where != ""), 1, str(d.value))
     if task == "ocr":
         present = {w.text for w in scene.words}
         text = rng.choice(sorted(present)) if want_yes else rng.choice([w for w in WORDS if w not in present])
-        return _yn(task, f'Does the image contain the text "{text}"?', want_yes, 1, 1)
+        return _yn(
+            task, f'Does the image contain the text "{text}"?', want_yes, 1, 1, " ".join(sorted(present))
+        )
     if task == "chart":
         b = rng.choice(scene.bars)
         value = b.value if want_yes else rng.choice([v for v in range(1, 10) if v != b.value])
-        return _yn(task, f"Is the value of bar {b.label} equal to {value}?", want_yes, 1, 1)
+        return _yn(task, f"Is the value of bar {b.label} equal to {value}?", want_yes, 1, 1, str(b.value))
     return None
