@@ -51,6 +51,11 @@ def test_text_records_put_the_caption_where_the_image_was(tmp_path):
         if record["format"] == "mcq":
             letter = source["conversations"][1]["value"]
             assert answer.endswith(f" {letter}") and f"\n{letter}. {answer[:-2]}\n" in question
+    # A world whose MCQ answers are already the option text, then the letter, keeps them as they are.
+    generate_world(tmp_path / "text-letter", 40, 11, mcq_answer="text-letter")
+    same = {r["id"]: r for r in text_records(tmp_path / "text-letter")}
+    mcq = [r for r in records if r["format"] == "mcq"]
+    assert mcq and all(same[r["id"]]["conversations"] == r["conversations"] for r in mcq)
 
 
 def test_shuffled_captions_keep_the_words_and_break_every_pairing(tmp_path):

@@ -153,8 +153,8 @@ def text_records(world: str | Path) -> Iterator[dict]:
                 question, answer = DESCRIBE, caption
             else:
                 question = question.replace(IMAGE_PLACEHOLDER, f"Description: {caption}", 1)
-                if record.get("format") == "mcq":
-                    answer = mcq_text_letter(question, answer)
+                if record.get("format") == "mcq" and answer in prompt_options(question):
+                    answer = mcq_text_letter(question, answer)  # a letter-only world's answer
             yield {
                 "id": f"text-{record['id']}",
                 "task": record.get("task", ""),
