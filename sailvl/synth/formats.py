@@ -13,9 +13,9 @@ LETTERS = "ABCD"
 # (a text-only tiny Qwen2, 4000 steps, measured on these machines); the benchmark's letter extraction reads both.
 MCQ_ANSWERS = ("letter", "text-letter")
 # How a yes/no training answer is written: the word alone, or what the image shows of the asked attribute, then the
-# word ("pink square No" for "Is there a pink circle in the image?"). The second turns the question into a text
-# comparison after an open answer, the two things a text-pretrained tiny LLM does well; the benchmark's yes/no
-# extraction reads both.
+# word ("pink square No" for "Is there a pink circle in the image?"): an open answer, then a comparison with the
+# question. The benchmark's yes/no extraction reads both. Measured on issue 27's dev world (EXPERIMENTS.md), the
+# tiny model gets the description right (89%) but its word agrees with it only at chance: not used by the demo.
 YESNO_ANSWERS = ("word", "seen-word")
 OPTION_LINE = re.compile(r"^([A-D])\. (.+)$", re.M)  # "B. red" in an MCQ prompt
 

@@ -17,9 +17,8 @@ _SPACES = (tuple(COLOURS), SHAPES, LOCATIONS, WORDS)
 
 def corrupt_answer(answer: str, style: str, prompt: str, rng: random.Random) -> str | None:
     """A wrong answer of the same kind as `answer`, or None when there is none (captions, free text)."""
-    if (
-        style == "yesno"
-    ):  # the word alone, or what the image shows, then the word (synth --yesno-answer seen-word)
+    # yes/no: the word alone, or what the image shows, then the word (synth --yesno-answer seen-word)
+    if style == "yesno":
         *seen, word = answer.split() or [answer]
         other = {"Yes": "No", "No": "Yes"}.get(word)
         return None if other is None else " ".join([*seen, other])
