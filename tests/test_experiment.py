@@ -58,6 +58,15 @@ def test_every_experiment_plans_real_cli_commands(tmp_path):
         get_experiment("nope")
 
 
+def test_vit_transfer_arms_bring_the_projector_their_vit_was_trained_with(tmp_path):
+    steps = vit_transfer.plan(SeedDirs(tmp_path), seed=0, quick=False, base=tmp_path / "base")
+    assembles = [s for s in steps if isinstance(s, Command) and s.args[:2] == ["experiment", "assemble"]]
+    starts = {c.args[4].rsplit("/", 1)[-1]: c for c in assembles}
+    assert set(starts) == {f"{arm}-start" for arm in ("sailvit-vit", "plain-vit", "random-vit")}
+    assert all(c.args[-1] == "--projector" for c in assembles)
+    assert starts["random-vit-start"].args[3] == str(tmp_path / "base" / "init")
+
+
 def test_metrics_and_mean_std_over_seeds(tmp_path):
     metrics = run_metrics(_results(40.0))
     assert metrics["open answer"] == 40.0 and metrics["MCQ letter"] == 50.0 and metrics["open:digit"] == 30.0

@@ -160,6 +160,26 @@ def test_base_has_the_text_llm_and_the_captioning_vit(base):
     assert same["projector", "vit"] and not same["projector", "init"]
 
 
+def test_assemble_takes_the_projector_only_when_asked(base, tmp_path):
+    """`sailvl experiment assemble` (vit-transfer's arm starts): the vision tower always, its projector with
+    --projector; the LLM stays the first model's."""
+    from sailvl.cli import main
+
+    out, model_dir = base
+    for flag in ([], ["--projector"]):
+        target = tmp_path / f"assembled{len(flag)}"
+        main(["experiment", "assemble", str(model_dir), str(out / "init"), str(target), *flag])
+        got, init, model = load_model(target), load_model(out / "init"), load_model(model_dir)
+
+        def equal(part, a, b):
+            pa, pb = (getattr(m.model, part).state_dict() for m in (a, b))
+            return all(torch.equal(v, pb[k]) for k, v in pa.items())
+
+        assert equal("vision_tower", got, init) and equal("language_model", got, model)
+        assert equal("multi_modal_projector", got, init) == bool(flag)
+        assert equal("multi_modal_projector", got, model) == (not flag)
+
+
 def test_rebuild_reads_the_cache_and_other_settings_are_refused(base, monkeypatch):
     out, model_dir = base
     monkeypatch.setattr(pretrained, "_train", lambda *a, **k: pytest.fail("a cached base trained again"))

@@ -87,11 +87,16 @@ def assemble_command(
         ..., help="A tiny model directory with the same vision config: its vision tower."
     ),
     out: Path = typer.Argument(..., help="Where to write the assembled model (+ the LLM model's processor)."),
+    projector: bool = typer.Option(
+        False,
+        "--projector",
+        help="Take VIT_MODEL's projector too (the one its vision tower was trained with).",
+    ),
 ) -> None:
     """Put one model's vision tower into another (an experiment arm's start: the base with another ViT)."""
     from sailvl.experiment.pretrained import assemble
 
-    typer.echo(f"assembled model written to {assemble(llm_model, vit_model, out)}")
+    typer.echo(f"assembled model written to {assemble(llm_model, vit_model, out, projector)}")
 
 
 @experiment_app.command("captions")

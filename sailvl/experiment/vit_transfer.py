@@ -10,6 +10,10 @@ captioning-pretrained ViT, never aligned) and differs only in its vision tower:
 - `pretrained-vit`: the base's ViT, untouched: the baseline, and the positive control.
 - `random-vit`: the base with its ViT at the random init: the negative control.
 
+Every vision tower comes with the projector it was trained with: the base has its captioning run's (a fresh
+projector reads a captioning-pretrained ViT worse than random features within these budgets; EXPERIMENTS.md),
+the SAILViT and compute-matched arms their runs' own, the random ViT the random init's.
+
 Each arm then gets the same readout (recipe `tiny-readout`: the projector aligned alone on the world's detailed
 captions, scored zero-shot on the shared test set's first rows, then one fixed short SFT of every part, scored on
 the whole shared test set). The controls must separate by 10 points in every seed before the SAILViT-minus-
@@ -97,8 +101,9 @@ def plan(d: SeedDirs, seed: int, quick: bool, base: Path | None = None) -> list[
         start = model
         if arm in vits:
             start = d.runs / f"{arm}-start"
-            steps.append(Command(f"put the {arm} into the base", ["experiment", "assemble", str(model),
-                                                                  str(vits[arm]), str(start)], f"assemble-{arm}"))  # fmt: skip
+            steps.append(Command(f"put the {arm} and its projector into the base",
+                                 ["experiment", "assemble", str(model), str(vits[arm]), str(start), "--projector"],
+                                 f"assemble-{arm}"))  # fmt: skip
         steps += readout_steps(d, arm, start, captions, seed, b.readout_steps, b.size, b.zero_shot_limit)
     return steps
 
