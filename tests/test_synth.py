@@ -379,9 +379,8 @@ def test_yesno_answers_as_what_the_image_shows_then_the_word(tmp_path):
                   yesno_pairs=True, kind_weights="digits=2")  # fmt: skip
     word = generate_world(tmp_path / "a", **kwargs)
     seen = generate_world(tmp_path / "b", **kwargs, yesno_answer="seen-word")
-    assert (
-        "yesno_answer" not in word and seen["yesno_answer"] == "seen-word"
-    )  # old worlds' world.json unchanged
+    # The key is written only when set, so the world.json of earlier worlds is unchanged.
+    assert "yesno_answer" not in word and seen["yesno_answer"] == "seen-word"
     assert "--yesno-answer seen-word" in (tmp_path / "b" / "README.md").read_text()
     assert "--yesno-answer" not in (tmp_path / "a" / "README.md").read_text()
     a, b = _jsonl(tmp_path / "a" / "sft.jsonl"), _jsonl(tmp_path / "b" / "sft.jsonl")
@@ -405,8 +404,7 @@ def test_yesno_answers_as_what_the_image_shows_then_the_word(tmp_path):
     rejected = {r["id"]: r["rejected"] for r in _jsonl(tmp_path / "b" / "preference.jsonl")}
     for _, y in pairs:
         shown, _, last = y["conversations"][1]["value"].rpartition(" ")
-        assert (
-            rejected[y["id"]] == f"{shown} {'No' if last == 'Yes' else 'Yes'}"
-        )  # same description, other word
+        other = "No" if last == "Yes" else "Yes"
+        assert rejected[y["id"]] == f"{shown} {other}"  # the same description, the other word
     with pytest.raises(SailvlError, match="yesno_answer"):
         generate_world(tmp_path / "c", n=2, seed=0, yesno_answer="sentence")
