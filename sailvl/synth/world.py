@@ -304,9 +304,6 @@ def generate_world(
         "yesno_prob": yesno_prob,
         "yesno_pairs": yesno_pairs,
         "mcq_answer": mcq_answer,
-        **(
-            {"yesno_answer": yesno_answer} if yesno_answer != "word" else {}
-        ),  # earlier worlds' world.json as it was
         "kind_weights": {k: kind_weights[k] for k in kinds},
         "kinds": dict(sorted(kind_counts.items())),
         "pretrain": len(pretrain),
@@ -319,6 +316,8 @@ def generate_world(
         "think": think,
         "bench": {name: dict(sorted(c.items())) for name, c in bench_counts.items()},
     }
+    if yesno_answer != "word":  # only when set, so earlier worlds' world.json stays byte-identical
+        summary["yesno_answer"] = yesno_answer
     (out / "world.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     write_readme(out / "README.md", summary)
     return summary
