@@ -82,6 +82,17 @@ def main() -> None:
         help="What the SFT stage trains (comma-separated patterns; drop vision.* to read the ViT frozen).",
     )
     parser.add_argument("--limit", type=int, default=0, help="Rows per benchmark (0: all).")
+    parser.add_argument(
+        "--align-trainable",
+        default="projector.*",
+        help="What the alignment stage trains (comma-separated patterns; the recipe's default: the projector).",
+    )
+    parser.add_argument(
+        "--sft-tasks",
+        default="",
+        help="Train the SFT on these tasks' questions only (comma-separated, e.g. colour,digit; empty: all): the "
+        "tasks left out can only be answered from what the alignment taught.",
+    )
     args = parser.parse_args()
     work = args.work
     world = work / "world"
@@ -100,11 +111,19 @@ def main() -> None:
             "gold-captions": (args.base / "model", gold),
             "shuffled-captions": (args.base / "model", shuffled),
         }
+    sft_overrides = []
+    if args.sft_tasks:
+        tasks = set(args.sft_tasks.split(","))
+        sft = work / f"sft-{'-'.join(sorted(tasks))}.jsonl"
+        lines = (world / "sft.jsonl").read_text().splitlines()
+        sft.write_text("".join(f"{line}\n" for line in lines if json.loads(line).get("task") in tasks))
+        sft_overrides = [f"stages.1.data.sources.0.path={sft}"]
     rows = {}
     for arm, (init, captions) in arms.items():
         overrides = [f"vars.model_dir={init}", f"vars.world={world}", f"vars.captions={captions}",
                      f"seed={args.seed}", f"stages.0.budget.steps={args.align_steps}",
-                     f"stages.1.budget.steps={args.sft_steps}", f"stages.1.trainable=[{args.sft_trainable}]"]  # fmt: skip
+                     f"stages.1.budget.steps={args.sft_steps}", f"stages.0.trainable=[{args.align_trainable}]", f"stages.1.trainable=[{args.sft_trainable}]",
+                     *sft_overrides]  # fmt: skip
         run = work / arm
         train_recipe(load_recipe("tiny-readout", overrides), run, resume="auto")
         limit = args.limit or None
@@ -113,7 +132,9 @@ def main() -> None:
         print(json.dumps({arm: rows[arm]}), flush=True)
     positive, negative = arms
     summary = {"base": str(args.base), "pair": args.pair, "world_seed": args.world_seed,
-               "sft_trainable": args.sft_trainable.split(","), "captioning_projector": args.captioning_projector,
+               "sft_trainable": args.sft_trainable.split(","), "sft_tasks": args.sft_tasks or "all",
+               "align_trainable": args.align_trainable.split(","),
+               "captioning_projector": args.captioning_projector,
                "align_steps": args.align_steps, "sft_steps": args.sft_steps, "seed": args.seed, "arms": rows,
                "control_gap": {when: rows[positive][when]["synth_vqa"] - rows[negative][when]["synth_vqa"]
                                for when in ("zero_shot", "after_sft")}}  # fmt: skip

@@ -121,13 +121,17 @@ def readout_steps(
     steps: tuple[int, int],
     size: Size,
     zero_shot_limit: int | None,
+    align_trainable: tuple[str, ...] | None = None,
 ) -> list[Command]:
     """`tiny-readout` from `start` aligning on `captions` (alignment and SFT steps), then its two evals: the
-    alignment's export on the test set's first `zero_shot_limit` rows, the SFT's on the whole test set."""
+    alignment's export on the test set's first `zero_shot_limit` rows, the SFT's on the whole test set.
+    `align_trainable`: what the alignment trains (None: the recipe's, the projector alone)."""
     run = d.runs / arm
-    train = Command(f"read out {arm}: align the projector, then the fixed SFT",
+    what = "the projector" if align_trainable is None else "+".join(p.rstrip(".*") for p in align_trainable)
+    trainable = [] if align_trainable is None else [f"stages.0.trainable=[{','.join(align_trainable)}]"]
+    train = Command(f"read out {arm}: align {what}, then the fixed SFT",
                     ["train", "tiny-readout", f"vars.model_dir={start}", f"vars.world={d.world}",
-                     f"vars.captions={captions}", f"seed={seed}",
+                     f"vars.captions={captions}", f"seed={seed}", *trainable,
                      *[f"stages.{i}.budget.steps={n}" for i, n in enumerate(steps)], "--out", str(run)],
                     f"readout-{arm}")  # fmt: skip
     return [
