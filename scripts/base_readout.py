@@ -122,8 +122,8 @@ def main() -> None:
     for arm, (init, captions) in arms.items():
         overrides = [f"vars.model_dir={init}", f"vars.world={world}", f"vars.captions={captions}",
                      f"seed={args.seed}", f"stages.0.budget.steps={args.align_steps}",
-                     f"stages.1.budget.steps={args.sft_steps}", f"stages.0.trainable=[{args.align_trainable}]", f"stages.1.trainable=[{args.sft_trainable}]",
-                     *sft_overrides]  # fmt: skip
+                     f"stages.1.budget.steps={args.sft_steps}", f"stages.0.trainable=[{args.align_trainable}]",
+                     f"stages.1.trainable=[{args.sft_trainable}]", *sft_overrides]  # fmt: skip
         run = work / arm
         train_recipe(load_recipe("tiny-readout", overrides), run, resume="auto")
         limit = args.limit or None

@@ -69,12 +69,13 @@ def test_vit_transfer_arms_bring_the_projector_their_vit_was_trained_with(tmp_pa
 
 def test_recaption_readout_aligns_projector_and_llm_on_every_arm(tmp_path):
     """recaption's caption data reaches the LLM (the projector alone did not separate its controls on the dev
-    worlds); vit-transfer keeps tiny-readout's projector-only alignment. Both arms' commands differ only in data."""
-    captions = tmp_path / "gold.jsonl"
-    captions.write_text(json.dumps({"image": "a.png", "conversations": []}) + "\n")
+    worlds); vit-transfer keeps tiny-readout's projector-only alignment. Two arms' commands differ only in their
+    captions and output directory."""
     d = SeedDirs(tmp_path / "seed-0")
     trains = {}
     for arm in ("gold-captions", "shuffled-captions"):
+        captions = tmp_path / f"{arm}.jsonl"
+        captions.write_text(json.dumps({"image": "a.png", "conversations": []}) + "\n")
         commands = recaption._arm_steps(d, arm, captions, tmp_path / "base", recaption.FULL, 0)()
         trains[arm] = [a for c in commands if c.args[:2] == ["train", "tiny-readout"] for a in c.args]
         assert "stages.0.trainable=[projector.*,llm.*]" in trains[arm]
@@ -83,7 +84,7 @@ def test_recaption_readout_aligns_projector_and_llm_on_every_arm(tmp_path):
             and f"stages.1.budget.steps={recaption.SFT_STEPS}" in trains[arm]
         )
     differ = set(trains["gold-captions"]) ^ set(trains["shuffled-captions"])
-    assert all(a.startswith("--") or "shuffled" in a or "gold" in a for a in differ), differ
+    assert len(differ) == 4 and all("shuffled" in a or "gold" in a for a in differ), differ
     vt = vit_transfer.plan(SeedDirs(tmp_path / "vt"), seed=0, quick=False, base=tmp_path / "base")
     vt_trains = [s for s in vt if isinstance(s, Command) and s.args[:2] == ["train", "tiny-readout"]]
     assert vt_trains and not any(a.startswith("stages.0.trainable") for c in vt_trains for a in c.args)
