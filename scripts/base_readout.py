@@ -22,7 +22,9 @@ import argparse
 import json
 from pathlib import Path
 
+from sailvl.cli import main as cli_main
 from sailvl.demo.layout import export_dir
+from sailvl.demo.pipeline import PIPELINES
 from sailvl.eval.model_eval import evaluate_model
 from sailvl.experiment.pretrained import BASE_WORLD, MANIFEST, assemble, write_detailed_captions
 from sailvl.synth import generate_world
@@ -112,12 +114,12 @@ def main() -> None:
             "shuffled-captions": (args.base / "model", shuffled),
         }
     sft_overrides = []
-    if args.sft_tasks:
-        tasks = set(args.sft_tasks.split(","))
-        sft = work / f"sft-{'-'.join(sorted(tasks))}.jsonl"
-        lines = (world / "sft.jsonl").read_text().splitlines()
-        sft.write_text("".join(f"{line}\n" for line in lines if json.loads(line).get("task") in tasks))
-        sft_overrides = [f"stages.1.data.sources.0.path={sft}"]
+    if args.sft_tasks:  # the SFT questions of these tasks only, through the curation `select` step
+        sft = work / f"sft-{args.sft_tasks.replace(',', '-')}"
+        questions = world.resolve() / "sft.jsonl"  # absolute: the kept records carry their images' paths
+        cli_main(["curate", str(PIPELINES / "synth_caption_split.yaml"), f"input.paths=[{questions}]",
+                  "steps.0.field=task", f"steps.0.values=[{args.sft_tasks}]", f"output_dir={sft}"])  # fmt: skip
+        sft_overrides = [f"stages.1.data.sources.0.path={sft / 'kept'}"]
     rows = {}
     for arm, (init, captions) in arms.items():
         overrides = [f"vars.model_dir={init}", f"vars.world={world}", f"vars.captions={captions}",
