@@ -26,7 +26,7 @@ from sailvl.cli import main as cli_main
 from sailvl.demo.layout import export_dir
 from sailvl.demo.pipeline import PIPELINES
 from sailvl.eval.model_eval import evaluate_model
-from sailvl.experiment.pretrained import BASE_WORLD, MANIFEST, assemble, write_detailed_captions
+from sailvl.experiment.pretrained import BASE_WORLD, MANIFEST, assemble, write_gold_captions
 from sailvl.synth import generate_world
 from sailvl.train import load_recipe
 from sailvl.train.trainer import train_recipe
@@ -100,7 +100,7 @@ def main() -> None:
     world = work / "world"
     if not (world / "world.json").is_file():
         generate_world(world, args.n, args.world_seed, n_bench=300, **BASE_WORLD)
-    gold = write_detailed_captions(world, work / "captions.jsonl")
+    gold = write_gold_captions(world, work / "captions.jsonl")
     if args.pair == "vit":
         pretrained = args.base / "model"
         if args.captioning_projector:
@@ -108,7 +108,7 @@ def main() -> None:
         arms = {"pretrained-vit": (pretrained, gold),
                 "random-vit": (random_vit_copy(args.base, work / "random-vit-base"), gold)}  # fmt: skip
     else:
-        shuffled = write_detailed_captions(world, work / "shuffled.jsonl", shuffle_seed=args.seed)
+        shuffled = write_gold_captions(world, work / "shuffled.jsonl", shuffle_seed=args.seed)
         arms = {
             "gold-captions": (args.base / "model", gold),
             "shuffled-captions": (args.base / "model", shuffled),

@@ -3,8 +3,10 @@ model steps driven by a scripted generator, SFT scoring and the rising curriculu
 
 from __future__ import annotations
 
+import json
 import random
 
+import numpy as np
 import pytest
 from _curation_helpers import random_image
 
@@ -265,6 +267,43 @@ def test_curriculum_refuses_constant_key(tmp_path):
     summary = write_curriculum(samples, ["difficulty", "relevance"], 3, tmp_path)
     assert [s["records"] for s in summary["stages"]] == [10, 10, 10]
     assert (tmp_path / "stage-3.jsonl").read_text().count("\n") == 10
+
+
+def test_stratified_curriculum_keeps_each_task_share_and_orders_within_it(tmp_path):
+    """Task-level difficulty (constant within colour, varying within digit) makes a plain split an order by
+    task; stratified by task, each stage holds a third of every task and rises within each on what varies."""
+    rng = random.Random(3)
+    samples = [
+        _sample(i, task="colour", difficulty=1, complexity=rng.random(), relevance=rng.random())
+        for i in range(60)
+    ]
+    samples += [_sample(60 + i, task="digit", difficulty=2 + rng.random(), complexity=rng.random(),
+                        relevance=rng.random()) for i in range(30)]  # fmt: skip
+    keys = ["difficulty", "complexity", "relevance"]
+    plain = split_curriculum(samples, keys, 3)
+    digits = [sum(s.metadata["task"] == "digit" for s in stage) for stage in plain]
+    assert digits[2] > 2 * max(digits[0], 1), digits  # the confound stratifying removes
+    summary = write_curriculum(samples, keys, 3, tmp_path, stratify="task")
+    assert [e["per_group"] for e in summary["stages"]] == [{"colour": 20, "digit": 10}] * 3
+    stages = [
+        [json.loads(x) for x in (tmp_path / f"stage-{k}.jsonl").read_text().splitlines()] for k in (1, 2, 3)
+    ]
+    assert sorted(r["id"] for stage in stages for r in stage) == sorted(s.id for s in samples)
+    for task, varying in (("colour", ["complexity", "relevance"]), ("digit", keys)):
+        for key in varying:
+            means = [
+                np.mean([r["metadata"][key] for r in stage if r["metadata"]["task"] == task])
+                for stage in stages
+            ]
+            assert means[0] < means[1] < means[2], (task, key, means)
+    rare = [_sample(90 + i, task="aardvark", difficulty=3 - i, complexity=0, relevance=0) for i in range(2)]
+    summary = write_curriculum(samples + rare, keys, 3, tmp_path / "rare", stratify="task")
+    assert [e["per_group"].get("aardvark", 0) for e in summary["stages"]] == [1, 1, 0]
+    assert json.loads((tmp_path / "rare" / "stage-1.jsonl").read_text().splitlines()[0])["id"] == "s91"
+    with pytest.raises(SailvlError, match="task=colour: none of difficulty varies"):
+        write_curriculum(samples, ["difficulty"], 3, tmp_path / "x", stratify="task")
+    with pytest.raises(SailvlError, match="no 'split' field"):
+        write_curriculum(samples, keys, 3, tmp_path / "y", stratify="split")
 
 
 def test_measure_judge_rates():

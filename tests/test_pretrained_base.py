@@ -62,14 +62,12 @@ def test_shuffled_captions_keep_the_words_and_break_every_pairing(tmp_path):
     """The caption experiments' negative control: the same captions, none left on its own image."""
     from collections import Counter
 
-    from sailvl.experiment.pretrained import write_detailed_captions
+    from sailvl.experiment.pretrained import write_gold_captions
 
     world = tmp_path / "world"
     generate_world(world, 30, 12)
-    gold = [
-        json.loads(x) for x in write_detailed_captions(world, tmp_path / "g.jsonl").read_text().splitlines()
-    ]
-    path = write_detailed_captions(world, tmp_path / "s.jsonl", shuffle_seed=5)
+    gold = [json.loads(x) for x in write_gold_captions(world, tmp_path / "g.jsonl").read_text().splitlines()]
+    path = write_gold_captions(world, tmp_path / "s.jsonl", shuffle_seed=5)
     shuffled = [json.loads(x) for x in path.read_text().splitlines()]
     text = lambda records: [r["conversations"][1]["value"] for r in records]  # noqa: E731
     assert [r["image"] for r in shuffled] == [r["image"] for r in gold] and len(gold) == 30
@@ -77,8 +75,38 @@ def test_shuffled_captions_keep_the_words_and_break_every_pairing(tmp_path):
     assert all(
         s != g for s, g in zip(text(shuffled), text(gold), strict=True)
     )  # captions are unique per image
-    again = write_detailed_captions(world, tmp_path / "s2.jsonl", shuffle_seed=5).read_text()
+    again = write_gold_captions(world, tmp_path / "s2.jsonl", shuffle_seed=5).read_text()
     assert again == path.read_text()  # the seed fixes the pairing
+
+
+def test_short_gold_captions_are_the_true_alt_texts_and_shuffle_the_same_way(tmp_path):
+    """recaption's control pair: the alt-texts right about their image, and the same texts deranged."""
+    from collections import Counter
+
+    from sailvl.experiment.pretrained import write_gold_captions
+
+    world = tmp_path / "world"
+    generate_world(world, 60, 12)
+    pool = [json.loads(x) for x in (world / "pretrain.jsonl").read_text().splitlines()]
+    alt = [r for r in pool if r["caption_type"] == "alt"]
+    true = [r for r in alt if r["alt_wrong_attribute"] is None]
+    assert 0 < len(true) < len(alt)  # the world writes some wrong alt-texts: they must be left out
+    gold = [
+        json.loads(x)
+        for x in write_gold_captions(world, tmp_path / "g.jsonl", short=True).read_text().splitlines()
+    ]
+    assert gold == true
+    shuffled = [
+        json.loads(x)
+        for x in write_gold_captions(world, tmp_path / "s.jsonl", shuffle_seed=5, short=True)
+        .read_text()
+        .splitlines()
+    ]
+    text = lambda records: [r["conversations"][1]["value"] for r in records]  # noqa: E731
+    assert [r["image"] for r in shuffled] == [r["image"] for r in gold]
+    assert Counter(text(shuffled)) == Counter(text(gold))
+    # Short captions repeat ("handwritten 5"), so a few may land on an image they fit; most must not.
+    assert sum(s == g for s, g in zip(text(shuffled), text(gold), strict=True)) < len(gold) / 2
 
 
 def test_mcq_answer_names_the_option_then_its_letter():

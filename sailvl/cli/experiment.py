@@ -1,5 +1,5 @@
 """`sailvl experiment NAME` (recaption, curriculum, scaling, vit-transfer), `experiment report`, `base`, and the
-helpers experiment plans call: `assemble` and `captions`."""
+helpers experiment plans call: `assemble`, `captions` and `orders`."""
 
 from __future__ import annotations
 
@@ -102,16 +102,35 @@ def assemble_command(
 @experiment_app.command("captions")
 def captions_command(
     world: Path = typer.Argument(..., help="A synthetic world directory (sailvl synth --out)."),
-    out: Path = typer.Argument(..., help="JSONL to write: the world's detailed-caption records."),
+    out: Path = typer.Argument(..., help="JSONL to write: the world's gold caption records."),
     shuffle_seed: int | None = typer.Option(
         None, "--shuffle-seed", help="Give every image another image's caption (a negative control)."
     ),
+    short: bool = typer.Option(
+        False,
+        "--short",
+        help="The alt-texts that are right about their image instead of the detailed captions.",
+    ),
 ) -> None:
-    """Write a world's detailed-caption records (the readout's alignment data)."""
-    from sailvl.experiment.pretrained import write_detailed_captions
+    """Write a world's gold caption records (the readout's alignment data): detailed, or short with --short."""
+    from sailvl.experiment.pretrained import write_gold_captions
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    typer.echo(f"detailed captions written to {write_detailed_captions(world, out, shuffle_seed)}")
+    kind = "short" if short else "detailed"
+    typer.echo(f"{kind} gold captions written to {write_gold_captions(world, out, shuffle_seed, short)}")
+
+
+@experiment_app.command("orders")
+def orders_command(
+    curriculum_dir: Path = typer.Argument(..., help="A curation curriculum directory (stage-K.jsonl files)."),
+    out: Path = typer.Argument(..., help="Directory for curriculum.jsonl, mixed.jsonl, task-blocked.jsonl."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the shuffles."),
+) -> None:
+    """Write the curriculum experiment's SFT orders: the stages in order, all shuffled, grouped by task."""
+    from sailvl.experiment.curriculum import write_orders
+
+    counts = write_orders(curriculum_dir, out, seed)
+    typer.echo(f"orders written to {out}: " + ", ".join(f"{arm} {n}" for arm, n in counts.items()))
 
 
 @experiment_app.command("base")

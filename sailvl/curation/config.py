@@ -64,6 +64,10 @@ class CurriculumConfig(SailConfig):
         default_factory=lambda: ["difficulty", "complexity", "relevance"],
         description="metadata fields (written by the sft_scoring step) every stage mean must rise on.",
     )
+    stratify: str | None = Field(
+        None,
+        description="metadata field (e.g. task) to split within: every stage keeps each value's share of the data.",
+    )
 
 
 class PipelineConfig(SailConfig):

@@ -91,7 +91,11 @@ def run_pipeline(cfg: PipelineConfig) -> dict[str, Any]:
     if cfg.curriculum is not None:
         samples = list(kept_samples(cfg.run_dir, cfg.output.format))
         manifest["curriculum"] = write_curriculum(
-            samples, cfg.curriculum.keys, cfg.curriculum.stages, cfg.run_dir / "curriculum"
+            samples,
+            cfg.curriculum.keys,
+            cfg.curriculum.stages,
+            cfg.run_dir / "curriculum",
+            cfg.curriculum.stratify,
         )
         write_json_atomic(cfg.run_dir / MANIFEST_FILE, manifest)
     return manifest

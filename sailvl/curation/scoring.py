@@ -4,6 +4,7 @@ into stages whose means rise on every score, written as separate sources for a t
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -159,15 +160,55 @@ def split_curriculum(
     raise SailvlError(f"no split into {n_stages} stages rises on all of {', '.join(keys)}; try fewer stages")
 
 
+def split_stratified(samples: list[Any], keys: list[str], n_stages: int, field: str) -> list[list[Any]]:
+    """`split_curriculum` within each value of the metadata `field` (e.g. the task), stage K being the union of
+    every group's stage K (groups in sorted order): each stage keeps every group's share of the data, so a
+    curriculum by score does not also become an order by task. Every group's own stage means rise on each key
+    that varies within the group (a key constant in a group, like the task-level difficulty of a synthetic
+    world's colour questions, cannot rise there and orders nothing within it). A group with fewer records than
+    stages gives its records to the first stages, one each, by their summed scores."""
+    groups: dict[str, list[Any]] = {}
+    for sample in samples:
+        value = sample.metadata.get(field)
+        if value is None:
+            raise SailvlError(f"sample {sample.id} has no '{field}' field to stratify the curriculum by")
+        groups.setdefault(str(value), []).append(sample)
+    stages: list[list[Any]] = [[] for _ in range(n_stages)]
+    for value in sorted(groups):
+        if (
+            len(groups[value]) < n_stages
+        ):  # too few to split (a rare task): one record per stage, easiest first
+            ranked = sorted(groups[value], key=lambda s: sum(float(s.metadata.get(k) or 0) for k in keys))
+            for stage, sample in zip(stages, ranked, strict=False):
+                stage.append(sample)
+            continue
+        varying = [k for k in keys if len({s.metadata.get(k) for s in groups[value]}) > 1]
+        if not varying:
+            raise SailvlError(
+                f"{field}={value}: none of {', '.join(keys)} varies within it; nothing to order by"
+            )
+        try:
+            parts = split_curriculum(groups[value], varying, n_stages)
+        except SailvlError as exc:
+            raise SailvlError(f"{field}={value}: {exc}") from exc
+        for stage, part in zip(stages, parts, strict=True):
+            stage.extend(part)
+    return stages
+
+
 def write_curriculum(
-    samples: list[Any], keys: list[str], n_stages: int, out_dir: str | Path
+    samples: list[Any], keys: list[str], n_stages: int, out_dir: str | Path, stratify: str | None = None
 ) -> dict[str, Any]:
-    """Write `stage-K.jsonl` per stage, `curriculum.json` (sizes and score means per stage) and
-    `sources.yaml` (per stage, a `sources:` list in the training recipe's data-source schema)."""
+    """Write `stage-K.jsonl` per stage, `curriculum.json` (sizes and score means per stage, and per `stratify`
+    value its records per stage) and `sources.yaml` (per stage, a `sources:` list in the training recipe's
+    data-source schema). `stratify`: split within each value of this metadata field (`split_stratified`)."""
     import yaml
 
     out_dir = Path(out_dir)
-    stages = split_curriculum(samples, keys, n_stages)
+    if stratify is None:
+        stages = split_curriculum(samples, keys, n_stages)
+    else:
+        stages = split_stratified(samples, keys, n_stages, stratify)
     means = stage_means(stages, keys)
     entries, recipe = [], {}
     for k, stage in enumerate(stages, start=1):
@@ -176,7 +217,11 @@ def write_curriculum(
         source = {"path": str(path.resolve()), "format": "jsonl", "name": f"curriculum-stage-{k}"}
         entries.append({**source, "records": len(stage), "means": means[k - 1]})
         recipe[f"stage-{k}"] = {"sources": [source]}
-    summary = {"keys": keys, "stages": entries}
+    summary: dict[str, Any] = {"keys": keys, "stages": entries}
+    if stratify is not None:
+        summary["stratify"] = stratify
+        for entry, stage in zip(entries, stages, strict=True):
+            entry["per_group"] = dict(sorted(Counter(str(s.metadata[stratify]) for s in stage).items()))
     (out_dir / "curriculum.json").write_text(json.dumps(summary, indent=1))
     (out_dir / "sources.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
     return summary

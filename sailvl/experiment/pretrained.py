@@ -175,16 +175,29 @@ def write_text_corpus(world: str | Path, out: str | Path) -> tuple[Path, int]:
     return out, count
 
 
-def write_detailed_captions(world: Path, out: Path, shuffle_seed: int | None = None) -> Path:
-    """The world's detailed-caption records (image paths relative to the world) as JSONL at `out`.
+def _gold_short_lines(world: Path) -> Iterator[tuple[str, dict]]:
+    """(JSON line, record) of each alt-text record of the world's pretrain.jsonl whose attributes are all right
+    (`alt_wrong_attribute` null): short captions in alt-text form that are true of their image."""
+    with open(world / "pretrain.jsonl", encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            if record.get("caption_type") == "alt" and record.get("alt_wrong_attribute") is None:
+                yield line, record
+
+
+def write_gold_captions(world: Path, out: Path, shuffle_seed: int | None = None, short: bool = False) -> Path:
+    """The world's gold caption records (image paths relative to the world) as JSONL at `out`: the detailed
+    captions, or with `short` the alt-texts that are right about their image (the world's true attributes in
+    alt-text form).
 
     With `shuffle_seed`, every image gets another image's caption (a derangement: the negative control of a
     caption experiment, the same words with the pairing destroyed)."""
+    lines = _gold_short_lines if short else _detailed_lines
     if shuffle_seed is None:
         with open(out, "w", encoding="utf-8") as w:
-            w.writelines(line for line, _ in _detailed_lines(world))
+            w.writelines(line for line, _ in lines(world))
         return out
-    records = [record for _, record in _detailed_lines(world)]
+    records = [record for _, record in lines(world)]
     order = random.Random(shuffle_seed).sample(range(len(records)), len(records))
     # Each record in the shuffled order takes the caption of the next one: no record keeps its own.
     texts = {
@@ -351,7 +364,7 @@ def build_base(seed: int, out: str | Path, size: BaseSize = FULL) -> Path:
             f"{out / 'gate-failed.json'} has every score)"
         )
     log.info("base %d: text gate %s; pretraining the ViT %d steps", seed, gate, size.vit_steps)
-    captions = write_detailed_captions(world, out / "captions.jsonl")
+    captions = write_gold_captions(world, out / "captions.jsonl")
     vit = _train(
         "tiny-captioner",
         [f"seed={seed}", f"vars.world={world}", f"vars.model_dir={init}", f"vars.data={captions}", f"vars.image_root={world}",

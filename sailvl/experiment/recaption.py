@@ -8,8 +8,11 @@ set's first rows, then one fixed short SFT scored on the whole test set); only t
 - `curated-recaptions`: that pool recaptioned by a captioner, checked, deduplicated and judged (SAIL-Caption).
   The captioner and judge are fine-tuned from the base on the base's own world (a disjoint seed), never on the
   gold captions of the images they recaption;
-- `gold-captions`: the world's true detailed captions: the positive control;
-- `shuffled-captions`: the same gold captions, each on another image: the negative control.
+- `gold-captions` / `shuffled-captions`: the world's true detailed captions, and the same captions each on
+  another image: the first control pair, reported (on four dev worlds it separated by +3.7 to +25.7 points);
+- `gold-short` / `shuffled-short`: the world's alt-texts that are right about their image (its true attributes
+  in alt-text form), and the same texts deranged across images: the controls the verdict reads (dev worlds:
+  +12.0 to +43.7; EXPERIMENTS.md).
 
 Every arm aligns for the same optimizer steps (the pools differ in size, so a smaller pool repeats more).
 """
@@ -36,6 +39,7 @@ from sailvl.experiment.base import (
     paired_effect,
     readout_steps,
     readout_x,
+    seed_control_gaps,
     synth_command,
     verdict_head,
 )
@@ -43,9 +47,10 @@ from sailvl.experiment.base import (
 NAME = "recaption"
 CLAIM = ("SAIL-VL pretraining-data ablation (overall score): SAIL-Caption 54.36 > BLIP3-KALE 53.06 > "
          "DataComp-LLaVA 49.08; curated recaptions beat raw alt-text.")  # fmt: skip
-ARMS = ("raw-alt-text", "curated-recaptions", "gold-captions", "shuffled-captions")
+ARMS = ("raw-alt-text", "curated-recaptions", "gold-captions", "shuffled-captions", "gold-short", "shuffled-short")
 EFFECT = ("curated-recaptions", "raw-alt-text")  # treatment, baseline
-CONTROLS: tuple[str, str] | None = ("gold-captions", "shuffled-captions")  # positive, negative
+CONTROLS: tuple[str, str] | None = ("gold-short", "shuffled-short")  # positive, negative
+DETAILED = ("gold-captions", "shuffled-captions")  # the detailed-caption pair: reported beside the controls
 USES_BASE = True  # run_experiment passes `base` (a built base shared by every seed, or None: one per seed)
 X_LABEL = READOUT_X_LABEL
 x_of = readout_x
@@ -94,6 +99,7 @@ def plan(d: SeedDirs, seed: int, quick: bool, base: Path | None = None) -> list[
     base_gold, alt, recap = d.curate / "base-gold", d.curate / "alt-text", d.curate / "recaption"
     captioner, judge = d.runs / "captioner", d.runs / "judge"
     gold, shuffled = d.curate / "gold.jsonl", d.curate / "shuffled.jsonl"
+    gold_short, shuffled_short = d.curate / "gold-short.jsonl", d.curate / "shuffled-short.jsonl"
     steps += [
         Command("select the base world's gold captions (the captioner's data: a disjoint world)",
                 ["curate", split, f"input.paths=[{base_world}/pretrain.jsonl]", f"output_dir={base_gold}"],
@@ -103,6 +109,11 @@ def plan(d: SeedDirs, seed: int, quick: bool, base: Path | None = None) -> list[
         Command("write the world's gold captions", ["experiment", "captions", str(d.world), str(gold)], "gold"),
         Command("write the gold captions shuffled across images",
                 ["experiment", "captions", str(d.world), str(shuffled), "--shuffle-seed", str(seed)], "shuffled"),
+        Command("write the world's true alt-texts (short gold captions)",
+                ["experiment", "captions", str(d.world), str(gold_short), "--short"], "gold-short"),
+        Command("write the short gold captions shuffled across images",
+                ["experiment", "captions", str(d.world), str(shuffled_short), "--short", "--shuffle-seed", str(seed)],
+                "shuffled-short"),
         Command("train the captioner from the base on the base world",
                 ["train", "tiny-captioner", f"vars.world={base_world}", f"vars.model_dir={model}",
                  f"vars.data={base_gold / 'kept'}", f"stages.0.budget.steps={b.captioner_steps}", f"seed={seed}",
@@ -119,7 +130,7 @@ def plan(d: SeedDirs, seed: int, quick: bool, base: Path | None = None) -> list[
                  f"input.limit={2 * b.recaption_pool}", f"steps.2.model={export_dir(captioner, 'captioner')}",
                  f"steps.5.model={export_dir(judge, 'judge')}", f"output_dir={recap}"], "recaption"),
     ]  # fmt: skip
-    pools = (alt / "kept", recap / "kept", gold, shuffled)
+    pools = (alt / "kept", recap / "kept", gold, shuffled, gold_short, shuffled_short)
     for arm, captions in zip(ARMS, pools, strict=True):
         steps.append(_arm_steps(d, arm, captions, model, b, seed))
     return steps
@@ -143,10 +154,12 @@ def verdict(summary: dict) -> str:
     missing = [a for a in ARMS if not summary["arms"].get(a)]
     if missing:
         return f"insensitive: no evaluated runs of {', '.join(missing)} (curation kept no records?)"
-    raw, curated, gold, shuffled = (final(summary, a) for a in ARMS)
+    raw, curated, gold, shuffled, gold_short, shuffled_short = (final(summary, a) for a in ARMS)
     head = verdict_head(summary, CONTROLS, paired_effect(summary, *EFFECT))
+    detailed = ", ".join(f"{g:+.1f}" for g in seed_control_gaps(summary, DETAILED))
     return (f"{head}: open-answer score after the fixed SFT readout: raw alt-text {fmt(raw)}, curated recaptions "
-            f"{fmt(curated)}, gold captions {fmt(gold)}, shuffled captions {fmt(shuffled)}")  # fmt: skip
+            f"{fmt(curated)}, short gold {fmt(gold_short)}, short shuffled {fmt(shuffled_short)}, detailed gold "
+            f"{fmt(gold)}, detailed shuffled {fmt(shuffled)} (detailed gold - shuffled per seed: {detailed})")  # fmt: skip
 
 
 def _kept(path: Path) -> int:
