@@ -10,6 +10,11 @@ Control pairs (`--pair`):
   (`random-vit`): the positive and negative control of a ViT experiment.
 - `captions`: alignment on the gold detailed captions (`gold-captions`) vs the same captions shuffled across
   images (`shuffled-captions`), both from the base as built: the controls of a caption-data experiment.
+- `short-captions`: the same with the world's true alt-texts (`gold-short`, `shuffled-short`): recaption's
+  controls.
+
+`--experiment-world` builds the readout world with the experiments' settings (80% short answers; `WORLD_FLAGS`)
+instead of the base world's answer-style mix: the dev worlds an experiment's budgets are sized on.
 
     PYTHONPATH=. python scripts/base_readout.py --base runs/base/seed-0 --work runs/base-readout --pair vit
 
@@ -32,6 +37,8 @@ from sailvl.train import load_recipe
 from sailvl.train.trainer import train_recipe
 
 BENCHES = ["synth_vqa", "synth_mcq", "synth_yesno"]
+# `sailvl.demo.pipeline.WORLD_FLAGS` as generate_world keywords (tests/test_experiment.py checks they agree).
+EXPERIMENT_WORLD = {**BASE_WORLD, "style_weights": "short=0.8,mcq=0.1,open=0.1", "yesno_prob": 0.1}
 
 
 def _score(model: Path, world: Path, limit: int | None) -> dict[str, float]:
@@ -64,11 +71,17 @@ def main() -> None:
         "--base", type=Path, required=True, help="A base directory (sailvl experiment base --out)."
     )
     parser.add_argument("--work", type=Path, default=Path("runs/base-readout"))
-    parser.add_argument("--pair", choices=("vit", "captions"), default="vit", help="Which control pair.")
+    parser.add_argument(
+        "--pair", choices=("vit", "captions", "short-captions"), default="vit", help="Which control pair."
+    )
     parser.add_argument(
         "--world-seed", type=int, default=0, help="Seed of the readout world (not a base seed)."
     )
     parser.add_argument("--n", type=int, default=2000, help="Training images of the readout world.")
+    parser.add_argument("--n-bench", type=int, default=300, help="Items per benchmark of the readout world.")
+    parser.add_argument(
+        "--experiment-world", action="store_true", help="The experiments' world settings (WORLD_FLAGS)."
+    )
     parser.add_argument("--align-steps", type=int, default=300)
     parser.add_argument("--sft-steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0, help="Training seed (data order) of both arms.")
@@ -99,7 +112,8 @@ def main() -> None:
     work = args.work
     world = work / "world"
     if not (world / "world.json").is_file():
-        generate_world(world, args.n, args.world_seed, n_bench=300, **BASE_WORLD)
+        settings = EXPERIMENT_WORLD if args.experiment_world else BASE_WORLD
+        generate_world(world, args.n, args.world_seed, n_bench=args.n_bench, **settings)
     gold = write_gold_captions(world, work / "captions.jsonl")
     if args.pair == "vit":
         pretrained = args.base / "model"
@@ -108,11 +122,12 @@ def main() -> None:
         arms = {"pretrained-vit": (pretrained, gold),
                 "random-vit": (random_vit_copy(args.base, work / "random-vit-base"), gold)}  # fmt: skip
     else:
-        shuffled = write_gold_captions(world, work / "shuffled.jsonl", shuffle_seed=args.seed)
-        arms = {
-            "gold-captions": (args.base / "model", gold),
-            "shuffled-captions": (args.base / "model", shuffled),
-        }
+        short = args.pair == "short-captions"
+        if short:
+            gold = write_gold_captions(world, work / "gold-short.jsonl", short=True)
+        shuffled = write_gold_captions(world, work / "shuffled.jsonl", shuffle_seed=args.seed, short=short)
+        names = ("gold-short", "shuffled-short") if short else ("gold-captions", "shuffled-captions")
+        arms = {names[0]: (args.base / "model", gold), names[1]: (args.base / "model", shuffled)}
     sft_overrides = []
     if args.sft_tasks:  # the SFT questions of these tasks only, through the curation `select` step
         sft = work / f"sft-{args.sft_tasks.replace(',', '-')}"
@@ -133,7 +148,8 @@ def main() -> None:
                      "after_sft": _score(export_dir(run, "sft"), world, limit)}  # fmt: skip
         print(json.dumps({arm: rows[arm]}), flush=True)
     positive, negative = arms
-    summary = {"base": str(args.base), "pair": args.pair, "world_seed": args.world_seed,
+    summary = {"base": str(args.base), "pair": args.pair, "world_seed": args.world_seed, "images": args.n,
+               "bench_items": args.n_bench, "experiment_world": args.experiment_world,
                "sft_trainable": args.sft_trainable.split(","), "sft_tasks": args.sft_tasks or "all",
                "align_trainable": args.align_trainable.split(","),
                "captioning_projector": args.captioning_projector,

@@ -300,8 +300,14 @@ def test_stratified_curriculum_keeps_each_task_share_and_orders_within_it(tmp_pa
     summary = write_curriculum(samples + rare, keys, 3, tmp_path / "rare", stratify="task")
     assert [e["per_group"].get("aardvark", 0) for e in summary["stages"]] == [1, 1, 0]
     assert json.loads((tmp_path / "rare" / "stage-1.jsonl").read_text().splitlines()[0])["id"] == "s91"
-    with pytest.raises(SailvlError, match="task=colour: none of difficulty varies"):
-        write_curriculum(samples, ["difficulty"], 3, tmp_path / "x", stratify="task")
+    assert (
+        list(summary["unordered_groups"]) == ["aardvark"]
+        and "cannot split 2" in summary["unordered_groups"]["aardvark"]
+    )
+    # Nothing varies within colour: it is cut into equal parts by summed scores, named, and nothing is lost.
+    summary = write_curriculum(samples, ["difficulty"], 3, tmp_path / "x", stratify="task")
+    assert summary["unordered_groups"] == {"colour": "none of difficulty varies within it"}
+    assert [e["per_group"] for e in summary["stages"]] == [{"colour": 20, "digit": 10}] * 3
     with pytest.raises(SailvlError, match="no 'split' field"):
         write_curriculum(samples, keys, 3, tmp_path / "y", stratify="split")
 

@@ -132,6 +132,23 @@ def test_curriculum_orders_hold_the_same_questions_in_three_orders(tmp_path):
     assert differ == sources | {str(d.runs / arm) for arm in arms}
 
 
+def test_dev_readout_script_builds_the_experiments_worlds(tmp_path):
+    """scripts/base_readout.py --experiment-world sizes budgets on worlds like the experiments' (WORLD_FLAGS)."""
+    import importlib.util
+
+    from sailvl.cli import main
+    from sailvl.demo.pipeline import WORLD_FLAGS
+    from sailvl.synth import generate_world
+
+    spec = importlib.util.spec_from_file_location("base_readout", Path("scripts/base_readout.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    main(["synth", "--out", str(tmp_path / "cli"), "--n", "24", "--seed", "5", "--n-bench", "12", *WORLD_FLAGS])
+    generate_world(tmp_path / "script", 24, 5, n_bench=12, **script.EXPERIMENT_WORLD)
+    for name in ("sft.jsonl", "pretrain.jsonl", "bench/synth_vqa.tsv", "bench/synth_mcq.tsv"):
+        assert (tmp_path / "cli" / name).read_text() == (tmp_path / "script" / name).read_text(), name
+
+
 def test_metrics_and_mean_std_over_seeds(tmp_path):
     metrics = run_metrics(_results(40.0))
     assert metrics["open answer"] == 40.0 and metrics["MCQ letter"] == 50.0 and metrics["open:digit"] == 30.0

@@ -160,13 +160,17 @@ def split_curriculum(
     raise SailvlError(f"no split into {n_stages} stages rises on all of {', '.join(keys)}; try fewer stages")
 
 
-def split_stratified(samples: list[Any], keys: list[str], n_stages: int, field: str) -> list[list[Any]]:
+def split_stratified(
+    samples: list[Any], keys: list[str], n_stages: int, field: str
+) -> tuple[list[list[Any]], dict[str, str]]:
     """`split_curriculum` within each value of the metadata `field` (e.g. the task), stage K being the union of
     every group's stage K (groups in sorted order): each stage keeps every group's share of the data, so a
     curriculum by score does not also become an order by task. Every group's own stage means rise on each key
     that varies within the group (a key constant in a group, like the task-level difficulty of a synthetic
-    world's colour questions, cannot rise there and orders nothing within it). A group with fewer records than
-    stages gives its records to the first stages, one each, by their summed scores."""
+    world's colour questions, cannot rise there and orders nothing within it).
+
+    A group that cannot be split so (too few records, nothing varies, no rising split) is cut in order of its
+    summed scores into near-equal parts instead, and returned with the reason: ({value: reason})."""
     groups: dict[str, list[Any]] = {}
     for sample in samples:
         value = sample.metadata.get(field)
@@ -174,26 +178,24 @@ def split_stratified(samples: list[Any], keys: list[str], n_stages: int, field: 
             raise SailvlError(f"sample {sample.id} has no '{field}' field to stratify the curriculum by")
         groups.setdefault(str(value), []).append(sample)
     stages: list[list[Any]] = [[] for _ in range(n_stages)]
+    unordered: dict[str, str] = {}
     for value in sorted(groups):
-        if (
-            len(groups[value]) < n_stages
-        ):  # too few to split (a rare task): one record per stage, easiest first
-            ranked = sorted(groups[value], key=lambda s: sum(float(s.metadata.get(k) or 0) for k in keys))
-            for stage, sample in zip(stages, ranked, strict=False):
-                stage.append(sample)
-            continue
-        varying = [k for k in keys if len({s.metadata.get(k) for s in groups[value]}) > 1]
-        if not varying:
-            raise SailvlError(
-                f"{field}={value}: none of {', '.join(keys)} varies within it; nothing to order by"
-            )
+        group = groups[value]
+        varying = [k for k in keys if len({s.metadata.get(k) for s in group}) > 1]
         try:
-            parts = split_curriculum(groups[value], varying, n_stages)
+            if not varying:
+                raise SailvlError(f"none of {', '.join(keys)} varies within it")
+            parts = split_curriculum(group, varying, n_stages)
         except SailvlError as exc:
-            raise SailvlError(f"{field}={value}: {exc}") from exc
+            unordered[value] = str(exc)
+            ranked = sorted(group, key=lambda s: sum(float(s.metadata.get(k) or 0) for k in keys))
+            bounds = np.linspace(0, len(ranked), n_stages + 1).round().astype(int)
+            if len(ranked) < n_stages:  # one record each to the first stages
+                bounds = np.minimum(np.arange(n_stages + 1), len(ranked))
+            parts = [ranked[bounds[k] : bounds[k + 1]] for k in range(n_stages)]
         for stage, part in zip(stages, parts, strict=True):
             stage.extend(part)
-    return stages
+    return stages, unordered
 
 
 def write_curriculum(
@@ -205,10 +207,11 @@ def write_curriculum(
     import yaml
 
     out_dir = Path(out_dir)
+    unordered: dict[str, str] = {}
     if stratify is None:
         stages = split_curriculum(samples, keys, n_stages)
     else:
-        stages = split_stratified(samples, keys, n_stages, stratify)
+        stages, unordered = split_stratified(samples, keys, n_stages, stratify)
     means = stage_means(stages, keys)
     entries, recipe = [], {}
     for k, stage in enumerate(stages, start=1):
@@ -220,6 +223,7 @@ def write_curriculum(
     summary: dict[str, Any] = {"keys": keys, "stages": entries}
     if stratify is not None:
         summary["stratify"] = stratify
+        summary["unordered_groups"] = unordered  # cut by summed scores: no split rose within them
         for entry, stage in zip(entries, stages, strict=True):
             entry["per_group"] = dict(sorted(Counter(str(s.metadata[stratify]) for s in stage).items()))
     (out_dir / "curriculum.json").write_text(json.dumps(summary, indent=1))
