@@ -53,7 +53,7 @@ def test_every_experiment_plans_real_cli_commands(tmp_path):
             assert commands[0].args[0] == "synth"
             assert all(c.args[0] in top and c.shell().startswith("sailvl ") for c in commands), name
             assert len({c.log_name for c in commands}) == len(commands)  # one log (and resume marker) each
-    assert len(scaling.FULL.token_grid) >= 5
+    assert len(scaling.FULL.grid) >= 5 and all(g % scaling.FULL.grid[0] == 0 for g in scaling.FULL.grid)
     with pytest.raises(Exception, match="known: recaption, curriculum, scaling, vit-transfer"):
         get_experiment("nope")
 
@@ -174,10 +174,10 @@ def _point(x: float, mean: float, std: float = 1.0) -> dict:
 
 
 def test_verdicts_without_controls_are_insensitive():
-    """Without positive / negative control arms (scaling) the verdict is `insensitive` whatever the arms did, and
-    says why (it used to read `reproduced` / `not reproduced` on uncontrolled numbers); recaption's is
-    `insensitive` until gold beats shuffled captions by 10 points in every seed, curriculum's until mixed beats
-    task-blocked."""
+    """A verdict is `insensitive` until the experiment's controls separate by 10 points in every seed (it used to
+    read `reproduced` / `not reproduced` on uncontrolled numbers): recaption's gold vs shuffled short captions,
+    curriculum's mixed vs task-blocked, scaling's largest gold budget vs none (and its shuffled grid must not
+    rise)."""
     s = _summary("recaption", {"raw-alt-text": _seeds(1, [30, 31, 32]), "curated-recaptions": _seeds(1, [45, 46, 47]),
                                "gold-captions": _seeds(1, [50, 50, 50]), "shuffled-captions": _seeds(1, [45, 30, 30]),
                                "gold-short": _seeds(1, [60, 60, 60]), "shuffled-short": _seeds(1, [55, 40, 40])})  # fmt: skip
@@ -197,9 +197,17 @@ def test_verdicts_without_controls_are_insensitive():
     assert "R^2 linear/log: curriculum 1.00/" in verdict and "task-blocked 20.0" in verdict
     s["arms"]["task-blocked"] = [_point(x, 30.0) for x in (100, 200, 400, 800, 1600)]
     assert curriculum.verdict(s).startswith("insensitive (controls mixed - task-blocked = +3.8")
-    grid = [_point(x, 5 + 3 * __import__("math").log(x)) for x in (1e3, 2e3, 4e3, 8e3, 1.6e4)]
-    s = _summary("scaling", {"vit-unfrozen": grid, "vit-frozen": [_point(1.6e4, 20)]})
-    assert scaling.verdict(s).startswith("insensitive") and "3.00 ln(tokens)" in scaling.verdict(s)
+    steps = (75, 150, 300, 600, 1200)
+    gold = [_point(x, 5 + 7 * __import__("math").log(x)) for x in steps]  # 54.6 at 1200
+    flat = [_point(x, 40 + (-1) ** i) for i, x in enumerate(steps)]
+    arms = {"gold-short": gold, "shuffled-short": flat, "none": [_point(0, 40)], "vit-unfrozen": [_point(1200, 60)]}
+    verdict = scaling.verdict(_summary("scaling", arms))
+    assert verdict.startswith("reproduced (controls gold-short - none = +14.6") and "7.00 ln(steps)" in verdict
+    arms["none"] = [_point(0, 50)]
+    assert scaling.verdict(_summary("scaling", arms)).startswith("insensitive (controls gold-short - none = +4.6")
+    arms["none"] = [_point(0, 40)]
+    arms["shuffled-short"] = [_point(x, 10 + 3 * __import__("math").log(x)) for x in steps]
+    assert scaling.verdict(_summary("scaling", arms)).startswith("insensitive (shuffled-short rises as well")
 
 
 def _seeds(x: float, values: list[float]) -> list[dict]:
@@ -232,9 +240,12 @@ def test_base_option_only_for_experiments_that_start_from_one(tmp_path):
     from sailvl.errors import SailvlError
     from sailvl.experiment.run import base_kwargs
 
-    with pytest.raises(SailvlError, match="scaling does not start from a pretrained base"):
-        base_kwargs(scaling, tmp_path)
-    assert base_kwargs(scaling, None) == {} and base_kwargs(vit_transfer, None) == {"base": None}
+    from types import SimpleNamespace
+
+    random_start = SimpleNamespace(NAME="random-start")  # an experiment without USES_BASE
+    with pytest.raises(SailvlError, match="random-start does not start from a pretrained base"):
+        base_kwargs(random_start, tmp_path)
+    assert base_kwargs(random_start, None) == {} and base_kwargs(vit_transfer, None) == {"base": None}
     with pytest.raises(SailvlError, match="holds no finished base"):
         base_kwargs(vit_transfer, tmp_path)
     (tmp_path / "base.json").write_text("{}")

@@ -1,5 +1,19 @@
-"""`scaling`: pretraining budgets on a log grid, then the same SFT; score = a + b ln(pretraining tokens), and the
-gain from unfreezing the ViT in stage II at the largest budget."""
+"""`scaling`: the score against the alignment budget on a log grid, from a pretrained base; and the gain from
+unfreezing the ViT at the largest budget.
+
+Every point starts from the same pretrained tiny base (sailvl.experiment.pretrained) and ends with the same fixed
+SFT (recipe `tiny-readout-sft`, 300 steps of every part); only what came between differs:
+
+- `gold-short`: one alignment run (recipe `tiny-readout-align`: projector and LLM, the readout recaption uses) on
+  the world's true short captions, exported at every grid budget (log-spaced steps); each export is read out:
+  the grid whose fit `score = a + b ln(steps)` the claim is about;
+- `shuffled-short`: the same on the same captions deranged across images: the grid must show no slope there
+  (else the gain is steps, not what the captions say about the images);
+- `none`: the base read out with no alignment: the negative control. The positive control is the gold grid's
+  largest budget, which must beat it by 10 points in every seed;
+- `vit-unfrozen`: the largest budget with the ViT trained in the alignment as well (SAIL-VL's stage II): the fork
+  whose gain over the frozen-ViT gold point is reported.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +28,7 @@ from sailvl.experiment.base import (
     SeedDirs,
     Size,
     Step,
+    base_steps,
     eval_command,
     final,
     fmt,
@@ -22,96 +37,150 @@ from sailvl.experiment.base import (
     verdict_head,
 )
 from sailvl.experiment.stats import Interval
-from sailvl.train.checkpoint import read_trainer_state
 
 NAME = "scaling"
 CLAIM = ("SAIL-VL: the benchmark score grows linearly in log(training tokens) in both pretraining stages, with a "
          "jump when the ViT is unfrozen (stage II).")  # fmt: skip
-X_LABEL = "pretraining tokens (stages I + II, cumulative clock)"
-ARMS = ("vit-unfrozen", "vit-frozen")
-# Controls (issue 27: the largest budget vs none, with shuffled captions showing no slope) are not built yet:
-# until they are, every verdict is `insensitive`.
-CONTROLS: tuple[str, str] | None = None
+X_LABEL = "alignment steps (projector + LLM on the arm's captions; 0: none)"
+ARMS = ("gold-short", "shuffled-short", "none", "vit-unfrozen")
+GRIDS = ("gold-short", "shuffled-short")
+CONTROLS: tuple[str, str] | None = (
+    "gold-short",
+    "none",
+)  # the largest budget (the grid's last point) vs none
+USES_BASE = True  # run_experiment passes `base` (a built base shared by every seed, or None: one per seed)
+FROZEN_VIT = ("projector.*", "llm.*")  # recaption's alignment
+UNFROZEN_VIT = ("vision.*", "projector.*", "llm.*")
 
 
 @dataclass(frozen=True)
 class Budgets:
-    """Pretraining token grid (half in stage I, half in stage II) and the fixed SFT samples after each point."""
+    """Alignment steps of the grid (ascending, each a multiple of the first: the export interval; the last is
+    the run's length) and the fixed SFT's steps after each point."""
 
     size: Size
-    token_grid: tuple[int, ...]
-    sft_samples: tuple[int, int, int]
+    grid: tuple[int, ...]
+    sft_steps: int
 
 
-QUICK = Budgets(Size(120, 20, 10, 20), (1200, 2400, 4800), (8, 8, 8))  # stage I >= one 512-token row
-# Sized to the session's compute, not to an effect: the tiny model needs ~8000 SFT samples to leave chance at all
-# (`recaption`), which at 6 points x 3 seeds did not fit; a shorter SFT stayed at chance (EXPERIMENTS.md).
-FULL = Budgets(Size(4000, 100, None), (15_625, 31_250, 62_500, 125_000, 250_000), (1000, 600, 400))
+QUICK = Budgets(Size(120, 20, 10, 20), (2, 4, 8), 3)
+# The largest budget and the SFT are recaption's readout (1200 + 300), whose gold-short arm is the positive
+# control here; the grid halves down from it. Sized on dev worlds only (EXPERIMENTS.md, "scaling").
+FULL = Budgets(Size(4000, 300, None), (75, 150, 300, 600, 1200), 300)
 
 
-def _train(d: SeedDirs, arm: str, tokens: int, b: Budgets, seed: int) -> tuple[Command, Path]:
-    run = d.runs / f"{arm}-{tokens}"
-    args = ["train", "tiny-sailvl", f"vars.world={d.world}", f"vars.model_dir={d.tiny}", f"seed={seed}",
-            f"stages.0.budget.tokens={tokens // 2}", f"stages.1.budget.tokens={tokens - tokens // 2}",
-            *[f"stages.{i + 2}.budget.samples={n}" for i, n in enumerate(b.sft_samples)]]  # fmt: skip
-    if arm == "vit-frozen":
-        args.append("stages.1.trainable=[projector.*]")
-    return Command(f"train {arm} at {tokens} pretraining tokens", [*args, "--out", str(run)],
-                   f"train-{arm}-{tokens}"), run  # fmt: skip
-
-
-def plan(d: SeedDirs, seed: int, quick: bool) -> list[Step]:
-    """One run per grid point (ViT trainable in stage II), plus the largest point with the ViT kept frozen."""
+def plan(d: SeedDirs, seed: int, quick: bool, base: Path | None = None) -> list[Step]:
+    """The seed's world and base; the short captions and their derangement; one alignment run per grid (and the
+    unfrozen fork); the fixed SFT from every grid export and from the base; every SFT evaluated."""
     b = QUICK if quick else FULL
-    steps: list[Step] = [synth_command(d, b.size, seed)]
-    points = [("vit-unfrozen", t) for t in b.token_grid] + [("vit-frozen", b.token_grid[-1])]
-    for arm, tokens in points:
-        command, run = _train(d, arm, tokens, b, seed)
-        steps += [command, eval_command(d, export_dir(run, "sft-preference"), arm, f"{tokens:012d}", b.size)]
+    base, build = base_steps(d, seed, quick, base)
+    model = base / "model"
+    captions = {
+        "gold-short": d.curate / "gold-short.jsonl",
+        "shuffled-short": d.curate / "shuffled-short.jsonl",
+    }
+    steps: list[Step] = [
+        synth_command(d, b.size, seed),
+        *build,
+        Command("write the world's true alt-texts (short gold captions)",
+                ["experiment", "captions", str(d.world), str(captions["gold-short"]), "--short"], "gold-short"),
+        Command("write the short gold captions shuffled across images",
+                ["experiment", "captions", str(d.world), str(captions["shuffled-short"]), "--short",
+                 "--shuffle-seed", str(seed)], "shuffled-short"),
+    ]  # fmt: skip
+    largest = b.grid[-1]
+    for arm in GRIDS:
+        run = d.runs / f"align-{arm}"
+        steps.append(_align(d, arm, model, captions[arm], FROZEN_VIT, largest, b.grid[0], run, seed))
+        for budget in b.grid:
+            start = export_dir(run, "align") if budget == largest else _periodic(run, budget)
+            steps += _readout(d, arm, budget, start, b, seed)
+    unfrozen = d.runs / "align-vit-unfrozen"
+    steps.append(
+        _align(d, "vit-unfrozen", model, captions["gold-short"], UNFROZEN_VIT, largest, 0, unfrozen, seed)
+    )
+    steps += _readout(d, "vit-unfrozen", largest, export_dir(unfrozen, "align"), b, seed)
+    steps += _readout(d, "none", 0, model, b, seed)
     return steps
 
 
+def _periodic(run: Path, step: int) -> Path:
+    """The alignment stage's export written at `step` (stage `eval_every`)."""
+    return run / "align" / "exports" / f"step-{step:07d}"
+
+
+def _align(
+    d: SeedDirs,
+    arm: str,
+    model: Path,
+    captions: Path,
+    trainable: tuple[str, ...],
+    steps: int,
+    every: int,
+    run: Path,
+    seed: int,
+) -> Command:
+    what = "+".join(p.rstrip(".*") for p in trainable)
+    return Command(f"align {what} on the {arm} captions for {steps} steps",
+                   ["train", "tiny-readout-align", f"vars.model_dir={model}", f"vars.world={d.world}",
+                    f"vars.captions={captions}", f"seed={seed}", f"stages.0.trainable=[{','.join(trainable)}]",
+                    f"stages.0.budget.steps={steps}", f"stages.0.eval_every={every}", "--out", str(run)],
+                   f"align-{arm}")  # fmt: skip
+
+
+def _readout(d: SeedDirs, arm: str, budget: int, start: Path, b: Budgets, seed: int) -> list[Command]:
+    run = d.runs / f"sft-{arm}-{budget}"
+    train = Command(f"the fixed SFT after {budget} alignment steps ({arm})",
+                    ["train", "tiny-readout-sft", f"vars.model_dir={start}", f"vars.world={d.world}", f"seed={seed}",
+                     f"stages.0.budget.steps={b.sft_steps}", "--out", str(run)], f"sft-{arm}-{budget}")  # fmt: skip
+    return [train, eval_command(d, export_dir(run, "sft"), arm, f"{budget:06d}", b.size)]
+
+
 def x_of(results: dict, eval_dir: Path) -> float:
-    """Pretraining tokens: the cumulative clock of the run's stage II export."""
-    run = eval_dir.parent.parent.parent / "runs" / f"{eval_dir.parent.name}-{int(eval_dir.name)}"
-    return float(read_trainer_state(run / "pretrain-advance" / "export")["tokens_seen"])
+    """Alignment steps: the eval directory's name."""
+    return float(eval_dir.name)
 
 
-def grid_points(summary: dict, metric: str = HEADLINE) -> list[tuple[float, float]]:
-    """(pretraining tokens, seed-mean score) of the grid."""
-    return [(p["x"], p["metrics"][metric]["mean"]) for p in summary["arms"]["vit-unfrozen"]]
+def grid_points(summary: dict, arm: str = "gold-short", metric: str = HEADLINE) -> list[tuple[float, float]]:
+    """(alignment steps, seed-mean score) of a grid."""
+    return [(p["x"], p["metrics"][metric]["mean"]) for p in summary["arms"].get(arm, [])]
 
 
-def grid_fit(summary: dict, metric: str = HEADLINE) -> LogFit:
-    """score = a + b ln(tokens) over the grid's mean scores: a, b, R^2 and 95% intervals."""
-    points = grid_points(summary, metric)
+def grid_fit(summary: dict, arm: str = "gold-short", metric: str = HEADLINE) -> LogFit:
+    """score = a + b ln(steps) over a grid's mean scores: a, b, R^2 and 95% intervals."""
+    points = grid_points(summary, arm, metric)
     return fit_log_linear([x for x, _ in points], [y for _, y in points])
 
 
 def report_section(summary: dict, doc, report_dir: Path) -> None:
-    """The grid's log-linear fit: plot with the prediction band, and its numbers."""
-    fit = grid_fit(summary)
-    plot_fit(
-        grid_points(summary),
-        fit,
-        report_dir / "scaling_fit.png",
-        X_LABEL,
-        f"{HEADLINE} vs pretraining tokens",
-    )
-    doc.paragraph(f"Fit over the grid's seed means: {HEADLINE} = {fit.a:.2f} + {fit.b:.2f} ln(tokens), "
-                  f"R^2 = {fit.r2:.3f}, b in [{fit.b_interval[0]:.2f}, {fit.b_interval[1]:.2f}] (95%).")  # fmt: skip
-    doc.image("scaling_fit.png", "score vs pretraining tokens (log scale) with the fit")
+    """The gold grid's log-linear fit (plot with the prediction band) and both grids' numbers."""
+    plot_fit(grid_points(summary), grid_fit(summary), report_dir / "scaling_fit.png", X_LABEL,
+             f"{HEADLINE} vs alignment steps (gold-short)")  # fmt: skip
+    for arm in GRIDS:
+        fit = grid_fit(summary, arm)
+        doc.paragraph(f"{arm}: {HEADLINE} = {fit.a:.2f} + {fit.b:.2f} ln(steps), R^2 = {fit.r2:.3f}, b in "
+                      f"[{fit.b_interval[0]:.2f}, {fit.b_interval[1]:.2f}] (95%, over the grid's seed means).")  # fmt: skip
+    doc.image("scaling_fit.png", "score vs alignment steps (log scale) with the fit")
 
 
 def verdict(summary: dict) -> str:
-    """`insensitive` unless the controls separate in every seed; then the sign of the log-linear slope's 95%
-    interval (over the grid's seed means); the ViT unfreezing gain is reported beside it."""
-    fit = grid_fit(summary).to_dict()
-    unfrozen, frozen = final(summary, "vit-unfrozen"), final(summary, "vit-frozen")
-    slope = Interval(fit["b"], fit["b_interval"][0], fit["b_interval"][1], fit["n"])
-    head = verdict_head(summary, CONTROLS, slope, "slope b", "points per ln(token)", "budgets (seed means)")
-    jump = paired_effect(summary, "vit-unfrozen", "vit-frozen")
+    """`insensitive` unless the largest gold budget beats no alignment by 10 points in every seed and the
+    shuffled grid shows no rising slope (its 95% interval not above 0); then the sign of the gold grid's slope
+    interval. The ViT-unfreezing gain at the largest budget is reported beside it."""
+    gold = grid_fit(summary).to_dict()
+    shuffled = grid_fit(summary, "shuffled-short").to_dict()
+    slope = Interval(gold["b"], gold["b_interval"][0], gold["b_interval"][1], gold["n"])
+    head = verdict_head(summary, CONTROLS, slope, "slope b", "points per ln(step)", "budgets (seed means)")
+    word, clauses = head.split(" ", 1)
+    if shuffled["b_interval"][0] > 0 and word != "insensitive":  # the shuffled grid rises too
+        head = (
+            f"insensitive (shuffled-short rises as well, so the slope is steps, not captions; {clauses[1:]}"
+        )
+    jump = paired_effect(summary, "vit-unfrozen", "gold-short")
     gain = "" if jump is None else f", paired gain {jump.mean:+.1f} [{jump.low:.1f}, {jump.high:.1f}]"
-    return (f"{head}: open-answer score = {fit['a']:.2f} + {fit['b']:.2f} ln(tokens), R^2 {fit['r2']:.2f}, over "
-            f"{fit['n']} budgets; unfreezing the ViT at the largest budget: {fmt(unfrozen)} vs frozen {fmt(frozen)}"
-            f"{gain}")  # fmt: skip
+    unfrozen = fmt(final(summary, "vit-unfrozen")) if summary["arms"].get("vit-unfrozen") else "n/a"
+    return (f"{head}: gold-short open-answer score = {gold['a']:.2f} + {gold['b']:.2f} ln(steps), R^2 "
+            f"{gold['r2']:.2f}, over {gold['n']} budgets; shuffled-short slope {shuffled['b']:+.2f} "
+            f"[{shuffled['b_interval'][0]:.2f}, {shuffled['b_interval'][1]:.2f}]; no alignment "
+            f"{fmt(final(summary, 'none'))}; unfreezing the ViT at the largest budget: {unfrozen} vs frozen "
+            f"{fmt(final(summary, 'gold-short'))}{gain}")  # fmt: skip
