@@ -11,8 +11,10 @@ SFT (recipe `tiny-readout-sft`, 300 steps of every part); only what came between
   control (gold must beat it by 10 points in every seed), and its grid must show no rising slope (else the gain
   is steps, not what the captions say about the images);
 - `none`: the base read out with no alignment: the largest gold budget minus this is the budget's whole effect,
-  reported. (It was the first choice of negative control; on the dev worlds it trailed gold by only +9.6 to
-  +15.4 points, the shuffled grid's largest budget by +12.0 to +43.7: EXPERIMENTS.md, "scaling".)
+  reported. (It was the first choice of negative control. On four dev worlds, with recaption's one-run readout,
+  gold led it by +9.6 to +15.4 points and led shuffled by +12.0 to +43.7, so shuffled became the negative
+  control. A check made after that choice, with this experiment's two-run readout, gave +6.3 on dev world 0:
+  EXPERIMENTS.md, "scaling".)
 - `vit-unfrozen`: the largest budget with the ViT trained in the alignment as well (SAIL-VL's stage II): the fork
   whose gain over the frozen-ViT gold point is reported.
 """
