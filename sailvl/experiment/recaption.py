@@ -47,7 +47,14 @@ from sailvl.experiment.base import (
 NAME = "recaption"
 CLAIM = ("SAIL-VL pretraining-data ablation (overall score): SAIL-Caption 54.36 > BLIP3-KALE 53.06 > "
          "DataComp-LLaVA 49.08; curated recaptions beat raw alt-text.")  # fmt: skip
-ARMS = ("raw-alt-text", "curated-recaptions", "gold-captions", "shuffled-captions", "gold-short", "shuffled-short")
+ARMS = (
+    "raw-alt-text",
+    "curated-recaptions",
+    "gold-captions",
+    "shuffled-captions",
+    "gold-short",
+    "shuffled-short",
+)
 EFFECT = ("curated-recaptions", "raw-alt-text")  # treatment, baseline
 CONTROLS: tuple[str, str] | None = ("gold-short", "shuffled-short")  # positive, negative
 DETAILED = ("gold-captions", "shuffled-captions")  # the detailed-caption pair: reported beside the controls
