@@ -285,6 +285,9 @@ def test_stratified_curriculum_keeps_each_task_share_and_orders_within_it(tmp_pa
     assert digits[2] > 2 * max(digits[0], 1), digits  # the confound stratifying removes
     summary = write_curriculum(samples, keys, 3, tmp_path, stratify="task")
     assert [e["per_group"] for e in summary["stages"]] == [{"colour": 20, "digit": 10}] * 3
+    assert (
+        summary["unordered_groups"] == {}
+    )  # colour is split on the keys that vary in it, not cut by fallback
     stages = [
         [json.loads(x) for x in (tmp_path / f"stage-{k}.jsonl").read_text().splitlines()] for k in (1, 2, 3)
     ]

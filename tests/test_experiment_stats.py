@@ -53,19 +53,19 @@ def _arm(values: list[float]) -> list[dict]:
 def _recaption_summary(
     gold: list[float], shuffled: list[float], curated: list[float], raw: list[float]
 ) -> dict:
-    arms = {"gold-captions": _arm(gold), "shuffled-captions": _arm(shuffled),
-            "curated-recaptions": _arm(curated), "raw-alt-text": _arm(raw)}  # fmt: skip
+    """The controls (short gold / shuffled captions) as given; the reported detailed pair 5 points apart."""
+    arms = {"gold-short": _arm(gold), "shuffled-short": _arm(shuffled), "gold-captions": _arm([40, 40, 40]),
+            "shuffled-captions": _arm([35, 35, 35]), "curated-recaptions": _arm(curated), "raw-alt-text": _arm(raw)}  # fmt: skip
     return {"experiment": "recaption", "seeds": [0, 1, 2], "arms": arms}
 
 
-def test_recaption_verdict_with_controls(monkeypatch):
+def test_recaption_verdict_with_controls():
     """With control arms, the verdict is decided by them first: a large paired effect is still `insensitive` when
     one seed's controls are 8 points apart, and `reproduced` once every seed's are >= 10."""
-    monkeypatch.setattr(recaption, "CONTROLS", ("gold-captions", "shuffled-captions"))
     blind = _recaption_summary([50, 52, 48], [30, 44, 20], [45, 47, 44], [30, 31, 29])
     assert seed_control_gaps(blind, recaption.CONTROLS) == [20.0, 8.0, 28.0]
     text = recaption.verdict(blind)
-    assert text.startswith("insensitive (controls gold-captions - shuffled-captions = +20.0, +8.0, +28.0")
+    assert text.startswith("insensitive (controls gold-short - shuffled-short = +20.0, +8.0, +28.0")
     seeing = _recaption_summary([50, 52, 48], [30, 40, 20], [45, 47, 44], [30, 31, 29])
     text = recaption.verdict(seeing)
     assert text.startswith("reproduced (") and "paired effect +15.33 points" in text
