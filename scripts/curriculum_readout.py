@@ -20,7 +20,6 @@ import json
 from pathlib import Path
 
 from sailvl.cli import main as cli_main
-from sailvl.demo.layout import export_dir
 from sailvl.demo.pipeline import PIPELINES
 from sailvl.experiment import curriculum
 from sailvl.experiment.pretrained import write_gold_captions
@@ -63,11 +62,9 @@ def main() -> None:
             args.base / "model", world, captions, work / "orders" / f"{arm}.jsonl", counts[arm], budgets, w
         )
         train_recipe(load_recipe("tiny-readout", overrides), run, resume="auto")
-        exports = sorted((run / "sft" / "exports").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
         rows[arm] = {}
-        for model in [*exports, export_dir(run, "sft")]:
+        for model, point in curriculum.curve_points(run):
             state = json.loads((model / "trainer_state.json").read_text())
-            point = "final" if model.name == "export" else model.name
             rows[arm][point] = {
                 "sft_samples": state["stage_samples_seen"],
                 **base_readout._score(model, world, None),

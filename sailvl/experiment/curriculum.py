@@ -145,13 +145,17 @@ def _readout(d: SeedDirs, arm: str, model: Path, captions: Path, orders: Path, b
     return build
 
 
+def curve_points(run: Path) -> list[tuple[Path, str]]:
+    """(export, point name) of a readout run's SFT: its periodic exports in step order (`step-NNNNNNN`), then the
+    stage's final export (`final`)."""
+    periodic = sorted((run / "sft" / "exports").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    return [(m, m.name) for m in periodic] + [(export_dir(run, "sft"), "final")]
+
+
 def _checkpoint_evals(d: SeedDirs, arm: str, size: Size) -> Step:
     # The SFT's periodic exports exist only after training: each one and the final export is a curve point.
     def build() -> list[Command]:
-        run = d.runs / arm
-        periodic = sorted((run / "sft" / "exports").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
-        points = [(m, m.name) for m in periodic] + [(export_dir(run, "sft"), "final")]
-        return [eval_command(d, m, arm, name, size) for m, name in points]
+        return [eval_command(d, m, arm, name, size) for m, name in curve_points(d.runs / arm)]
 
     return build
 
