@@ -90,6 +90,25 @@ def test_recaption_readout_aligns_projector_and_llm_on_every_arm(tmp_path):
     assert vt_trains and not any(a.startswith("stages.0.trainable") for c in vt_trains for a in c.args)
 
 
+def test_scaling_readout_is_one_llm_only_sft_for_every_point(tmp_path):
+    """Every scaling point (each grid budget, the unfrozen fork, none) ends with the same SFT of the LLM alone: the
+    commands differ only in the model they start from and where they write."""
+    steps = scaling.plan(SeedDirs(tmp_path / "seed-0"), seed=0, quick=False, base=tmp_path / "base")
+    sfts = [s for s in steps if isinstance(s, Command) and s.args[:2] == ["train", "tiny-readout-sft"]]
+    assert len(sfts) == 2 * len(scaling.FULL.grid) + 2
+    fixed = set()
+    for c in sfts:
+        assert "stages.0.trainable=[llm.*]" in c.args
+        out = c.args[c.args.index("--out") + 1]
+        fixed.add(tuple(a for a in c.args if not a.startswith("vars.model_dir=") and a != out))
+    assert len(fixed) == 1, fixed
+    aligns = [s for s in steps if isinstance(s, Command) and s.args[:2] == ["train", "tiny-readout-align"]]
+    assert {a for c in aligns for a in c.args if a.startswith("stages.0.trainable")} == {
+        "stages.0.trainable=[projector.*,llm.*]",
+        "stages.0.trainable=[vision.*,projector.*,llm.*]",
+    }
+
+
 def test_curriculum_orders_hold_the_same_questions_in_three_orders(tmp_path):
     """curriculum's arms read the same records once each: the stages in order, all shuffled, or grouped by task;
     their readouts differ only in that file (same alignment, LR schedule and sample budget, file order)."""

@@ -2,7 +2,9 @@
 unfreezing the ViT at the largest budget.
 
 Every point starts from the same pretrained tiny base (sailvl.experiment.pretrained) and ends with the same fixed
-SFT (recipe `tiny-readout-sft`, 300 steps of every part); only what came between differs:
+SFT (recipe `tiny-readout-sft`, 300 steps of the LLM alone: the ViT and the projector stay as the alignment left
+them, so the SFT reads what the alignment built and cannot rebuild the connector itself); only what came between
+differs:
 
 - `gold-short`: one alignment run (recipe `tiny-readout-align`: projector and LLM, the readout recaption uses) on
   the world's true short captions, exported at every grid budget (log-spaced steps); each export is read out:
@@ -53,6 +55,12 @@ CONTROLS: tuple[str, str] | None = ("gold-short", "shuffled-short")
 USES_BASE = True  # run_experiment passes `base` (a built base shared by every seed, or None: one per seed)
 FROZEN_VIT = ("projector.*", "llm.*")  # recaption's alignment
 UNFROZEN_VIT = ("vision.*", "projector.*", "llm.*")
+# What the fixed SFT trains, sized on the dev worlds (docs/experiments/scaling/dev/, EXPERIMENTS.md "scaling
+# (session 39)"). Session 38's SFT trained every part: gold led shuffled by +6.3 on dev world 0 (and by +8.2 in test
+# seed 0, which made that run `insensitive`). With the LLM alone, dev worlds 0 / 1 / 3 / 4 gave +14.7 / +24.7 /
+# +16.0 / +14.5, and +13.0 / +25.3 / +13.3 / +19.3 with another SFT seed (projector and LLM: +9.0 / +12.0 / +15.8 /
+# +17.0).
+SFT_TRAINABLE = ("llm.*",)
 
 
 @dataclass(frozen=True)
@@ -134,7 +142,8 @@ def _readout(d: SeedDirs, arm: str, budget: int, start: Path, b: Budgets, seed: 
     run = d.runs / f"sft-{arm}-{budget}"
     train = Command(f"the fixed SFT after {budget} alignment steps ({arm})",
                     ["train", "tiny-readout-sft", f"vars.model_dir={start}", f"vars.world={d.world}", f"seed={seed}",
-                     f"stages.0.budget.steps={b.sft_steps}", "--out", str(run)], f"sft-{arm}-{budget}")  # fmt: skip
+                     f"stages.0.trainable=[{','.join(SFT_TRAINABLE)}]", f"stages.0.budget.steps={b.sft_steps}",
+                     "--out", str(run)], f"sft-{arm}-{budget}")  # fmt: skip
     return [train, eval_command(d, export_dir(run, "sft"), arm, f"{budget:06d}", b.size)]
 
 
