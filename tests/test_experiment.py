@@ -90,6 +90,44 @@ def test_recaption_readout_aligns_projector_and_llm_on_every_arm(tmp_path):
     assert vt_trains and not any(a.startswith("stages.0.trainable") for c in vt_trains for a in c.args)
 
 
+def test_recaption_size_matched_arm_is_the_raw_alt_text_of_the_kept_images(tmp_path):
+    """`raw-curated-images` holds the alt-text records (in their order) of exactly the images the curated arm
+    kept, read from curation's shard directories; its plan step feeds that file to the arm's readout."""
+    alt, kept = tmp_path / "alt", tmp_path / "kept"
+    alt.mkdir(), kept.mkdir()
+
+    def record(i: int, text: str) -> str:
+        return (
+            json.dumps({"id": f"{i}-c0", "images": [f"/w/images/{i:06d}.png"], "conversation": [text]}) + "\n"
+        )
+
+    (alt / "shard-00000.jsonl").write_text("".join(record(i, f"alt {i}") for i in range(4)))
+    (alt / "shard-00001.jsonl").write_text("\n" + "".join(record(i, f"alt {i}") for i in range(4, 8)))
+    (kept / "shard-00000.jsonl").write_text(record(6, "recaption 6") + record(1, "recaption 1"))
+    (kept / "shard-00001.jsonl").write_text(record(3, "recaption 3"))
+    out = tmp_path / "matched.jsonl"
+    assert recaption.same_images(alt, tmp_path / "none-kept", out) == (0, 0) and out.read_text() == ""
+    assert recaption.same_images(alt, kept, out) == (3, 3)
+    assert [json.loads(line)["conversation"] for line in out.read_text().splitlines()] == [
+        ["alt 1"],
+        ["alt 3"],
+        ["alt 6"],
+    ]
+    steps = recaption.plan(SeedDirs(tmp_path / "seed-0"), seed=0, quick=False, base=tmp_path / "base")
+    [select] = [s for s in steps if isinstance(s, Command) and s.args[:2] == ["experiment", "same-images"]]
+    assert select.args[2:4] == [
+        str(tmp_path / "seed-0" / p / "kept") for p in ("curate/alt-text", "curate/recaption")
+    ]
+    matched = tmp_path / "seed-0" / "curate" / "raw-curated-images.jsonl"
+    assert select.args[4] == str(matched)
+    matched.parent.mkdir(parents=True)
+    matched.write_text(record(1, "alt 1"))
+    builds = [s for s in steps if not isinstance(s, Command)]
+    assert len(builds) == len(recaption.ARMS)
+    third = [a for c in builds[recaption.ARMS.index("raw-curated-images")]() for a in c.args]
+    assert f"vars.captions={matched}" in third and "readout-raw-curated-images" not in third
+
+
 def test_scaling_readout_is_one_llm_only_sft_for_every_point(tmp_path):
     """Every scaling point (each grid budget, the unfrozen fork, none) ends with the same SFT of the LLM alone: the
     commands differ only in the model they start from and where they write."""
@@ -200,13 +238,13 @@ def test_verdicts_without_controls_are_insensitive():
     curriculum's mixed vs task-blocked, scaling's largest gold budget vs none (and its shuffled grid must not
     rise)."""
     s = _summary("recaption", {"raw-alt-text": _seeds(1, [30, 31, 32]), "curated-recaptions": _seeds(1, [45, 46, 47]),
-                               "gold-captions": _seeds(1, [50, 50, 50]), "shuffled-captions": _seeds(1, [45, 30, 30]),
+                               "raw-curated-images": _seeds(1, [44, 47, 50]),
                                "gold-short": _seeds(1, [60, 60, 60]), "shuffled-short": _seeds(1, [55, 40, 40])})  # fmt: skip
     assert recaption.verdict(s).startswith("insensitive (controls gold-short - shuffled-short = +5.0, +20.0")
     s["arms"]["shuffled-short"] = _seeds(1, [40, 40, 40])
-    verdict = recaption.verdict(s)  # the detailed pair (+5 in seed 0) is reported, not read by the verdict
+    verdict = recaption.verdict(s)  # the size-matched pair (+1, -1, -3) is reported, not read by the verdict
     assert verdict.startswith("reproduced") and "short shuffled 40.0" in verdict
-    assert "detailed gold - shuffled per seed: +5.0, +20.0, +20.0" in verdict
+    assert "curated minus the same images' alt-text [" in verdict and "(mean -1.0)" in verdict
     del s["arms"]["curated-recaptions"]
     assert "no evaluated runs of curated-recaptions" in recaption.verdict(s)
     linear = [_point(x, 10 + x / 50) for x in (100, 200, 400, 800, 1600)]
@@ -334,11 +372,12 @@ def test_quick_experiment_end_to_end(name, quick_world, tmp_path):
     report = run_experiment(get_experiment(name), out, seeds=1, quick=True, invoke=main)
     summary = json.loads((out / SUMMARY).read_text())
     module = get_experiment(name)
-    # A 4-step captioner writes captions the checks and judge reject: the curated arm is then skipped and named.
-    optional = {"curated-recaptions"} if name == "recaption" else set()
+    # A 4-step captioner writes captions the checks and judge reject: the curated arm and its size-matched raw arm
+    # (the alt-text of no image) are then skipped and named.
+    optional = {"curated-recaptions", "raw-curated-images"} if name == "recaption" else set()
     assert set(module.ARMS) - optional <= set(summary["arms"]) <= set(module.ARMS)
     for arm in optional - set(summary["arms"]):
-        assert f"no evaluated runs of {arm}" in summary["verdict"]
+        assert arm in summary["verdict"].split("no evaluated runs of ")[1].split(" (")[0].split(", ")
     assert summary["verdict"].startswith(WORDS)
     if module.CONTROLS is None:  # no controls yet (test_experiment_stats: with them)
         assert summary["verdict"].startswith("insensitive") and summary["control_gap_per_seed"] == []

@@ -53,9 +53,9 @@ def _arm(values: list[float]) -> list[dict]:
 def _recaption_summary(
     gold: list[float], shuffled: list[float], curated: list[float], raw: list[float]
 ) -> dict:
-    """The controls (short gold / shuffled captions) as given; the reported detailed pair 5 points apart."""
-    arms = {"gold-short": _arm(gold), "shuffled-short": _arm(shuffled), "gold-captions": _arm([40, 40, 40]),
-            "shuffled-captions": _arm([35, 35, 35]), "curated-recaptions": _arm(curated), "raw-alt-text": _arm(raw)}  # fmt: skip
+    """The controls (short gold / shuffled captions) as given; the size-matched raw arm 5 points below curated."""
+    arms = {"gold-short": _arm(gold), "shuffled-short": _arm(shuffled), "curated-recaptions": _arm(curated),
+            "raw-curated-images": _arm([c - 5 for c in curated]), "raw-alt-text": _arm(raw)}  # fmt: skip
     return {"experiment": "recaption", "seeds": [0, 1, 2], "arms": arms}
 
 

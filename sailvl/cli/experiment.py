@@ -1,5 +1,5 @@
 """`sailvl experiment NAME` (recaption, curriculum, scaling, vit-transfer), `experiment report`, `base`, and the
-helpers experiment plans call: `assemble`, `captions` and `orders`."""
+helpers experiment plans call: `assemble`, `captions`, `same-images` and `orders`."""
 
 from __future__ import annotations
 
@@ -118,6 +118,25 @@ def captions_command(
     out.parent.mkdir(parents=True, exist_ok=True)
     kind = "short" if short else "detailed"
     typer.echo(f"{kind} gold captions written to {write_gold_captions(world, out, shuffle_seed, short)}")
+
+
+@experiment_app.command("same-images")
+def same_images_command(
+    source: Path = typer.Argument(
+        ..., help="Records to select from (a JSONL file or a directory of shards)."
+    ),
+    reference: Path = typer.Argument(
+        ..., help="Records whose images are kept (a JSONL file or a directory)."
+    ),
+    out: Path = typer.Argument(..., help="JSONL to write: SOURCE's records on REFERENCE's images."),
+) -> None:
+    """Write the records of SOURCE whose images REFERENCE has (recaption's size-matched arm: the raw alt-text of
+    the images the curation kept)."""
+    from sailvl.experiment.recaption import same_images
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    written, wanted = same_images(source, reference, out)
+    typer.echo(f"{written} records on {wanted} reference images written to {out}")
 
 
 @experiment_app.command("orders")

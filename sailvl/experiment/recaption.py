@@ -8,22 +8,27 @@ set's first rows, then one fixed short SFT scored on the whole test set); only t
 - `curated-recaptions`: that pool recaptioned by a captioner, checked, deduplicated and judged (SAIL-Caption).
   The captioner and judge are fine-tuned from the base on the base's own world (a disjoint seed), never on the
   gold captions of the images they recaption;
-- `gold-captions` / `shuffled-captions`: the world's true detailed captions, and the same captions each on
-  another image: the first control pair, reported (on four dev worlds it separated by +3.7 to +25.7 points);
+- `raw-curated-images`: the raw alt-text of the images the curated arm kept, and only those: the size-matched
+  arm (same images, same record count as `curated-recaptions`), so curated minus this is what the new text
+  brings and this minus `raw-alt-text` is what keeping fewer images does;
 - `gold-short` / `shuffled-short`: the world's alt-texts that are right about their image (its true attributes
   in alt-text form), and the same texts deranged across images: the controls the verdict reads (dev worlds:
   +12.0 to +43.7; EXPERIMENTS.md).
 
-Every arm aligns for the same optimizer steps (the pools differ in size, so a smaller pool repeats more).
+Every arm aligns for the same optimizer steps (the pools differ in size, so a smaller pool repeats more). Session
+38's runs had a detailed-caption pair as well (gold / shuffled detailed captions, reported beside the controls);
+it made way for the size-matched arm within the 45-minute bound, and its numbers stay in EXPERIMENTS.md.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from sailvl.data.config import SourceConfig
 from sailvl.data.mixture import count_records
+from sailvl.data.readers import iter_raw, list_files
 from sailvl.demo.layout import export_dir
 from sailvl.demo.pipeline import PIPELINES
 from sailvl.demo.runner import Command
@@ -39,7 +44,6 @@ from sailvl.experiment.base import (
     paired_effect,
     readout_steps,
     readout_x,
-    seed_control_gaps,
     synth_command,
     verdict_head,
 )
@@ -47,17 +51,10 @@ from sailvl.experiment.base import (
 NAME = "recaption"
 CLAIM = ("SAIL-VL pretraining-data ablation (overall score): SAIL-Caption 54.36 > BLIP3-KALE 53.06 > "
          "DataComp-LLaVA 49.08; curated recaptions beat raw alt-text.")  # fmt: skip
-ARMS = (
-    "raw-alt-text",
-    "curated-recaptions",
-    "gold-captions",
-    "shuffled-captions",
-    "gold-short",
-    "shuffled-short",
-)
+ARMS = ("raw-alt-text", "curated-recaptions", "raw-curated-images", "gold-short", "shuffled-short")
 EFFECT = ("curated-recaptions", "raw-alt-text")  # treatment, baseline
+SIZE_MATCHED = ("curated-recaptions", "raw-curated-images")  # the same images: the text's effect alone
 CONTROLS: tuple[str, str] | None = ("gold-short", "shuffled-short")  # positive, negative
-DETAILED = ("gold-captions", "shuffled-captions")  # the detailed-caption pair: reported beside the controls
 USES_BASE = True  # run_experiment passes `base` (a built base shared by every seed, or None: one per seed)
 X_LABEL = READOUT_X_LABEL
 x_of = readout_x
@@ -105,7 +102,7 @@ def plan(d: SeedDirs, seed: int, quick: bool, base: Path | None = None) -> list[
     pretrain, split = f"input.paths=[{d.world}/pretrain.jsonl]", str(PIPELINES / "synth_caption_split.yaml")
     base_gold, alt, recap = d.curate / "base-gold", d.curate / "alt-text", d.curate / "recaption"
     captioner, judge = d.runs / "captioner", d.runs / "judge"
-    gold, shuffled = d.curate / "gold.jsonl", d.curate / "shuffled.jsonl"
+    matched = d.curate / "raw-curated-images.jsonl"
     gold_short, shuffled_short = d.curate / "gold-short.jsonl", d.curate / "shuffled-short.jsonl"
     steps += [
         Command("select the base world's gold captions (the captioner's data: a disjoint world)",
@@ -113,9 +110,6 @@ def plan(d: SeedDirs, seed: int, quick: bool, base: Path | None = None) -> list[
                 "base-gold"),
         Command("select the raw alt-text", ["curate", split, pretrain, "steps.0.values=[alt]", f"output_dir={alt}"],
                 "alt-text"),
-        Command("write the world's gold captions", ["experiment", "captions", str(d.world), str(gold)], "gold"),
-        Command("write the gold captions shuffled across images",
-                ["experiment", "captions", str(d.world), str(shuffled), "--shuffle-seed", str(seed)], "shuffled"),
         Command("write the world's true alt-texts (short gold captions)",
                 ["experiment", "captions", str(d.world), str(gold_short), "--short"], "gold-short"),
         Command("write the short gold captions shuffled across images",
@@ -136,8 +130,11 @@ def plan(d: SeedDirs, seed: int, quick: bool, base: Path | None = None) -> list[
                 ["curate", str(PIPELINES / "synth_recaption_judge.yaml"), pretrain,
                  f"input.limit={2 * b.recaption_pool}", f"steps.2.model={export_dir(captioner, 'captioner')}",
                  f"steps.5.model={export_dir(judge, 'judge')}", f"output_dir={recap}"], "recaption"),
+        Command("select the raw alt-text of the images the curation kept (the size-matched arm)",
+                ["experiment", "same-images", str(alt / "kept"), str(recap / "kept"), str(matched)],
+                "raw-curated-images"),
     ]  # fmt: skip
-    pools = (alt / "kept", recap / "kept", gold, shuffled, gold_short, shuffled_short)
+    pools = (alt / "kept", recap / "kept", matched, gold_short, shuffled_short)
     for arm, captions in zip(ARMS, pools, strict=True):
         steps.append(_arm_steps(d, arm, captions, model, b, seed))
     return steps
@@ -157,16 +154,42 @@ def _arm_steps(d: SeedDirs, arm: str, captions: Path, model: Path, b: Budgets, s
 
 
 def verdict(summary: dict) -> str:
-    """`insensitive` unless the controls separate in every seed; then the paired curated-minus-raw interval."""
+    """`insensitive` unless the controls separate in every seed; then the paired curated-minus-raw interval, with
+    the size-matched pair's (curated minus the raw alt-text of the same images) beside it."""
     missing = [a for a in ARMS if not summary["arms"].get(a)]
     if missing:
         return f"insensitive: no evaluated runs of {', '.join(missing)} (curation kept no records?)"
-    raw, curated, gold, shuffled, gold_short, shuffled_short = (final(summary, a) for a in ARMS)
+    raw, curated, matched, gold_short, shuffled_short = (final(summary, a) for a in ARMS)
     head = verdict_head(summary, CONTROLS, paired_effect(summary, *EFFECT))
-    detailed = ", ".join(f"{g:+.1f}" for g in seed_control_gaps(summary, DETAILED))
+    same = paired_effect(summary, *SIZE_MATCHED)
+    same = "" if same is None else f" [{same.low:.1f}, {same.high:.1f}] (mean {same.mean:+.1f})"
     return (f"{head}: open-answer score after the fixed SFT readout: raw alt-text {fmt(raw)}, curated recaptions "
-            f"{fmt(curated)}, short gold {fmt(gold_short)}, short shuffled {fmt(shuffled_short)}, detailed gold "
-            f"{fmt(gold)}, detailed shuffled {fmt(shuffled)} (detailed gold - shuffled per seed: {detailed})")  # fmt: skip
+            f"{fmt(curated)}, raw alt-text of the curated images {fmt(matched)}, short gold {fmt(gold_short)}, "
+            f"short shuffled {fmt(shuffled_short)}; size-matched, curated minus the same images' alt-text{same}")  # fmt: skip
+
+
+def same_images(source: Path, reference: Path, out: Path) -> tuple[int, int]:
+    """Write the records of `source` (a JSONL file or a directory of shards) whose images are those of a record
+    of `reference`, in `source`'s order, as JSONL at `out`. Returns (records written, the reference's distinct
+    image lists)."""
+
+    def images(line: str) -> tuple[str, ...]:
+        record = json.loads(line)
+        return tuple(record.get("images") or [record.get("image")])
+
+    try:
+        files = list_files("jsonl", reference)
+    except SailvlError:  # curation wrote no shard: it kept nothing, and neither does this
+        files = []
+    wanted = {images(line) for f in files for *_, line in iter_raw("jsonl", f)}
+    written = 0
+    with open(out, "w", encoding="utf-8") as w:
+        for f in list_files("jsonl", source):
+            for *_, line in iter_raw("jsonl", f):
+                if images(line) in wanted:
+                    w.write(line if line.endswith("\n") else line + "\n")
+                    written += 1
+    return written, len(wanted)
 
 
 def _kept(path: Path) -> int:
