@@ -33,6 +33,58 @@ def test_commands_are_real_cli_invocations(tmp_path):
         assert command.shell().startswith("sailvl ")
 
 
+def test_in_process_steps_log_and_fail_like_subprocesses(tmp_path):
+    """The demo runs its steps in its own process: a step's prints and console logging go to its log, an exception
+    fails the step with the traceback in the log, and a logger first set up during one step (as transformers'
+    is, its flush bound to that step's stderr) writes to the next step's log, not to the first step's closed one."""
+    import logging
+    import sys
+
+    from rich.console import Console
+
+    from sailvl.demo.runner import Command, StepRunner
+    from sailvl.errors import SailvlError
+
+    name = "sailvl-test-in-process"
+    logger = logging.getLogger(name)
+
+    def entry(args):
+        # A library that configures its logging on first use binds to that moment's stderr.
+        if not logger.handlers:
+            handler = logging.StreamHandler()
+            handler.flush = sys.stderr.flush  # as transformers does: a flush bound to this step's log
+            logger.addHandler(handler)
+            logger.propagate = False
+        print(f"printed {args[0]}")
+        logger.warning("logged %s", args[0])
+        if args[0] == "boom":
+            raise ValueError("a broken step")
+        if args[0] == "exit":
+            sys.exit(3)
+
+    # A handler whose stream is a property that follows sys.stderr (logging's last resort; dill attaches it) has no
+    # stream to move.
+    follower = logging.getLogger(name + "-follower")
+    follower.addHandler(logging.lastResort)
+    runner = StepRunner(tmp_path, Console(quiet=True), invoke=entry)
+    try:
+        runner.run(Command("a", ["a"], "a"))
+        assert logger.handlers[0].stream is sys.stderr  # back on the console, not on a.log
+        runner.run(Command("b", ["b"], "b"))
+        with pytest.raises(SailvlError, match="a broken step"):
+            runner.run(Command("boom", ["boom"], "boom"))
+        with pytest.raises(SailvlError, match="exit 3"):
+            runner.run(Command("exit", ["exit"], "exit"))
+    finally:
+        logger.handlers.clear()
+        follower.handlers.clear()
+    logs = {p.stem: p.read_text() for p in (tmp_path / "logs").glob("*.log")}
+    assert "printed a" in logs["a"] and "logged a" in logs["a"] and "logged b" not in logs["a"]
+    assert "printed b" in logs["b"] and "logged b" in logs["b"] and "logged a" not in logs["b"]
+    assert "Traceback" in logs["boom"] and "ValueError: a broken step" in logs["boom"]
+    assert [r.command.log_name for r in runner.results] == ["a", "b"]
+
+
 def test_demo_from_a_base_starts_every_run_from_it(tmp_path):
     from sailvl.demo.pipeline import BASE_WORLD_FLAGS, WORLD_FLAGS
 
@@ -67,15 +119,15 @@ def test_demo_starts_from_the_shipped_base_unless_told_otherwise(tmp_path, monke
     assert load_model(pipeline.SHIPPED_BASE).config.model_type == "internvl"
     seen = []
 
-    def fake_run_demo(out, quick, seed, base):
-        seen.append(base)
+    def fake_run_demo(out, quick, seed, base, in_process):
+        seen.append((base, in_process))
         raise SystemExit(0)
 
     monkeypatch.setattr(pipeline, "run_demo", fake_run_demo)
-    for flags in ([], ["--random-start"], ["--base", str(tmp_path)]):
+    for flags in ([], ["--random-start"], ["--base", str(tmp_path), "--subprocesses"]):
         with pytest.raises(SystemExit):
             main(["demo", "--out", str(tmp_path / "d"), *flags])
-    assert seen == [pipeline.SHIPPED_BASE, None, tmp_path]
+    assert seen == [(pipeline.SHIPPED_BASE, True), (None, True), (tmp_path, False)]
     with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--base", str(tmp_path), "--random-start"])
     assert exit_info.value.code == 2 and "exclude each other" in capsys.readouterr().err

@@ -1,13 +1,16 @@
-"""Run demo steps as real `sailvl` CLI commands in subprocesses, with logs, timings and a progress display."""
+"""Run demo steps as real `sailvl` CLI commands, in subprocesses or in this process, with logs, timings and a
+progress display."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shlex
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +55,9 @@ class StepRunner:
         live: bool = True,
     ):
         """`invoke`: run commands in this process with this CLI entry (`sailvl.cli.main`) instead of a
-        subprocess; tests use it to skip the interpreter start-up per command. Real runs leave it None.
+        subprocess, which skips the ~5 s of interpreter and torch/transformers start-up per command (the demo and
+        tests do; the experiments' parallel seed runners leave it None). `env` and a command's own `env` apply to
+        subprocesses only.
         `env`: variables set for every command (e.g. `OMP_NUM_THREADS` when runners share the cores). `live`:
         a spinner while a command runs; runners in parallel threads print a start line instead (one live
         display at a time)."""
@@ -107,10 +112,59 @@ class StepRunner:
 
 
 def _invoke(entry: Callable[[list[str]], None], args: list[str], out, err) -> int:
-    """Exit status of `entry(args)` with stdout to `out` and stderr to `err`."""
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    """Exit status of `entry(args)` with stdout to `out` and stderr to `err`, as a subprocess would give it: an
+    uncaught exception is written to `err` with its traceback and returns 1, and what the command logs to the console
+    through `logging` (transformers' warnings included) goes to `err` too."""
+    with _console_logs_to(err), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             entry(list(args))
         except SystemExit as exc:
-            return exc.code if isinstance(exc.code, int) else 1
+            return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        except Exception:  # noqa: BLE001 - a failing step is reported like a failing subprocess
+            traceback.print_exc(file=err)
+            return 1
     return 0
+
+
+def _console_handlers(streams: tuple) -> list[logging.StreamHandler]:
+    """The stream handlers, of the root logger and of every named logger, that write to one of `streams` and hold
+    it (not those, like logging's last resort, whose stream is a property that reads `sys.stderr` when they write)."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    return [
+        h
+        for lg in loggers
+        if isinstance(lg, logging.Logger)
+        for h in lg.handlers
+        if isinstance(h, logging.StreamHandler)
+        and not isinstance(getattr(type(h), "stream", None), property)
+        and any(h.stream is s for s in streams)
+    ]
+
+
+@contextlib.contextmanager
+def _console_logs_to(err):
+    """Point the log handlers that write to the console's stderr at `err` for the duration. A handler keeps the
+    stream it was made with, so one that a library sets up during a command (while stderr is that command's log)
+    is pointed back at the console's stderr afterwards, never left on a closed log. Other handlers (files, a test
+    runner's capture) are left alone."""
+    console = sys.stderr
+    moved = _console_handlers((console, sys.__stderr__))
+    previous = [h.stream for h in moved]
+    for handler in moved:
+        _set_stream(handler, err)
+    try:
+        yield
+    finally:
+        for handler, stream in zip(moved, previous, strict=True):
+            _set_stream(handler, stream)
+        for handler in _console_handlers((err,)):
+            _set_stream(handler, console)
+
+
+def _set_stream(handler: logging.StreamHandler, stream) -> None:
+    """`handler.setStream(stream)`, first dropping a `flush` set on the instance: transformers binds its handler's
+    flush to the `sys.stderr` of the moment it sets up its logging (here: one step's log, closed after that step),
+    where StreamHandler's own flush flushes whatever stream the handler holds."""
+    if "flush" in vars(handler):
+        del handler.flush
+    handler.setStream(stream)
