@@ -119,15 +119,15 @@ def test_demo_starts_from_the_shipped_base_unless_told_otherwise(tmp_path, monke
     assert load_model(pipeline.SHIPPED_BASE).config.model_type == "internvl"
     seen = []
 
-    def fake_run_demo(out, quick, seed, base, in_process):
-        seen.append((base, in_process))
+    def fake_run_demo(out, quick, seed, base, invoke):
+        seen.append((base, invoke))
         raise SystemExit(0)
 
     monkeypatch.setattr(pipeline, "run_demo", fake_run_demo)
     for flags in ([], ["--random-start"], ["--base", str(tmp_path), "--subprocesses"]):
         with pytest.raises(SystemExit):
             main(["demo", "--out", str(tmp_path / "d"), *flags])
-    assert seen == [(pipeline.SHIPPED_BASE, True), (None, True), (tmp_path, False)]
+    assert seen == [(pipeline.SHIPPED_BASE, main), (None, main), (tmp_path, None)]
     with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--base", str(tmp_path), "--random-start"])
     assert exit_info.value.code == 2 and "exclude each other" in capsys.readouterr().err

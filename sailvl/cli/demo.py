@@ -38,6 +38,7 @@ def demo(
     from rich.console import Console
     from rich.table import Table
 
+    from sailvl.cli.app import main
     from sailvl.demo.pipeline import SHIPPED_BASE, run_demo
     from sailvl.demo.report import accuracy_table
     from sailvl.errors import SailvlError
@@ -47,7 +48,7 @@ def demo(
     if not random_start and base is None:
         base = SHIPPED_BASE
     start = time.perf_counter()
-    report = run_demo(out, quick=quick, seed=seed, base=base, in_process=not subprocesses)
+    report = run_demo(out, quick=quick, seed=seed, base=base, invoke=None if subprocesses else main)
     summary = json.loads((report.parent / "summary.json").read_text())
     table = Table(title="held-out accuracy of the final model, % (chance)")
     header, rows = accuracy_table(summary["tasks"], summary["task_by_benchmark"])

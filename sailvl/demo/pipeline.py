@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -295,20 +296,23 @@ def build_commands(
 
 
 def run_demo(
-    out: str | Path, quick: bool = False, seed: int = 0, base: Path | None = None, in_process: bool = True
+    out: str | Path,
+    quick: bool = False,
+    seed: int = 0,
+    base: Path | None = None,
+    invoke: Callable[[list[str]], None] | None = None,
 ) -> Path:
     """Run every step, then write OUT/report/report.md and report.html; returns the Markdown path. `base`: start
     from that pretrained base's model directory (`sailvl experiment base`) instead of a random tiny model.
-    `in_process`: run the steps' `sailvl` commands in this process (the default; each step's log and figures are
-    those of the same command in a shell, without ~5 s of start-up per step) or each in a subprocess."""
+    `invoke`: the CLI entry (`sailvl.cli.main`, which `sailvl demo` passes) to run the steps' `sailvl` commands in
+    this process, each step's log and figures those of the same command in a shell without ~5 s of start-up per
+    step; None runs each in a subprocess (StepRunner)."""
     from rich.console import Console
-
-    from sailvl.cli import main
 
     console = Console()
     paths, size = DemoPaths(Path(out).resolve()), QUICK if quick else FULL if base is None else FULL_BASE
     paths.report.mkdir(parents=True, exist_ok=True)
-    runner = StepRunner(paths.out, console, invoke=main if in_process else None)
+    runner = StepRunner(paths.out, console, invoke=invoke)
     base = None if base is None else Path(base).resolve()
     commands = build_commands(paths, size, seed, base)
     dropped: list[str] = []
