@@ -98,7 +98,14 @@ def test_recaption_size_matched_arm_is_the_raw_alt_text_of_the_kept_images(tmp_p
 
     def record(i: int, text: str) -> str:
         return (
-            json.dumps({"id": f"{i}-c0", "images": [f"/w/images/{i:06d}.png"], "conversation": [text]}) + "\n"
+            json.dumps(
+                {
+                    "id": f"{i}-c0",
+                    "images": [f"/w/images/{i:06d}.png"],
+                    "conversation": [{"role": "assistant", "content": text}],
+                }
+            )
+            + "\n"
         )
 
     (alt / "shard-00000.jsonl").write_text("".join(record(i, f"alt {i}") for i in range(4)))
@@ -108,10 +115,10 @@ def test_recaption_size_matched_arm_is_the_raw_alt_text_of_the_kept_images(tmp_p
     out = tmp_path / "matched.jsonl"
     assert recaption.same_images(alt, tmp_path / "none-kept", out) == (0, 0) and out.read_text() == ""
     assert recaption.same_images(alt, kept, out) == (3, 3)
-    assert [json.loads(line)["conversation"] for line in out.read_text().splitlines()] == [
-        ["alt 1"],
-        ["alt 3"],
-        ["alt 6"],
+    assert [json.loads(line)["conversation"][0]["content"] for line in out.read_text().splitlines()] == [
+        "alt 1",
+        "alt 3",
+        "alt 6",
     ]
     steps = recaption.plan(SeedDirs(tmp_path / "seed-0"), seed=0, quick=False, base=tmp_path / "base")
     [select] = [s for s in steps if isinstance(s, Command) and s.args[:2] == ["experiment", "same-images"]]

@@ -29,6 +29,7 @@ from pathlib import Path
 from sailvl.data.config import SourceConfig
 from sailvl.data.mixture import count_records
 from sailvl.data.readers import iter_raw, list_files
+from sailvl.data.sample import sample_from_record
 from sailvl.demo.layout import export_dir
 from sailvl.demo.pipeline import PIPELINES
 from sailvl.demo.runner import Command
@@ -173,9 +174,8 @@ def same_images(source: Path, reference: Path, out: Path) -> tuple[int, int]:
     of `reference`, in `source`'s order, as JSONL at `out`. Returns (records written, the reference's distinct
     image lists)."""
 
-    def images(line: str) -> tuple[str, ...]:
-        record = json.loads(line)
-        return tuple(record.get("images") or [record.get("image")])
+    def images(line: str) -> tuple[str, ...]:  # the record's images, in any record schema the loader reads
+        return tuple(sample_from_record(json.loads(line), "", "").images)
 
     try:
         files = list_files("jsonl", reference)
