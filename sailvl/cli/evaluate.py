@@ -72,16 +72,16 @@ def eval_command(
     Under `torchrun --nproc_per_node N -m sailvl.cli eval ...` the items are split across the ranks; rank 0 writes the same results.json as one process."""
     from rich.console import Console
 
-    from sailvl.eval.distributed import shard_from_env
+    from sailvl.eval.distributed import sharded_from_env
     from sailvl.eval.model_eval import evaluate_model
     from sailvl.eval.runner import results_table
 
-    shard = shard_from_env()
-    results = evaluate_model(
-        model, bench, out, data_dir, max_tiles, batch_size, judge, limit, shard.device_for(device),
-        preset=preset, msac=msac, max_new_tokens=max_new_tokens, backend=backend,
-        matching=matching, seed=seed, shard=shard, forced_choice=forced_choice,
-    )  # fmt: skip
+    with sharded_from_env() as shard:
+        results = evaluate_model(
+            model, bench, out, data_dir, max_tiles, batch_size, judge, limit, shard.device_for(device),
+            preset=preset, msac=msac, max_new_tokens=max_new_tokens, backend=backend,
+            matching=matching, seed=seed, shard=shard, forced_choice=forced_choice,
+        )  # fmt: skip
     if results is None:
         return  # not rank 0: its predictions were gathered there
     Console().print(results_table(results))

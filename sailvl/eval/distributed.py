@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -41,6 +43,25 @@ class EvalShard:
     def device_for(self, device: str) -> str:
         """`cuda` means this rank's own GPU (LOCAL_RANK) when sharded; other devices are kept."""
         return f"cuda:{self.local_rank}" if device == "cuda" and self.world_size > 1 else device
+
+
+@contextmanager
+def sharded_from_env() -> Iterator[EvalShard]:
+    """`shard_from_env()` for the length of a run; a process group it joined is left at the end.
+
+    Leaving matters: a rank that exits with a gloo group still alive may abort in interpreter teardown
+    (SIGABRT, "terminate called without an active exception"), and torchrun then fails the whole run
+    although rank 0 wrote every result. The barrier keeps a finished rank in the group until rank 0 has
+    done its last collective, so no rank tears down a connection another still reads."""
+    joined = not dist.is_initialized()
+    shard = shard_from_env()
+    try:
+        yield shard
+        if shard.world_size > 1:
+            dist.barrier()
+    finally:
+        if joined and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def shard_from_env() -> EvalShard:
