@@ -500,6 +500,25 @@ def test_jobs_run_seeds_side_by_side_with_split_threads(tmp_path, monkeypatch):
     ]
 
 
+def test_cli_runs_steps_in_its_own_process_unless_told_or_running_seeds_side_by_side(tmp_path, monkeypatch):
+    """`sailvl experiment NAME` hands run_experiment the CLI entry (steps in this process) with --jobs 1, and
+    None (a subprocess per step) with --subprocesses or --jobs N."""
+    import sailvl.experiment.run as run_module
+    from sailvl.cli import main
+
+    seen = []
+
+    def fake_run_experiment(experiment, out, seeds, quick, first_seed, jobs, base, invoke):
+        seen.append((experiment.NAME, jobs, invoke))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(run_module, "run_experiment", fake_run_experiment)
+    for flags in ([], ["--subprocesses"], ["--jobs", "2"]):
+        with pytest.raises(SystemExit):
+            main(["experiment", "scaling", "--quick", "--out", str(tmp_path), *flags])
+    assert seen == [("scaling", 1, main), ("scaling", 1, None), ("scaling", 2, None)]
+
+
 def test_experiment_package_imports_run_one_way():
     """Every import between this package's modules, function-local ones included, forms no circle; `base` (what
     the experiment modules import) imports only the leaf `stats`. A local import that dodges a circle fails this."""
